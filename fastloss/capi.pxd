@@ -1,0 +1,105 @@
+# Cython declarations of fastloss's public C API (src_c/fastloss.h).
+# Other Cython code can `from fastloss.capi cimport *` and call the kernels on
+# raw pointers without the GIL; compile against fastloss.get_include().
+from libc.stdint cimport int64_t
+
+cdef extern from "fastloss.h" nogil:
+    ctypedef enum fl_status:
+        FL_OK
+        FL_ERR_LABEL
+        FL_ERR_NOMEM
+        FL_ERR_ARG
+
+    ctypedef enum fl_reduction:
+        FL_REDUCE_NONE
+        FL_REDUCE_SUM
+        FL_REDUCE_MEAN
+
+    ctypedef enum fl_hinge_mode:
+        FL_HINGE_OVR
+        FL_HINGE_WESTON_WATKINS
+        FL_HINGE_CRAMMER_SINGER
+
+    ctypedef struct fl_result:
+        double value
+        double loss_sum
+        double weight_sum
+        int64_t n_rows
+        int64_t n_ignored
+        int64_t n_top1
+        int64_t n_topk
+        int64_t bad_index
+        int64_t bad_value
+
+    ctypedef struct fl_softmax_ce_args:
+        int64_t outer, n_classes, inner
+        const void *logits
+        const int64_t *labels
+        const void *probs
+        const double *class_weight
+        const double *sample_weight
+        int64_t ignore_index
+        double label_smoothing
+        int reduction
+        int64_t top_k
+        int n_threads
+        void *row_loss
+        void *grad
+        void *hess
+
+    ctypedef struct fl_sigmoid_ce_args:
+        int64_t n_rows, row_len
+        const void *logits
+        const void *target
+        const void *weight
+        int64_t weight_row_stride
+        const void *pos_weight
+        int reduction
+        int n_threads
+        void *loss
+        void *grad
+        void *hess
+
+    ctypedef struct fl_hinge_args:
+        int64_t outer, n_classes, inner
+        const void *scores
+        const int64_t *labels
+        const void *target
+        const double *class_weight
+        const double *sample_weight
+        double margin
+        int squared
+        int mode
+        int reduction
+        int n_threads
+        void *row_loss
+        void *grad
+
+    ctypedef struct fl_mse_args:
+        int64_t n_rows, row_len
+        const void *pred
+        const void *target
+        const void *weight
+        int64_t weight_row_stride
+        int reduction
+        int n_threads
+        void *loss
+        void *grad
+        void *hess
+
+    fl_status fl_softmax_ce_f32(const fl_softmax_ce_args *args, fl_result *result)
+    fl_status fl_softmax_ce_f64(const fl_softmax_ce_args *args, fl_result *result)
+    fl_status fl_sigmoid_ce_f32(const fl_sigmoid_ce_args *args, fl_result *result)
+    fl_status fl_sigmoid_ce_f64(const fl_sigmoid_ce_args *args, fl_result *result)
+    fl_status fl_hinge_f32(const fl_hinge_args *args, fl_result *result)
+    fl_status fl_hinge_f64(const fl_hinge_args *args, fl_result *result)
+    fl_status fl_mse_f32(const fl_mse_args *args, fl_result *result)
+    fl_status fl_mse_f64(const fl_mse_args *args, fl_result *result)
+
+    void fl_parallel_copy(void *dst, const void *src, int64_t nbytes, int n_threads)
+    int fl_openmp_enabled()
+    int fl_default_threads()
+    const char *fl_simd_in_use()
+    const char *fl_simd_built()
+    const char *fl_simd_supported()
+    int fl_set_simd(const char *name)

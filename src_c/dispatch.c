@@ -1,0 +1,434 @@
+/*
+ * dispatch.c -- the public C API: argument checks, label prepass, the one
+ * parallel loop over reduction blocks, and the choice of SIMD kernels.
+ * Compiled once, for the baseline target, with OpenMP when available.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include "fl_internal.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+/* ------------------------------------------------------------------ SIMD */
+
+static const fl_kernel_table *const fl_tables[] = {
+    &fl_table_baseline,
+#ifdef FL_HAVE_AVX2
+    &fl_table_avx2,
+#endif
+#ifdef FL_HAVE_AVX512
+    &fl_table_avx512,
+#endif
+};
+#define FL_N_TABLES ((int)(sizeof(fl_tables) / sizeof(fl_tables[0])))
+
+static int fl_cpu_supports(const char *name)
+{
+    if (strcmp(name, "baseline") == 0) return 1;
+#if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
+    __builtin_cpu_init();
+    if (strcmp(name, "avx2") == 0)
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if (strcmp(name, "avx512") == 0)
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq")
+               && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw")
+               && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#endif
+    return 0;
+}
+
+static const fl_kernel_table *volatile fl_active = NULL;
+
+static const fl_kernel_table *fl_best_table(void)
+{
+    int i;
+    for (i = FL_N_TABLES - 1; i > 0; --i)
+        if (fl_cpu_supports(fl_tables[i]->name)) return fl_tables[i];
+    return fl_tables[0];
+}
+
+int fl_set_simd(const char *name)
+{
+    int i;
+    if (name == NULL || strcmp(name, "best") == 0 || name[0] == '\0') {
+        fl_active = fl_best_table();
+        return 0;
+    }
+    for (i = 0; i < FL_N_TABLES; ++i)
+        if (strcmp(fl_tables[i]->name, name) == 0) {
+            if (!fl_cpu_supports(name)) return 2;   /* built, but this CPU cannot run it */
+            fl_active = fl_tables[i];
+            return 0;
+        }
+    return 1;                                         /* not built */
+}
+
+static const fl_kernel_table *fl_table(void)
+{
+    const fl_kernel_table *t = fl_active;
+    if (t == NULL) {
+        /* First use: FASTLOSS_SIMD forces a path; an unusable value means "best". */
+        const char *env = getenv("FASTLOSS_SIMD");
+        if (env == NULL || fl_set_simd(env) != 0) fl_set_simd("best");
+        t = fl_active;
+    }
+    return t;
+}
+
+const char *fl_simd_in_use(void) { return fl_table()->name; }
+
+static char fl_built_names[64], fl_supported_names[64];
+
+static const char *fl_join_names(char *buf, int only_supported)
+{
+    int i;
+    buf[0] = '\0';
+    for (i = 0; i < FL_N_TABLES; ++i) {
+        if (only_supported && !fl_cpu_supports(fl_tables[i]->name)) continue;
+        if (buf[0]) strcat(buf, ",");
+        strcat(buf, fl_tables[i]->name);
+    }
+    return buf;
+}
+
+const char *fl_simd_built(void) { return fl_join_names(fl_built_names, 0); }
+const char *fl_simd_supported(void) { return fl_join_names(fl_supported_names, 1); }
+
+/* --------------------------------------------------------------- threads */
+
+int fl_openmp_enabled(void)
+{
+#ifdef _OPENMP
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+int fl_default_threads(void)
+{
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+static int fl_threads_for(int n_threads, int64_t work, int64_t n_blocks)
+{
+    int64_t nt = n_threads > 0 ? n_threads : fl_default_threads();
+    if (work < FL_MIN_PARALLEL_ELEMS) nt = 1;
+    if (nt > n_blocks) nt = n_blocks;
+    return nt < 1 ? 1 : (int)nt;
+}
+
+/* Run fn over blocks [0, n_blocks) and add the partials in block order.
+ * The partition never depends on the thread count, so neither do the sums. */
+static fl_status fl_run_blocks(fl_block_fn fn, const void *ctx, int64_t n_blocks,
+                               int n_threads, int64_t work, fl_partial *total)
+{
+    fl_partial stack_parts[64];
+    fl_partial *parts = stack_parts;
+    int64_t b;
+    int nt = fl_threads_for(n_threads, work, n_blocks);
+    memset(total, 0, sizeof(*total));
+    total->bad = -1;
+    if (n_blocks <= 0) return FL_OK;
+    if (n_blocks > 64) {
+        parts = (fl_partial *)malloc((size_t)n_blocks * sizeof(fl_partial));
+        if (parts == NULL) return FL_ERR_NOMEM;
+    }
+    for (b = 0; b < n_blocks; ++b) {
+        memset(&parts[b], 0, sizeof(fl_partial));
+        parts[b].bad = -1;
+    }
+#ifdef _OPENMP
+    if (nt > 1) {
+#pragma omp parallel for schedule(static) num_threads(nt)
+        for (b = 0; b < n_blocks; ++b) fn(ctx, b, &parts[b]);
+    } else
+#endif
+    {
+        (void)nt;
+        for (b = 0; b < n_blocks; ++b) fn(ctx, b, &parts[b]);
+    }
+    for (b = 0; b < n_blocks; ++b) {
+        total->loss += parts[b].loss;
+        total->weight += parts[b].weight;
+        total->top1 += parts[b].top1;
+        total->topk += parts[b].topk;
+        total->ignored += parts[b].ignored;
+        if (total->bad < 0 && parts[b].bad >= 0) total->bad = parts[b].bad;
+    }
+    if (parts != stack_parts) free(parts);
+    return FL_OK;
+}
+
+/* ---------------------------------------------------------- label prepass */
+
+/* Validates the labels of a block of rows and sums the MEAN denominator
+ * sum_i s_i w_{y_i} over rows that are not ignored. */
+typedef struct {
+    const int64_t *labels;
+    const double *class_weight, *sample_weight;
+    int64_t n_rows, rows_per_block, n_classes, ignore_index;
+    int has_ignore;
+} fl_prepass_ctx;
+
+static void fl_prepass_block(const void *vctx, int64_t b, fl_partial *part)
+{
+    const fl_prepass_ctx *p = (const fl_prepass_ctx *)vctx;
+    int64_t r0 = b * p->rows_per_block;
+    int64_t r1 = r0 + p->rows_per_block < p->n_rows ? r0 + p->rows_per_block : p->n_rows;
+    double wsum = 0.0, ignored = 0.0;
+    int64_t r;
+    for (r = r0; r < r1; ++r) {
+        int64_t y = p->labels ? p->labels[r] : 0;
+        double w = p->sample_weight ? p->sample_weight[r] : 1.0;
+        if (p->labels) {
+            if (p->has_ignore && y == p->ignore_index) {
+                ignored += 1.0;
+                continue;
+            }
+            if (y < 0 || y >= p->n_classes) {
+                if (part->bad < 0) part->bad = r;
+                continue;
+            }
+            if (p->class_weight) w *= p->class_weight[y];
+        }
+        wsum += w;
+    }
+    part->weight = wsum;
+    part->ignored = ignored;
+}
+
+static fl_status fl_prepass(const int64_t *labels, const double *class_weight,
+                            const double *sample_weight, int64_t n_rows, int64_t n_classes,
+                            int has_ignore, int64_t ignore_index, int n_threads,
+                            fl_partial *total)
+{
+    fl_prepass_ctx p;
+    p.labels = labels;
+    p.class_weight = class_weight;
+    p.sample_weight = sample_weight;
+    p.n_rows = n_rows;
+    p.rows_per_block = FL_BLOCK_ELEMS;
+    p.n_classes = n_classes;
+    p.ignore_index = ignore_index;
+    p.has_ignore = has_ignore;
+    if (labels == NULL && sample_weight == NULL) {   /* denominator = number of rows */
+        memset(total, 0, sizeof(*total));
+        total->bad = -1;
+        total->weight = (double)n_rows;
+        return FL_OK;
+    }
+    return fl_run_blocks(fl_prepass_block, &p, (n_rows + FL_BLOCK_ELEMS - 1) / FL_BLOCK_ELEMS,
+                         n_threads, n_rows, total);
+}
+
+static void fl_result_init(fl_result *res, int64_t n_rows)
+{
+    memset(res, 0, sizeof(*res));
+    res->n_rows = n_rows;
+    res->bad_index = -1;
+    res->bad_value = 0;
+}
+
+static double fl_reduce_value(int reduction, double loss_sum, double weight_sum)
+{
+    if (reduction == FL_REDUCE_MEAN) return weight_sum == 0.0 ? (double)NAN : loss_sum / weight_sum;
+    return loss_sum;
+}
+
+/* 1 / denominator for MEAN (inf for a zero denominator: its rows then turn
+ * NaN, as torch's do; all-ignored rows are written as exact zeros). */
+static double fl_grad_scale(int reduction, double weight_sum)
+{
+    if (reduction != FL_REDUCE_MEAN) return 1.0;
+    return weight_sum == 0.0 ? (double)INFINITY : 1.0 / weight_sum;
+}
+
+static int64_t fl_rows_per_block(int64_t n_classes)
+{
+    int64_t rpb = FL_BLOCK_ELEMS / (n_classes > 0 ? n_classes : 1);
+    return rpb < 1 ? 1 : rpb;
+}
+
+/* --------------------------------------------------------- class losses */
+
+static fl_status fl_softmax_ce(const fl_softmax_ce_args *a, fl_result *res, int dt)
+{
+    fl_partial pre, tot;
+    fl_rows_ctx ctx;
+    fl_status st;
+    int64_t n_rows, c;
+    if (a->outer < 0 || a->n_classes < 1 || a->inner < 1 || a->reduction < 0 || a->reduction > 2
+        || (a->labels == NULL) == (a->probs == NULL) || a->label_smoothing < 0.0
+        || a->label_smoothing > 1.0 || a->top_k < 0)
+        return FL_ERR_ARG;
+    n_rows = a->outer * a->inner;
+    fl_result_init(res, n_rows);
+    st = fl_prepass(a->labels, a->class_weight, a->sample_weight, n_rows, a->n_classes, 1,
+                    a->ignore_index, a->n_threads, &pre);
+    if (st != FL_OK) return st;
+    if (pre.bad >= 0) {
+        res->bad_index = pre.bad;
+        res->bad_value = a->labels[pre.bad];
+        return FL_ERR_LABEL;
+    }
+    ctx.args = a;
+    ctx.n_rows = n_rows;
+    ctx.rows_per_block = fl_rows_per_block(a->n_classes);
+    ctx.grad_scale = fl_grad_scale(a->reduction, pre.weight);
+    ctx.class_weight_sum = 0.0;
+    for (c = 0; c < a->n_classes; ++c) ctx.class_weight_sum += a->class_weight ? a->class_weight[c] : 1.0;
+    st = fl_run_blocks(fl_table()->softmax_ce[dt], &ctx,
+                       (n_rows + ctx.rows_per_block - 1) / ctx.rows_per_block, a->n_threads,
+                       n_rows * a->n_classes, &tot);
+    if (st != FL_OK) return st;
+    res->loss_sum = tot.loss;
+    res->weight_sum = pre.weight;
+    res->value = fl_reduce_value(a->reduction, tot.loss, pre.weight);
+    res->n_ignored = (int64_t)pre.ignored;
+    res->n_top1 = (int64_t)tot.top1;
+    res->n_topk = (int64_t)tot.topk;
+    return FL_OK;
+}
+
+fl_status fl_softmax_ce_f32(const fl_softmax_ce_args *a, fl_result *r) { return fl_softmax_ce(a, r, 0); }
+fl_status fl_softmax_ce_f64(const fl_softmax_ce_args *a, fl_result *r) { return fl_softmax_ce(a, r, 1); }
+
+static fl_status fl_hinge(const fl_hinge_args *a, fl_result *res, int dt)
+{
+    fl_partial pre, tot;
+    fl_rows_ctx ctx;
+    fl_status st;
+    int64_t n_rows;
+    if (a->outer < 0 || a->n_classes < 1 || a->inner < 1 || a->reduction < 0 || a->reduction > 2
+        || a->mode < 0 || a->mode > 2 || (a->labels == NULL) == (a->target == NULL)
+        || (a->target != NULL && a->mode != FL_HINGE_OVR))
+        return FL_ERR_ARG;
+    n_rows = a->outer * a->inner;
+    fl_result_init(res, n_rows);
+    st = fl_prepass(a->labels, NULL, a->sample_weight, n_rows, a->n_classes, 0, 0, a->n_threads,
+                    &pre);
+    if (st != FL_OK) return st;
+    if (pre.bad >= 0) {
+        res->bad_index = pre.bad;
+        res->bad_value = a->labels[pre.bad];
+        return FL_ERR_LABEL;
+    }
+    ctx.args = a;
+    ctx.n_rows = n_rows;
+    ctx.rows_per_block = fl_rows_per_block(a->n_classes);
+    ctx.grad_scale = fl_grad_scale(a->reduction, pre.weight);
+    ctx.class_weight_sum = 0.0;
+    st = fl_run_blocks(fl_table()->hinge[dt], &ctx,
+                       (n_rows + ctx.rows_per_block - 1) / ctx.rows_per_block, a->n_threads,
+                       n_rows * a->n_classes, &tot);
+    if (st != FL_OK) return st;
+    res->loss_sum = tot.loss;
+    res->weight_sum = pre.weight;
+    res->value = fl_reduce_value(a->reduction, tot.loss, pre.weight);
+    return FL_OK;
+}
+
+fl_status fl_hinge_f32(const fl_hinge_args *a, fl_result *r) { return fl_hinge(a, r, 0); }
+fl_status fl_hinge_f64(const fl_hinge_args *a, fl_result *r) { return fl_hinge(a, r, 1); }
+
+/* ---------------------------------------------------- elementwise losses */
+
+static void fl_elem_ctx_init(fl_elem_ctx *ctx, const void *args, int64_t n_rows, int64_t row_len,
+                             int64_t *n_blocks)
+{
+    ctx->args = args;
+    ctx->n_rows = n_rows;
+    ctx->row_len = row_len;
+    ctx->grad_scale = 1.0;
+    if (row_len < FL_BLOCK_ELEMS) {
+        ctx->rows_per_block = row_len > 0 ? FL_BLOCK_ELEMS / row_len : 1;
+        ctx->cols_per_block = row_len;
+        ctx->blocks_per_row = 1;
+        *n_blocks = row_len > 0 ? (n_rows + ctx->rows_per_block - 1) / ctx->rows_per_block : 0;
+    } else {
+        ctx->rows_per_block = 0;
+        ctx->cols_per_block = FL_BLOCK_ELEMS;
+        ctx->blocks_per_row = (row_len + FL_BLOCK_ELEMS - 1) / FL_BLOCK_ELEMS;
+        *n_blocks = n_rows * ctx->blocks_per_row;
+    }
+}
+
+static fl_status fl_sigmoid_ce(const fl_sigmoid_ce_args *a, fl_result *res, int dt)
+{
+    fl_elem_ctx ctx;
+    fl_partial tot;
+    fl_status st;
+    int64_t n_blocks, n;
+    if (a->n_rows < 0 || a->row_len < 0 || a->reduction < 0 || a->reduction > 2
+        || (a->weight != NULL && a->weight_row_stride != 0 && a->weight_row_stride != a->row_len))
+        return FL_ERR_ARG;
+    n = a->n_rows * a->row_len;
+    fl_result_init(res, n);
+    fl_elem_ctx_init(&ctx, a, a->n_rows, a->row_len, &n_blocks);
+    ctx.grad_scale = fl_grad_scale(a->reduction, (double)n);
+    st = fl_run_blocks(fl_table()->sigmoid_ce[dt], &ctx, n_blocks, a->n_threads, n, &tot);
+    if (st != FL_OK) return st;
+    res->loss_sum = tot.loss;
+    res->weight_sum = (double)n;
+    res->value = fl_reduce_value(a->reduction, tot.loss, (double)n);
+    return FL_OK;
+}
+
+fl_status fl_sigmoid_ce_f32(const fl_sigmoid_ce_args *a, fl_result *r) { return fl_sigmoid_ce(a, r, 0); }
+fl_status fl_sigmoid_ce_f64(const fl_sigmoid_ce_args *a, fl_result *r) { return fl_sigmoid_ce(a, r, 1); }
+
+static fl_status fl_mse(const fl_mse_args *a, fl_result *res, int dt)
+{
+    fl_elem_ctx ctx;
+    fl_partial tot, wtot;
+    fl_status st;
+    int64_t n_blocks, n;
+    double denom;
+    if (a->n_rows < 0 || a->row_len < 0 || a->reduction < 0 || a->reduction > 2
+        || (a->weight != NULL && a->weight_row_stride != 0 && a->weight_row_stride != a->row_len))
+        return FL_ERR_ARG;
+    n = a->n_rows * a->row_len;
+    fl_result_init(res, n);
+    fl_elem_ctx_init(&ctx, a, a->n_rows, a->row_len, &n_blocks);
+    denom = (double)n;
+    if (a->weight != NULL) {
+        st = fl_run_blocks(fl_table()->mse_weight_sum[dt], &ctx, n_blocks, a->n_threads, n, &wtot);
+        if (st != FL_OK) return st;
+        denom = wtot.weight;
+    }
+    ctx.grad_scale = fl_grad_scale(a->reduction, denom);
+    st = fl_run_blocks(fl_table()->mse[dt], &ctx, n_blocks, a->n_threads, n, &tot);
+    if (st != FL_OK) return st;
+    res->loss_sum = tot.loss;
+    res->weight_sum = denom;
+    res->value = fl_reduce_value(a->reduction, tot.loss, denom);
+    return FL_OK;
+}
+
+fl_status fl_mse_f32(const fl_mse_args *a, fl_result *r) { return fl_mse(a, r, 0); }
+fl_status fl_mse_f64(const fl_mse_args *a, fl_result *r) { return fl_mse(a, r, 1); }
+
+/* ------------------------------------------------------------------ copy */
+
+void fl_parallel_copy(void *dst, const void *src, int64_t nbytes, int n_threads)
+{
+    const int64_t chunk = 1 << 20;
+    int64_t n_chunks = (nbytes + chunk - 1) / chunk, i;
+    int nt = fl_threads_for(n_threads, nbytes / 4, n_chunks);
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+#endif
+    for (i = 0; i < n_chunks; ++i) {
+        int64_t off = i * chunk;
+        int64_t len = nbytes - off < chunk ? nbytes - off : chunk;
+        memcpy((char *)dst + off, (const char *)src + off, (size_t)len);
+    }
+    (void)nt;
+}

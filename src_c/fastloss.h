@@ -1,0 +1,164 @@
+/*
+ * fastloss.h -- the public C API of fastloss.
+ *
+ * Raw pointers, int64 sizes, status codes; no Python.  Every loss is ONE
+ * kernel whose outputs are switched on by non-NULL pointers: per-row loss,
+ * gradient (may be the logits buffer itself), diagonal Hessian, and (class
+ * losses) top-1 / top-k hit counts.  The reduced value and its denominator
+ * come back in an fl_result.
+ *
+ * Arrays are C-contiguous.  A class loss sees its input as (outer, C, inner):
+ * inner == 1 is the "classes last" layout, PyTorch's (N, C, d1, ...) is
+ * inner = d1 * ... .  A "row" is one (outer, inner) position; rows are
+ * numbered r = o * inner + j.
+ *
+ * Sums are accumulated in double in fixed blocks of rows that do not depend on
+ * the thread count, and the block partials are added in block order, so every
+ * result is bitwise identical for any n_threads.
+ *
+ * Errors are detected before anything is written: on a non-FL_OK status no
+ * output buffer has been touched.
+ */
+#ifndef FASTLOSS_H
+#define FASTLOSS_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define FASTLOSS_C_API_VERSION 1
+
+typedef enum {
+    FL_OK = 0,
+    FL_ERR_LABEL = 1,     /* a label outside [0, C) that is not ignore_index */
+    FL_ERR_NOMEM = 2,     /* a scratch allocation failed */
+    FL_ERR_ARG = 3        /* an argument outside its domain (sizes, reduction, mode) */
+} fl_status;
+
+typedef enum {
+    FL_REDUCE_NONE = 0,
+    FL_REDUCE_SUM = 1,
+    FL_REDUCE_MEAN = 2
+} fl_reduction;
+
+typedef enum {
+    FL_HINGE_OVR = 0,             /* one-vs-all, Caffe's HingeLoss; binary hinge is OVR with C == 1 */
+    FL_HINGE_WESTON_WATKINS = 1,  /* torch.nn.functional.multi_margin_loss */
+    FL_HINGE_CRAMMER_SINGER = 2
+} fl_hinge_mode;
+
+typedef struct {
+    double value;       /* SUM: the sum; MEAN: sum / weight_sum (NaN when weight_sum == 0); NONE: the sum */
+    double loss_sum;    /* sum of the weighted per-row (per-element) losses, in double */
+    double weight_sum;  /* the MEAN denominator */
+    int64_t n_rows;     /* rows (class losses) or elements (elementwise losses) */
+    int64_t n_ignored;  /* rows whose label was ignore_index */
+    int64_t n_top1;     /* rows whose target class has the highest score (top_k > 0) */
+    int64_t n_topk;     /* rows whose target class is among the top_k scores (top_k > 0) */
+    int64_t bad_index;  /* FL_ERR_LABEL: flat row index of the first bad label, else -1 */
+    int64_t bad_value;  /* FL_ERR_LABEL: its value */
+} fl_result;
+
+/* Softmax cross-entropy.  Row loss l = s_i * sum_k a_k (lse - x_k) with
+ * a_k = w_k * ((1 - eps) t_k + eps / C), t the one-hot label or the given
+ * probabilities, w the class weights, s_i the sample weight.  MEAN divides by
+ * sum_i s_i w_{y_i} over non-ignored rows (integer labels) or sum_i s_i
+ * (probabilities): torch.nn.functional.cross_entropy's rule. */
+typedef struct {
+    int64_t outer, n_classes, inner;
+    const void *logits;           /* float or double, outer * C * inner */
+    const int64_t *labels;        /* outer * inner labels, or NULL when probs is given */
+    const void *probs;            /* logits' dtype and shape, or NULL */
+    const double *class_weight;   /* C values or NULL */
+    const double *sample_weight;  /* outer * inner values or NULL */
+    int64_t ignore_index;         /* labels only */
+    double label_smoothing;       /* eps in [0, 1] */
+    int reduction;                /* fl_reduction */
+    int64_t top_k;                /* > 0: count top-1 and top-k hits (labels only) */
+    int n_threads;                /* <= 0: the OpenMP default */
+    void *row_loss;               /* out: outer * inner per-row losses (logits' dtype) or NULL */
+    void *grad;                   /* out: d(reduced loss)/d(logits), may equal logits, or NULL */
+    void *hess;                   /* out: diagonal Hessian of the reduced loss, or NULL */
+} fl_softmax_ce_args;
+
+/* Sigmoid cross-entropy (binary and multi-label), elementwise over the
+ * logits viewed as (n_rows, row_len).  l = w * (pw_c t softplus(-x) + (1 - t) softplus(x)).
+ * MEAN divides by the number of elements (torch's rule). */
+typedef struct {
+    int64_t n_rows, row_len;
+    const void *logits;
+    const void *target;           /* logits' dtype and shape */
+    const void *weight;           /* logits' dtype: weight[r * weight_row_stride + c], or NULL */
+    int64_t weight_row_stride;    /* row_len (full weight) or 0 (one row broadcast) */
+    const void *pos_weight;       /* logits' dtype, row_len values, or NULL */
+    int reduction;
+    int n_threads;
+    void *loss;                   /* out: elementwise losses or NULL */
+    void *grad;
+    void *hess;
+} fl_sigmoid_ce_args;
+
+/* Hinge losses over (outer, C, inner) scores.  Binary hinge is OVR with C == 1
+ * and a +-1 target.  ovr: l = sum_c w_c h(margin - t_c x_c), t = +-1 from the
+ * label or from the given +-1 target; weston_watkins: sum_{c != y} w_y
+ * h(margin - x_y + x_c) / C; crammer_singer: w_y h(margin + max_{c != y} x_c - x_y).
+ * h(v) = max(0, v) or its square.  Row losses are multiplied by s_i; MEAN
+ * divides by sum_i s_i (the number of rows without sample weights). */
+typedef struct {
+    int64_t outer, n_classes, inner;
+    const void *scores;
+    const int64_t *labels;        /* or NULL when target is given (ovr only) */
+    const void *target;           /* +-1 values in the scores' dtype and shape, or NULL */
+    const double *class_weight;   /* C values or NULL */
+    const double *sample_weight;  /* outer * inner values or NULL */
+    double margin;
+    int squared;
+    int mode;                     /* fl_hinge_mode */
+    int reduction;
+    int n_threads;
+    void *row_loss;
+    void *grad;
+} fl_hinge_args;
+
+/* Mean squared error, elementwise over (n_rows, row_len).
+ * l = w (x - t)^2; MEAN divides by sum(w) over all elements (number of
+ * elements without weights): torch.nn.functional.mse_loss's rule. */
+typedef struct {
+    int64_t n_rows, row_len;
+    const void *pred;
+    const void *target;
+    const void *weight;
+    int64_t weight_row_stride;
+    int reduction;
+    int n_threads;
+    void *loss;
+    void *grad;
+    void *hess;
+} fl_mse_args;
+
+fl_status fl_softmax_ce_f32(const fl_softmax_ce_args *args, fl_result *result);
+fl_status fl_softmax_ce_f64(const fl_softmax_ce_args *args, fl_result *result);
+fl_status fl_sigmoid_ce_f32(const fl_sigmoid_ce_args *args, fl_result *result);
+fl_status fl_sigmoid_ce_f64(const fl_sigmoid_ce_args *args, fl_result *result);
+fl_status fl_hinge_f32(const fl_hinge_args *args, fl_result *result);
+fl_status fl_hinge_f64(const fl_hinge_args *args, fl_result *result);
+fl_status fl_mse_f32(const fl_mse_args *args, fl_result *result);
+fl_status fl_mse_f64(const fl_mse_args *args, fl_result *result);
+
+/* Copy nbytes from src to dst with n_threads threads (the bandwidth yardstick). */
+void fl_parallel_copy(void *dst, const void *src, int64_t nbytes, int n_threads);
+
+/* Runtime information and control. */
+int fl_openmp_enabled(void);           /* 1 when compiled with OpenMP */
+int fl_default_threads(void);          /* omp_get_max_threads(), 1 without OpenMP */
+const char *fl_simd_in_use(void);      /* "baseline", "avx2" or "avx512" */
+const char *fl_simd_built(void);       /* comma-separated list of compiled paths */
+const char *fl_simd_supported(void);   /* built paths this CPU can run */
+int fl_set_simd(const char *name);     /* force a path ("best" = the best supported); 0 on success */
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* FASTLOSS_H */

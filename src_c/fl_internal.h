@@ -1,0 +1,97 @@
+/*
+ * fl_internal.h -- what dispatch.c and the per-target kernels share.
+ * Not installed; the public API is fastloss.h.
+ */
+#ifndef FL_INTERNAL_H
+#define FL_INTERNAL_H
+
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "fastloss.h"
+#include "fl_math.h"
+
+/* Lanes of the explicit partial accumulators (max, sums): one AVX-512 float
+ * vector, two double vectors.  Written as small fixed-size arrays so the
+ * compiler's SLP vectoriser turns them into vector registers without needing
+ * -fassociative-math. */
+#define FL_L 16
+/* Elements per chunk of an elementwise kernel (on-stack loss buffer). */
+#define FL_CHUNK 256
+/* Target work (elements) of one reduction block.  Blocks depend only on the
+ * shape, never on the thread count: that is what makes sums deterministic. */
+#define FL_BLOCK_ELEMS 16384
+/* Below this many elements a call runs on one thread (no fork/join). */
+#define FL_MIN_PARALLEL_ELEMS 32768
+
+/* One block's contribution to the reduction, added in block order. */
+typedef struct {
+    double loss;      /* sum of weighted losses */
+    double weight;    /* sum of weights (prepass: the MEAN denominator) */
+    double top1;      /* top-1 hits */
+    double topk;      /* top-k hits */
+    double ignored;   /* ignored rows */
+    int64_t bad;      /* prepass: first bad label's row, or -1 */
+} fl_partial;
+
+typedef void (*fl_block_fn)(const void *ctx, int64_t block, fl_partial *part);
+
+/* Blocks of rows (class losses). */
+typedef struct {
+    const void *args;           /* fl_softmax_ce_args or fl_hinge_args */
+    int64_t n_rows;
+    int64_t rows_per_block;
+    double grad_scale;          /* 1 / MEAN denominator, or 1 */
+    double class_weight_sum;    /* sum of class weights (C without weights) */
+} fl_rows_ctx;
+
+/* Blocks of an elementwise array viewed as (n_rows, row_len): either whole
+ * rows (rows_per_block > 0) or pieces of one row (cols_per_block). */
+typedef struct {
+    const void *args;
+    int64_t n_rows, row_len;
+    int64_t rows_per_block;     /* > 0: each block is this many whole rows */
+    int64_t cols_per_block;     /* rows_per_block == 0: blocks split each row */
+    int64_t blocks_per_row;
+    double grad_scale;
+} fl_elem_ctx;
+
+/* Row range [*r0, *r1) and column range [*c0, *c1) of an elementwise block. */
+static inline void fl_elem_block_range(const fl_elem_ctx *ctx, int64_t b, int64_t *r0,
+                                       int64_t *r1, int64_t *c0, int64_t *c1)
+{
+    if (ctx->rows_per_block > 0) {
+        *r0 = b * ctx->rows_per_block;
+        *r1 = *r0 + ctx->rows_per_block;
+        if (*r1 > ctx->n_rows) *r1 = ctx->n_rows;
+        *c0 = 0;
+        *c1 = ctx->row_len;
+    } else {
+        int64_t k = b % ctx->blocks_per_row;
+        *r0 = b / ctx->blocks_per_row;
+        *r1 = *r0 + 1;
+        *c0 = k * ctx->cols_per_block;
+        *c1 = *c0 + ctx->cols_per_block;
+        if (*c1 > ctx->row_len) *c1 = ctx->row_len;
+    }
+}
+
+/* The kernels of one SIMD target, [0] float, [1] double. */
+typedef struct {
+    const char *name;
+    fl_block_fn softmax_ce[2];
+    fl_block_fn sigmoid_ce[2];
+    fl_block_fn hinge[2];
+    fl_block_fn mse[2];
+    fl_block_fn mse_weight_sum[2];
+} fl_kernel_table;
+
+extern const fl_kernel_table fl_table_baseline;
+#ifdef FL_HAVE_AVX2
+extern const fl_kernel_table fl_table_avx2;
+#endif
+#ifdef FL_HAVE_AVX512
+extern const fl_kernel_table fl_table_avx512;
+#endif
+
+#endif /* FL_INTERNAL_H */

@@ -1,0 +1,145 @@
+/*
+ * fl_math.h -- branch-free elementary functions for the loss kernels.
+ *
+ * Written so that GCC and Clang vectorise the loops that call them WITHOUT
+ * -ffast-math: no libm calls, no data-dependent branches (only selects), no
+ * float->int conversions (the integer part of x/ln2 is read from the bits of
+ * a "magic number" sum), unsigned integer arithmetic only (no UB on NaN).
+ * IEEE special values are handled explicitly, so the kernels keep the SPEC's
+ * inf/NaN contract.
+ *
+ * Accuracy (measured against long double over 10^8 random arguments and the
+ * boundaries, see tests/c/test_math.c):
+ *   fl_exp_f32    max 1 ulp on [-103.9, 88.7] (subnormal results included)
+ *   fl_exp_f64    max 1 ulp on [-745, 709.7]
+ *   fl_log1p01_*  log1p(u) for u in [0, 1]: max 2 ulp
+ * Method: Cody-Waite range reduction x = n ln2 + r, |r| <= ln2/2, Taylor
+ * polynomial for exp(r) (degree 7 for float, 13 for double: truncation
+ * error below half an ulp), scaling by 2^n in two steps so that subnormal
+ * results round once.  log1p(u) = 2 atanh(s), s = u / (2 + u), after folding
+ * u > 1/2 onto (u - 1) / 2 (exact by Sterbenz) plus ln 2, so |s| <= 0.2.
+ */
+#ifndef FL_MATH_H
+#define FL_MATH_H
+
+#include <stdint.h>
+#include <string.h>
+
+#if defined(_MSC_VER)
+#define FL_INLINE static __forceinline
+#else
+#define FL_INLINE static inline __attribute__((always_inline))
+#endif
+
+FL_INLINE uint32_t fl_bits_f32(float x) { uint32_t u; memcpy(&u, &x, 4); return u; }
+FL_INLINE float fl_from_bits_f32(uint32_t u) { float x; memcpy(&x, &u, 4); return x; }
+FL_INLINE uint64_t fl_bits_f64(double x) { uint64_t u; memcpy(&u, &x, 8); return u; }
+FL_INLINE double fl_from_bits_f64(uint64_t u) { double x; memcpy(&x, &u, 8); return x; }
+
+/* exp(x) in float.  exp(-inf) = 0, exp(+inf) = inf, exp(NaN) = NaN. */
+FL_INLINE float fl_exp_f32(float x)
+{
+    const float magic = 12582912.0f;              /* 1.5 * 2^23 */
+    const float log2e = 1.44269504088896341f;
+    const float ln2_hi = 0.693359375f;            /* 9 significant bits: n * ln2_hi exact */
+    const float ln2_lo = -2.12194440e-4f;
+    float xc = x < -104.0f ? -104.0f : x;
+    xc = xc > 89.0f ? 89.0f : xc;
+    xc = (x != x) ? 0.0f : xc;                    /* NaN: compute anything, select at the end */
+    float t = xc * log2e + magic;                 /* round to nearest integer */
+    float n = t - magic;
+    uint32_t nb = fl_bits_f32(t) - fl_bits_f32(magic);   /* n as two's complement */
+    float r = (xc - n * ln2_hi) - n * ln2_lo;
+    float p = 1.0f / 5040.0f;
+    p = p * r + 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    /* 2^n = 2^n1 * 2^n2 with n1 = n/2 (arithmetic shift), each a normal power of 2 */
+    uint32_t n1 = (uint32_t)((int32_t)nb >> 1);
+    uint32_t n2 = nb - n1;
+    float s1 = fl_from_bits_f32((n1 + 127u) << 23);
+    float s2 = fl_from_bits_f32((n2 + 127u) << 23);
+    float y = (p * s1) * s2;
+    return (x != x) ? x : y;
+}
+
+/* exp(x) in double.  Same contract as fl_exp_f32. */
+FL_INLINE double fl_exp_f64(double x)
+{
+    const double magic = 6755399441055744.0;      /* 1.5 * 2^52 */
+    const double log2e = 1.4426950408889634074;
+    const double ln2_hi = 6.93147180369123816490e-01;   /* 32 significant bits */
+    const double ln2_lo = 1.90821492927058770002e-10;
+    double xc = x < -746.0 ? -746.0 : x;
+    xc = xc > 710.0 ? 710.0 : xc;
+    xc = (x != x) ? 0.0 : xc;
+    double t = xc * log2e + magic;
+    double n = t - magic;
+    uint64_t nb = fl_bits_f64(t) - fl_bits_f64(magic);
+    double r = (xc - n * ln2_hi) - n * ln2_lo;
+    double p = 1.0 / 6227020800.0;
+    p = p * r + 1.0 / 479001600.0;
+    p = p * r + 1.0 / 39916800.0;
+    p = p * r + 1.0 / 3628800.0;
+    p = p * r + 1.0 / 362880.0;
+    p = p * r + 1.0 / 40320.0;
+    p = p * r + 1.0 / 5040.0;
+    p = p * r + 1.0 / 720.0;
+    p = p * r + 1.0 / 120.0;
+    p = p * r + 1.0 / 24.0;
+    p = p * r + 1.0 / 6.0;
+    p = p * r + 0.5;
+    p = p * r + 1.0;
+    p = p * r + 1.0;
+    uint64_t n1 = (uint64_t)((int64_t)nb >> 1);
+    uint64_t n2 = nb - n1;
+    double s1 = fl_from_bits_f64((n1 + 1023u) << 52);
+    double s2 = fl_from_bits_f64((n2 + 1023u) << 52);
+    double y = (p * s1) * s2;
+    return (x != x) ? x : y;
+}
+
+/* log1p(u) for u in [0, 1] (the softplus term log1p(exp(-|x|))). */
+FL_INLINE float fl_log1p01_f32(float u)
+{
+    int big = u > 0.5f;
+    float w = big ? (u - 1.0f) * 0.5f : u;        /* log1p(u) = ln2 + log1p((u-1)/2) */
+    float k = big ? 0.693147180559945309f : 0.0f;
+    float s = w / (2.0f + w);
+    float z = s * s;
+    float p = 1.0f / 11.0f;
+    p = p * z + 1.0f / 9.0f;
+    p = p * z + 1.0f / 7.0f;
+    p = p * z + 1.0f / 5.0f;
+    p = p * z + 1.0f / 3.0f;
+    p = p * z;
+    return k + (2.0f * s + 2.0f * s * p);
+}
+
+FL_INLINE double fl_log1p01_f64(double u)
+{
+    int big = u > 0.5;
+    double w = big ? (u - 1.0) * 0.5 : u;
+    double k = big ? 0.69314718055994530942 : 0.0;
+    double s = w / (2.0 + w);
+    double z = s * s;
+    double p = 1.0 / 23.0;
+    p = p * z + 1.0 / 21.0;
+    p = p * z + 1.0 / 19.0;
+    p = p * z + 1.0 / 17.0;
+    p = p * z + 1.0 / 15.0;
+    p = p * z + 1.0 / 13.0;
+    p = p * z + 1.0 / 11.0;
+    p = p * z + 1.0 / 9.0;
+    p = p * z + 1.0 / 7.0;
+    p = p * z + 1.0 / 5.0;
+    p = p * z + 1.0 / 3.0;
+    p = p * z;
+    return k + (2.0 * s + 2.0 * s * p);
+}
+
+#endif /* FL_MATH_H */

@@ -1,0 +1,114 @@
+/*
+ * hinge.h -- hinge losses over (outer, C, inner) scores, one row at a time.
+ * A template: kernels.c includes it once per dtype (FL_T) and SIMD target.
+ *
+ * h(v) = max(0, v) (or its square), h'(v) = [v > 0] (or 2 v [v > 0]): at a
+ * kink the subgradient is 0, torch's convention.  NaN propagates: h(NaN) and
+ * h'(NaN) are NaN.
+ *   ovr:             l = sum_c w_c h(margin - t_c x_c), t_c = +-1
+ *   weston_watkins:  l = w_y / C sum_{c != y} h(margin - x_y + x_c)
+ *   crammer_singer:  l = w_y h(margin + x_j - x_y), j the first argmax over c != y
+ * Rows are multiplied by the sample weight s_i; the gradient by s_i * scale.
+ */
+
+FL_INLINE double FL_NAME(hinge_h)(double v, int squared)
+{
+    double hv = v > 0.0 ? (squared ? v * v : v) : 0.0;
+    return v != v ? v : hv;
+}
+
+FL_INLINE double FL_NAME(hinge_dh)(double v, int squared)
+{
+    double d = v > 0.0 ? (squared ? 2.0 * v : 1.0) : 0.0;
+    return v != v ? v : d;
+}
+
+FL_INLINE double FL_NAME(hinge_row)(const fl_rows_ctx *ctx, const FL_T *x, const FL_T *t, FL_T *g,
+                                    int64_t st, int64_t r, int64_t y)
+{
+    const fl_hinge_args *a = (const fl_hinge_args *)ctx->args;
+    const double *w = a->class_weight;
+    const int64_t C = a->n_classes;
+    const double margin = a->margin;
+    const int sq = a->squared;
+    const double sw = a->sample_weight ? a->sample_weight[r] : 1.0;
+    const double kg = ctx->grad_scale * sw;
+    double loss = 0.0;
+    int64_t c;
+
+    if (a->mode == FL_HINGE_OVR) {
+        for (c = 0; c < C; ++c) {
+            double tc = t ? (double)t[c * st] : (c == y ? 1.0 : -1.0);
+            double wc = w ? w[c] : 1.0;
+            double v = margin - tc * (double)x[c * st];
+            loss += wc * FL_NAME(hinge_h)(v, sq);
+            if (g) g[c * st] = (FL_T)(-kg * wc * tc * FL_NAME(hinge_dh)(v, sq));
+        }
+    } else if (a->mode == FL_HINGE_WESTON_WATKINS) {
+        const double xy = (double)x[y * st];
+        const double wyc = (w ? w[y] : 1.0) / (double)C;
+        double gy = 0.0;
+        for (c = 0; c < C; ++c) {
+            if (c == y) continue;
+            double v = margin - xy + (double)x[c * st];
+            loss += FL_NAME(hinge_h)(v, sq);
+            if (g) {
+                double gc = kg * wyc * FL_NAME(hinge_dh)(v, sq);
+                g[c * st] = (FL_T)gc;
+                gy -= gc;
+            }
+        }
+        loss *= wyc;
+        if (g) g[y * st] = (FL_T)(xy != xy ? xy : gy);
+    } else {
+        const double xy = (double)x[y * st];
+        const double wy = w ? w[y] : 1.0;
+        double mx = -INFINITY;
+        int64_t j = -1;
+        int nan = xy != xy;
+        for (c = 0; c < C; ++c) {
+            double v = (double)x[c * st];
+            nan |= v != v;
+            if (c != y && (j < 0 || v > mx)) { mx = v; j = c; }
+        }
+        double v = nan ? NAN : (j < 0 ? -INFINITY : margin + mx - xy);
+        loss = wy * FL_NAME(hinge_h)(v, sq);
+        if (g) {
+            double d = kg * wy * FL_NAME(hinge_dh)(v, sq);
+            for (c = 0; c < C; ++c) g[c * st] = (FL_T)(nan ? NAN : 0.0);
+            if (j >= 0 && !nan) {
+                g[j * st] = (FL_T)d;
+                g[y * st] = (FL_T)-d;
+            }
+        }
+    }
+    return sw * loss;
+}
+
+void FL_NAME(fl_hinge_block)(const void *vctx, int64_t b, fl_partial *part)
+{
+    const fl_rows_ctx *ctx = (const fl_rows_ctx *)vctx;
+    const fl_hinge_args *a = (const fl_hinge_args *)ctx->args;
+    const int64_t C = a->n_classes, inner = a->inner;
+    const FL_T *X = (const FL_T *)a->scores;
+    const FL_T *T = (const FL_T *)a->target;
+    FL_T *G = (FL_T *)a->grad;
+    FL_T *RL = (FL_T *)a->row_loss;
+    int64_t r0 = b * ctx->rows_per_block;
+    int64_t r1 = r0 + ctx->rows_per_block < ctx->n_rows ? r0 + ctx->rows_per_block : ctx->n_rows;
+    double lsum = 0.0;
+    int64_t r;
+    for (r = r0; r < r1; ++r) {
+        int64_t o = r / inner, j = r - o * inner;
+        int64_t off = o * C * inner + j;
+        int64_t y = a->labels ? a->labels[r] : -1;
+        double l;
+        if (inner == 1)
+            l = FL_NAME(hinge_row)(ctx, X + off, T ? T + off : NULL, G ? G + off : NULL, 1, r, y);
+        else
+            l = FL_NAME(hinge_row)(ctx, X + off, T ? T + off : NULL, G ? G + off : NULL, inner, r, y);
+        if (RL) RL[r] = (FL_T)l;
+        lsum += l;
+    }
+    part->loss = lsum;
+}

@@ -1,0 +1,74 @@
+/*
+ * kernels.c -- instantiates every loss kernel for float and double.
+ *
+ * setup.py compiles this file once per SIMD target, each time with that
+ * target's flags and -DFL_TARGET=<name> (baseline, avx2, avx512), so the same
+ * loops become one object per CPU level; dispatch.c picks a table at run time.
+ * There is no OpenMP here: the kernels are per-block and serial; the parallel
+ * loop over blocks lives in dispatch.c.
+ */
+#include "fl_internal.h"
+
+#ifndef FL_TARGET
+#define FL_TARGET baseline
+#endif
+
+#define FL_CAT_(a, b) a##_##b
+#define FL_CAT(a, b) FL_CAT_(a, b)
+#define FL_STR_(a) #a
+#define FL_STR(a) FL_STR_(a)
+#define FL_NAME(base) FL_CAT(FL_CAT(base, FL_SFX), FL_TARGET)
+
+/* Sum n values of a buffer in double, lanes first, in a fixed order. */
+#define FL_LANE_SUM_BODY                                                   \
+    double acc[FL_L];                                                      \
+    double s = 0.0;                                                        \
+    int64_t i = 0;                                                         \
+    int l;                                                                 \
+    for (l = 0; l < FL_L; ++l) acc[l] = 0.0;                               \
+    for (; i + FL_L <= n; i += FL_L)                                       \
+        for (l = 0; l < FL_L; ++l) acc[l] += (double)v[i + l];             \
+    for (l = 0; l < FL_L; ++l) s += acc[l];                                \
+    for (; i < n; ++i) s += (double)v[i];                                  \
+    return s;
+
+/* ---- float ---- */
+#define FL_T float
+#define FL_SFX f32
+#define FL_EXP fl_exp_f32
+#define FL_LOG1P01 fl_log1p01_f32
+FL_INLINE double FL_NAME(lane_sum)(const FL_T *v, int64_t n) { FL_LANE_SUM_BODY }
+#include "softmax_ce.h"
+#include "sigmoid_ce.h"
+#include "hinge.h"
+#include "mse.h"
+#undef FL_T
+#undef FL_SFX
+#undef FL_EXP
+#undef FL_LOG1P01
+
+/* ---- double ---- */
+#define FL_T double
+#define FL_SFX f64
+#define FL_EXP fl_exp_f64
+#define FL_LOG1P01 fl_log1p01_f64
+FL_INLINE double FL_NAME(lane_sum)(const FL_T *v, int64_t n) { FL_LANE_SUM_BODY }
+#include "softmax_ce.h"
+#include "sigmoid_ce.h"
+#include "hinge.h"
+#include "mse.h"
+#undef FL_T
+#undef FL_SFX
+#undef FL_EXP
+#undef FL_LOG1P01
+
+#define FL_PAIR(base) { FL_CAT(FL_CAT(base, f32), FL_TARGET), FL_CAT(FL_CAT(base, f64), FL_TARGET) }
+
+const fl_kernel_table FL_CAT(fl_table, FL_TARGET) = {
+    FL_STR(FL_TARGET),
+    FL_PAIR(fl_sce_block),
+    FL_PAIR(fl_sig_block),
+    FL_PAIR(fl_hinge_block),
+    FL_PAIR(fl_mse_block),
+    FL_PAIR(fl_mse_wsum_block),
+};

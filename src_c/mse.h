@@ -1,0 +1,58 @@
+/*
+ * mse.h -- (weighted) squared error, elementwise.
+ * A template: kernels.c includes it once per dtype (FL_T) and SIMD target.
+ * l = w (x - t)^2, dl/dx = 2 w (x - t), d2l/dx2 = 2 w.
+ */
+
+void FL_NAME(fl_mse_block)(const void *vctx, int64_t b, fl_partial *part)
+{
+    const fl_elem_ctx *ctx = (const fl_elem_ctx *)vctx;
+    const fl_mse_args *a = (const fl_mse_args *)ctx->args;
+    const FL_T *X = (const FL_T *)a->pred;
+    const FL_T *T = (const FL_T *)a->target;
+    const FL_T *W = (const FL_T *)a->weight;
+    FL_T *OUT = (FL_T *)a->loss;
+    FL_T *G = (FL_T *)a->grad;
+    FL_T *H = (FL_T *)a->hess;
+    const FL_T scale2 = (FL_T)(2.0 * ctx->grad_scale);
+    const int64_t L = ctx->row_len;
+    int64_t r0, r1, c0, c1, r;
+    double lsum = 0.0;
+    fl_elem_block_range(ctx, b, &r0, &r1, &c0, &c1);
+    for (r = r0; r < r1; ++r) {
+        const int64_t base = r * L;
+        const FL_T *w = W ? W + r * a->weight_row_stride : NULL;
+        int64_t cc = c0;
+        while (cc < c1) {
+            FL_T buf[FL_CHUNK];
+            FL_T *lo = OUT ? OUT + base + cc : buf;
+            int64_t n = c1 - cc < FL_CHUNK ? c1 - cc : FL_CHUNK;
+            int64_t i;
+            for (i = 0; i < n; ++i) {
+                const int64_t c = cc + i;
+                FL_T d = X[base + c] - T[base + c];
+                FL_T wi = w ? w[c] : (FL_T)1;
+                lo[i] = wi * d * d;
+                if (G) G[base + c] = scale2 * wi * d;
+                if (H) H[base + c] = scale2 * wi;
+            }
+            lsum += FL_NAME(lane_sum)(lo, n);
+            cc += n;
+        }
+    }
+    part->loss = lsum;
+}
+
+/* The MEAN denominator of weighted MSE: the weights summed over every element. */
+void FL_NAME(fl_mse_wsum_block)(const void *vctx, int64_t b, fl_partial *part)
+{
+    const fl_elem_ctx *ctx = (const fl_elem_ctx *)vctx;
+    const fl_mse_args *a = (const fl_mse_args *)ctx->args;
+    const FL_T *W = (const FL_T *)a->weight;
+    int64_t r0, r1, c0, c1, r;
+    double s = 0.0;
+    fl_elem_block_range(ctx, b, &r0, &r1, &c0, &c1);
+    for (r = r0; r < r1; ++r)
+        s += FL_NAME(lane_sum)(W + r * a->weight_row_stride + c0, c1 - c0);
+    part->weight = s;
+}

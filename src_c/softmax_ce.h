@@ -1,0 +1,279 @@
+/*
+ * softmax_ce.h -- softmax cross-entropy, one pass family per row.
+ * A template: kernels.c includes it once per dtype (FL_T) and SIMD target.
+ *
+ * Row math (x the logits of a row, m = max x, e_k = exp(x_k - m)):
+ *   lse - x_k = (m - x_k) + log s,  s = sum_k e_k
+ *   log s = log1p(rest), rest = sum_{x_k != m} e_k + (#{x_k == m} - 1)
+ * so a confidently right row keeps its tiny loss (log1p, not log of 1 + tiny).
+ * Loss l = s_i * sum_k a_k (lse - x_k), a_k = w_k ((1 - eps) t_k + eps / C);
+ * split as a_k = b_k + (1 - eps) w_y [k == y] for integer labels (b_k the
+ * smoothing part), a_k = b_k for probability targets.
+ * Gradient s_i * scale * (A p - a), A = sum_k a_k; the target entry uses
+ * 1 - p_y computed without cancellation.
+ * Passes over a row: max (read), exp + sums (read; write e into grad), then
+ * scale (read/write grad, still in cache).  In place (grad == logits) works:
+ * each pass reads x_k before it writes g_k, and x_y is read first.
+ */
+
+/* Pass 1: max over the row; NaN never wins (NaN rows turn NaN in pass 2). */
+FL_INLINE FL_T FL_NAME(sce_max)(const FL_T *x, int64_t C, int64_t st)
+{
+    FL_T mv[FL_L];
+    int64_t c = 0;
+    int l;
+    for (l = 0; l < FL_L; ++l) mv[l] = (FL_T)-INFINITY;
+    for (; c + FL_L <= C; c += FL_L)
+        for (l = 0; l < FL_L; ++l) {
+            FL_T v = x[(c + l) * st];
+            mv[l] = v > mv[l] ? v : mv[l];
+        }
+    FL_T m = (FL_T)-INFINITY;
+    for (; c < C; ++c) {
+        FL_T v = x[c * st];
+        m = v > m ? v : m;
+    }
+    for (l = 0; l < FL_L; ++l) m = mv[l] > m ? mv[l] : m;
+    return m;
+}
+
+/* Pass 2 for the common case (no weights in the sum, no smoothing, labels):
+ * rest = sum_{x != m} e, neq = #{x == m}; writes e into g when g != NULL. */
+FL_INLINE void FL_NAME(sce_expsum)(const FL_T *x, FL_T *g, int64_t C, int64_t st, FL_T m,
+                                   double *rest_out, double *neq_out)
+{
+    double rest = 0.0, neq = 0.0;
+    int64_t c0 = 0;
+    while (c0 < C) {
+        int64_t c1 = c0 + FL_CHUNK < C ? c0 + FL_CHUNK : C;
+        FL_T rl[FL_L], ql[FL_L];
+        int64_t c = c0;
+        int l;
+        for (l = 0; l < FL_L; ++l) { rl[l] = 0; ql[l] = 0; }
+        if (g) {
+            for (; c + FL_L <= c1; c += FL_L)
+                for (l = 0; l < FL_L; ++l) {
+                    FL_T v = x[(c + l) * st];
+                    FL_T e = FL_EXP(v - m);
+                    g[(c + l) * st] = e;
+                    rl[l] += v == m ? (FL_T)0 : e;
+                    ql[l] += v == m ? (FL_T)1 : (FL_T)0;
+                }
+        } else {
+            for (; c + FL_L <= c1; c += FL_L)
+                for (l = 0; l < FL_L; ++l) {
+                    FL_T v = x[(c + l) * st];
+                    FL_T e = FL_EXP(v - m);
+                    rl[l] += v == m ? (FL_T)0 : e;
+                    ql[l] += v == m ? (FL_T)1 : (FL_T)0;
+                }
+        }
+        for (; c < c1; ++c) {
+            FL_T v = x[c * st];
+            FL_T e = FL_EXP(v - m);
+            if (g) g[c * st] = e;
+            rl[0] += v == m ? (FL_T)0 : e;
+            ql[0] += v == m ? (FL_T)1 : (FL_T)0;
+        }
+        for (l = 0; l < FL_L; ++l) { rest += (double)rl[l]; neq += (double)ql[l]; }
+        c0 = c1;
+    }
+    *rest_out = rest;
+    *neq_out = neq;
+}
+
+/* b_k: the part of a_k that is not the integer label's one-hot. */
+FL_INLINE double FL_NAME(sce_b)(const FL_T *t, const double *w, int64_t k, int64_t st,
+                                double keep, double spread)
+{
+    double tk = t ? keep * (double)t[k * st] + spread : spread;
+    return w ? w[k] * tk : tk;
+}
+
+/* The general pass 2 (weights, smoothing or probability targets) adds
+ * S1 = sum_k b_k (m - x_k) (a zero b_k contributes 0, also at x_k = -inf)
+ * and B = sum_k b_k.  Scalar double accumulation: these options are the
+ * slower path by design, the plain path above is the vectorised one. */
+FL_INLINE void FL_NAME(sce_bsums)(const FL_T *x, const FL_T *t, const double *w, int64_t C,
+                                  int64_t st, FL_T m, double keep, double spread,
+                                  double *S1_out, double *B_out)
+{
+    double S1 = 0.0, B = 0.0;
+    int64_t k;
+    for (k = 0; k < C; ++k) {
+        double b = FL_NAME(sce_b)(t, w, k, st, keep, spread);
+        double d = (double)m - (double)x[k * st];
+        S1 += b == 0.0 ? 0.0 : b * d;
+        B += b;
+    }
+    *S1_out = S1;
+    *B_out = B;
+}
+
+/* A row whose maximum is +inf: the limit exists only for exactly one +inf
+ * and no NaN; then p is one-hot at the +inf. */
+FL_INLINE double FL_NAME(sce_row_inf)(const fl_softmax_ce_args *a, const FL_T *x, const FL_T *t,
+                                      FL_T *g, FL_T *h, int64_t C, int64_t st, int64_t y,
+                                      double sw, double scale, double keep, double spread)
+{
+    const double *w = a->class_weight;
+    int64_t k, kinf = -1, ninf = 0, nnan = 0;
+    for (k = 0; k < C; ++k) {
+        FL_T v = x[k * st];
+        if (v != v) nnan++;
+        if (v == (FL_T)INFINITY) { ninf++; kinf = k; }
+    }
+    if (nnan || ninf != 1) {
+        for (k = 0; k < C; ++k) {
+            if (g) g[k * st] = (FL_T)NAN;
+            if (h) h[k * st] = (FL_T)NAN;
+        }
+        return NAN;
+    }
+    double A = 0.0, loss = 0.0, wy1 = 0.0;
+    if (y >= 0) wy1 = (1.0 - a->label_smoothing) * (w ? w[y] : 1.0);
+    for (k = 0; k < C; ++k) {
+        double ak = FL_NAME(sce_b)(t, w, k, st, keep, spread) + (k == y ? wy1 : 0.0);
+        A += ak;
+        if (k != kinf && ak != 0.0) loss += ak * INFINITY;
+    }
+    for (k = 0; k < C; ++k) {
+        double ak = FL_NAME(sce_b)(t, w, k, st, keep, spread) + (k == y ? wy1 : 0.0);
+        if (g) g[k * st] = (FL_T)(scale * sw * ((k == kinf ? A : 0.0) - ak));
+        if (h) h[k * st] = (FL_T)0;
+    }
+    return sw * loss;
+}
+
+/* One row: returns its (weighted) loss, writes its gradient / Hessian. */
+FL_INLINE double FL_NAME(sce_row)(const fl_rows_ctx *ctx, const FL_T *x, const FL_T *t, FL_T *g,
+                                  FL_T *h, int64_t st, int64_t r, int64_t y, double *top1,
+                                  double *topk)
+{
+    const fl_softmax_ce_args *a = (const fl_softmax_ce_args *)ctx->args;
+    const double *w = a->class_weight;
+    const int64_t C = a->n_classes;
+    const double eps = a->label_smoothing;
+    const double sw = a->sample_weight ? a->sample_weight[r] : 1.0;
+    const double scale = ctx->grad_scale;
+    const int labels = a->labels != NULL;
+    /* b_k = w_k (keep * t_k + spread): the smoothing part of a label row, all of a probability row */
+    const double keep = 1.0 - eps, spread = eps / (double)C;
+    const int general = (w != NULL) || (eps != 0.0) || !labels;
+    int64_t k;
+
+    FL_T xy = labels ? x[y * st] : (FL_T)0;
+    if (labels && a->top_k > 0) {
+        FL_T cntl[FL_L];
+        double cnt = 0.0;
+        int l;
+        for (l = 0; l < FL_L; ++l) cntl[l] = 0;
+        for (k = 0; k + FL_L <= C; k += FL_L)
+            for (l = 0; l < FL_L; ++l) cntl[l] += x[(k + l) * st] > xy ? (FL_T)1 : (FL_T)0;
+        for (; k < C; ++k) cnt += x[k * st] > xy ? 1.0 : 0.0;
+        for (l = 0; l < FL_L; ++l) cnt += (double)cntl[l];
+        if (xy == xy) {
+            *top1 += cnt < 1.0 ? 1.0 : 0.0;
+            *topk += cnt < (double)a->top_k ? 1.0 : 0.0;
+        }
+    }
+
+    FL_T m = FL_NAME(sce_max)(x, C, st);
+    if (m == (FL_T)INFINITY)
+        return FL_NAME(sce_row_inf)(a, x, t, g, h, C, st, labels ? y : -1, sw, scale, keep, spread);
+
+    double S1 = 0.0, B = 0.0;
+    if (general) FL_NAME(sce_bsums)(x, t, w, C, st, m, keep, spread, &S1, &B);
+    double rest, neq;
+    FL_NAME(sce_expsum)(x, g, C, st, m, &rest, &neq);    /* g now holds e (x may be gone) */
+    double rest1 = rest + (neq - 1.0);                   /* s - 1 */
+    double s = 1.0 + rest1;
+    double logs = log1p(rest1);
+
+    double wy1 = 0.0, A = B, loss = B * logs + S1;
+    if (labels) {
+        wy1 = keep * (w ? w[y] : 1.0);
+        A += wy1;
+        double dy = (double)m - (double)xy;
+        loss += wy1 == 0.0 ? 0.0 : wy1 * (dy + logs);
+    }
+    loss *= sw;
+
+    if (g || h) {
+        const double k1 = scale * sw * A / s;            /* g_c = k1 e_c - kb b_c */
+        const double kb = scale * sw;
+        double one_m_py = 0.0, py = 0.0, by = 0.0;
+        if (labels) {
+            /* 1 - p_y without cancellation: exact rest when y is an argmax */
+            double ey = FL_EXP((FL_T)(xy - m));
+            py = (xy == m) ? 1.0 / s : (double)ey / s;
+            one_m_py = (xy == m) ? rest1 / s : (s - (double)ey) / s;
+            by = general ? FL_NAME(sce_b)(t, w, y, st, keep, spread) : 0.0;
+        }
+        if (h) {
+            const double kh = scale * sw * A;
+            const double inv_s = 1.0 / s;
+            for (k = 0; k < C; ++k) {
+                double p = (double)(g ? g[k * st] : FL_EXP(x[k * st] - m)) * inv_s;
+                h[k * st] = (FL_T)(kh * p * (1.0 - p));
+            }
+            if (labels) h[y * st] = (FL_T)(kh * py * one_m_py);
+        }
+        if (g) {
+            if (!general) {
+                const FL_T k1t = (FL_T)k1;
+                for (k = 0; k < C; ++k) g[k * st] = k1t * g[k * st];
+            } else {
+                for (k = 0; k < C; ++k)
+                    g[k * st] = (FL_T)(k1 * (double)g[k * st]
+                                       - kb * FL_NAME(sce_b)(t, w, k, st, keep, spread));
+            }
+            if (labels) g[y * st] = (FL_T)(kb * (B * py - by - wy1 * one_m_py));
+        }
+    }
+    return loss;
+}
+
+void FL_NAME(fl_sce_block)(const void *vctx, int64_t b, fl_partial *part)
+{
+    const fl_rows_ctx *ctx = (const fl_rows_ctx *)vctx;
+    const fl_softmax_ce_args *a = (const fl_softmax_ce_args *)ctx->args;
+    const int64_t C = a->n_classes, inner = a->inner;
+    const FL_T *X = (const FL_T *)a->logits;
+    const FL_T *T = (const FL_T *)a->probs;
+    FL_T *G = (FL_T *)a->grad;
+    FL_T *H = (FL_T *)a->hess;
+    FL_T *RL = (FL_T *)a->row_loss;
+    int64_t r0 = b * ctx->rows_per_block;
+    int64_t r1 = r0 + ctx->rows_per_block < ctx->n_rows ? r0 + ctx->rows_per_block : ctx->n_rows;
+    double lsum = 0.0, top1 = 0.0, topk = 0.0;
+    int64_t r, k;
+    for (r = r0; r < r1; ++r) {
+        int64_t o = r / inner, j = r - o * inner;
+        int64_t off = o * C * inner + j;
+        int64_t y = -1;
+        double l;
+        if (a->labels) {
+            y = a->labels[r];
+            if (y == a->ignore_index) {
+                if (RL) RL[r] = (FL_T)0;
+                for (k = 0; k < C; ++k) {
+                    if (G) G[off + k * inner] = (FL_T)0;
+                    if (H) H[off + k * inner] = (FL_T)0;
+                }
+                continue;
+            }
+        }
+        if (inner == 1)
+            l = FL_NAME(sce_row)(ctx, X + off, T ? T + off : NULL, G ? G + off : NULL,
+                                 H ? H + off : NULL, 1, r, y, &top1, &topk);
+        else
+            l = FL_NAME(sce_row)(ctx, X + off, T ? T + off : NULL, G ? G + off : NULL,
+                                 H ? H + off : NULL, inner, r, y, &top1, &topk);
+        if (RL) RL[r] = (FL_T)l;
+        lsum += l;
+    }
+    part->loss = lsum;
+    part->top1 = top1;
+    part->topk = topk;
+}
