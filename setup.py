@@ -112,7 +112,7 @@ class BuildExt(build_ext):
         if ctype == "msvc":
             base = ["/O2"]
         else:
-            base = ["-O3", "-fno-math-errno", "-fno-trapping-math",
+            base = ["-O3", "-fopenmp-simd", "-fno-math-errno", "-fno-trapping-math",
                     "-Wall", "-Wno-unused-function"]
         ldbase = []
         if os.environ.get("FASTLOSS_SANITIZE") == "1" and ctype != "msvc":

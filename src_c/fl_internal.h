@@ -11,11 +11,21 @@
 #include "fastloss.h"
 #include "fl_math.h"
 
-/* Lanes of the explicit partial accumulators (max, sums): one AVX-512 float
- * vector, two double vectors.  Written as small fixed-size arrays so the
- * compiler's SLP vectoriser turns them into vector registers without needing
- * -fassociative-math. */
-#define FL_L 16
+/* Vectorised reductions without -ffast-math: `#pragma omp simd reduction`
+ * (compiled with -fopenmp-simd, which needs no OpenMP runtime) lets the
+ * compiler keep one partial per vector lane for THAT loop only; the lane
+ * order is fixed per build, so results stay deterministic.  Compilers that
+ * do not know the pragma (MSVC) run the same loops in scalar order. */
+#if defined(__GNUC__) || defined(__clang__)
+#define FL_PRAGMA_(x) _Pragma(#x)
+#define FL_SIMD FL_PRAGMA_(omp simd)
+#define FL_SIMD_SUM(...) FL_PRAGMA_(omp simd reduction(+ : __VA_ARGS__))
+#define FL_SIMD_MAX(v) FL_PRAGMA_(omp simd reduction(max : v))
+#else
+#define FL_SIMD
+#define FL_SIMD_SUM(...)
+#define FL_SIMD_MAX(v)
+#endif
 /* Elements per chunk of an elementwise kernel (on-stack loss buffer). */
 #define FL_CHUNK 256
 /* Target work (elements) of one reduction block.  Blocks depend only on the

@@ -19,17 +19,12 @@
 #define FL_STR(a) FL_STR_(a)
 #define FL_NAME(base) FL_CAT(FL_CAT(base, FL_SFX), FL_TARGET)
 
-/* Sum n values of a buffer in double, lanes first, in a fixed order. */
+/* Sum n values of a buffer in double (vector lanes, fixed order). */
 #define FL_LANE_SUM_BODY                                                   \
-    double acc[FL_L];                                                      \
     double s = 0.0;                                                        \
-    int64_t i = 0;                                                         \
-    int l;                                                                 \
-    for (l = 0; l < FL_L; ++l) acc[l] = 0.0;                               \
-    for (; i + FL_L <= n; i += FL_L)                                       \
-        for (l = 0; l < FL_L; ++l) acc[l] += (double)v[i + l];             \
-    for (l = 0; l < FL_L; ++l) s += acc[l];                                \
-    for (; i < n; ++i) s += (double)v[i];                                  \
+    int64_t i;                                                             \
+    FL_SIMD_SUM(s)                                                         \
+    for (i = 0; i < n; ++i) s += (double)v[i];                             \
     return s;
 
 /* ---- float ---- */

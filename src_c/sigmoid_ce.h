@@ -38,6 +38,7 @@ void FL_NAME(fl_sig_block)(const void *vctx, int64_t b, fl_partial *part)
             FL_T *lo = OUT ? OUT + base + cc : buf;
             int64_t n = c1 - cc < FL_CHUNK ? c1 - cc : FL_CHUNK;
             int64_t i;
+            FL_SIMD
             for (i = 0; i < n; ++i) {
                 const int64_t c = cc + i;
                 FL_T x = X[base + c], t = T[base + c];

@@ -16,67 +16,43 @@
  * each pass reads x_k before it writes g_k, and x_y is read first.
  */
 
-/* Pass 1: max over the row; NaN never wins (NaN rows turn NaN in pass 2). */
+/* Pass 1: max over the row.  Whether a NaN wins or not, a NaN row turns NaN
+ * in pass 2 (exp(NaN) is NaN). */
 FL_INLINE FL_T FL_NAME(sce_max)(const FL_T *x, int64_t C, int64_t st)
 {
-    FL_T mv[FL_L];
-    int64_t c = 0;
-    int l;
-    for (l = 0; l < FL_L; ++l) mv[l] = (FL_T)-INFINITY;
-    for (; c + FL_L <= C; c += FL_L)
-        for (l = 0; l < FL_L; ++l) {
-            FL_T v = x[(c + l) * st];
-            mv[l] = v > mv[l] ? v : mv[l];
-        }
     FL_T m = (FL_T)-INFINITY;
-    for (; c < C; ++c) {
+    int64_t c;
+    FL_SIMD_MAX(m)
+    for (c = 0; c < C; ++c) {
         FL_T v = x[c * st];
         m = v > m ? v : m;
     }
-    for (l = 0; l < FL_L; ++l) m = mv[l] > m ? mv[l] : m;
     return m;
 }
 
-/* Pass 2 for the common case (no weights in the sum, no smoothing, labels):
- * rest = sum_{x != m} e, neq = #{x == m}; writes e into g when g != NULL. */
+/* Pass 2: e_k = exp(x_k - m), written into g when g != NULL (g may be x).
+ * rest = sum of the e_k != 1 and neq = #{e_k == 1}, so that s - 1 = rest +
+ * (neq - 1) keeps its low digits (the argmax adds exactly 1 to s). */
 FL_INLINE void FL_NAME(sce_expsum)(const FL_T *x, FL_T *g, int64_t C, int64_t st, FL_T m,
                                    double *rest_out, double *neq_out)
 {
     double rest = 0.0, neq = 0.0;
-    int64_t c0 = 0;
-    while (c0 < C) {
-        int64_t c1 = c0 + FL_CHUNK < C ? c0 + FL_CHUNK : C;
-        FL_T rl[FL_L], ql[FL_L];
-        int64_t c = c0;
-        int l;
-        for (l = 0; l < FL_L; ++l) { rl[l] = 0; ql[l] = 0; }
-        if (g) {
-            for (; c + FL_L <= c1; c += FL_L)
-                for (l = 0; l < FL_L; ++l) {
-                    FL_T v = x[(c + l) * st];
-                    FL_T e = FL_EXP(v - m);
-                    g[(c + l) * st] = e;
-                    rl[l] += v == m ? (FL_T)0 : e;
-                    ql[l] += v == m ? (FL_T)1 : (FL_T)0;
-                }
-        } else {
-            for (; c + FL_L <= c1; c += FL_L)
-                for (l = 0; l < FL_L; ++l) {
-                    FL_T v = x[(c + l) * st];
-                    FL_T e = FL_EXP(v - m);
-                    rl[l] += v == m ? (FL_T)0 : e;
-                    ql[l] += v == m ? (FL_T)1 : (FL_T)0;
-                }
+    int64_t c;
+    if (g) {
+        FL_SIMD_SUM(rest, neq)
+        for (c = 0; c < C; ++c) {
+            FL_T e = FL_EXP(x[c * st] - m);
+            g[c * st] = e;
+            rest += e == (FL_T)1 ? 0.0 : (double)e;
+            neq += e == (FL_T)1 ? 1.0 : 0.0;
         }
-        for (; c < c1; ++c) {
-            FL_T v = x[c * st];
-            FL_T e = FL_EXP(v - m);
-            if (g) g[c * st] = e;
-            rl[0] += v == m ? (FL_T)0 : e;
-            ql[0] += v == m ? (FL_T)1 : (FL_T)0;
+    } else {
+        FL_SIMD_SUM(rest, neq)
+        for (c = 0; c < C; ++c) {
+            FL_T e = FL_EXP(x[c * st] - m);
+            rest += e == (FL_T)1 ? 0.0 : (double)e;
+            neq += e == (FL_T)1 ? 1.0 : 0.0;
         }
-        for (l = 0; l < FL_L; ++l) { rest += (double)rl[l]; neq += (double)ql[l]; }
-        c0 = c1;
     }
     *rest_out = rest;
     *neq_out = neq;
@@ -164,14 +140,9 @@ FL_INLINE double FL_NAME(sce_row)(const fl_rows_ctx *ctx, const FL_T *x, const F
 
     FL_T xy = labels ? x[y * st] : (FL_T)0;
     if (labels && a->top_k > 0) {
-        FL_T cntl[FL_L];
         double cnt = 0.0;
-        int l;
-        for (l = 0; l < FL_L; ++l) cntl[l] = 0;
-        for (k = 0; k + FL_L <= C; k += FL_L)
-            for (l = 0; l < FL_L; ++l) cntl[l] += x[(k + l) * st] > xy ? (FL_T)1 : (FL_T)0;
-        for (; k < C; ++k) cnt += x[k * st] > xy ? 1.0 : 0.0;
-        for (l = 0; l < FL_L; ++l) cnt += (double)cntl[l];
+        FL_SIMD_SUM(cnt)
+        for (k = 0; k < C; ++k) cnt += x[k * st] > xy ? 1.0 : 0.0;
         if (xy == xy) {
             *top1 += cnt < 1.0 ? 1.0 : 0.0;
             *topk += cnt < (double)a->top_k ? 1.0 : 0.0;
@@ -205,14 +176,15 @@ FL_INLINE double FL_NAME(sce_row)(const fl_rows_ctx *ctx, const FL_T *x, const F
         double one_m_py = 0.0, py = 0.0, by = 0.0;
         if (labels) {
             /* 1 - p_y without cancellation: exact rest when y is an argmax */
-            double ey = FL_EXP((FL_T)(xy - m));
-            py = (xy == m) ? 1.0 / s : (double)ey / s;
-            one_m_py = (xy == m) ? rest1 / s : (s - (double)ey) / s;
+            FL_T ey = FL_EXP((FL_T)(xy - m));
+            py = (ey == (FL_T)1) ? 1.0 / s : (double)ey / s;
+            one_m_py = (ey == (FL_T)1) ? rest1 / s : (s - (double)ey) / s;
             by = general ? FL_NAME(sce_b)(t, w, y, st, keep, spread) : 0.0;
         }
         if (h) {
             const double kh = scale * sw * A;
             const double inv_s = 1.0 / s;
+            FL_SIMD
             for (k = 0; k < C; ++k) {
                 double p = (double)(g ? g[k * st] : FL_EXP(x[k * st] - m)) * inv_s;
                 h[k * st] = (FL_T)(kh * p * (1.0 - p));
@@ -222,6 +194,7 @@ FL_INLINE double FL_NAME(sce_row)(const fl_rows_ctx *ctx, const FL_T *x, const F
         if (g) {
             if (!general) {
                 const FL_T k1t = (FL_T)k1;
+                FL_SIMD
                 for (k = 0; k < C; ++k) g[k * st] = k1t * g[k * st];
             } else {
                 for (k = 0; k < C; ++k)
