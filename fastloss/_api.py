@@ -240,7 +240,7 @@ def _softmax(logits, target, weight, sample_weight, ignore_index, label_smoothin
         g = _grad_out(out, x, [("target", probs if probs is not None else labels),
                                ("weight", w), ("sample_weight", sw)], "logits")
     row_loss = np.empty(row_shape, dtype=x.dtype) if (want_value and red == 0) else None
-    res = _core.softmax_ce(x.dtype is _F64, x, labels, probs, w, sw, outer, n_classes, inner,
+    res = _core.softmax_ce(x.itemsize == 8, x, labels, probs, w, sw, outer, n_classes, inner,
                            ignore, eps, red, top_k, row_loss, g, None, nt)
     if res[0] == _core.FL_STATUS_LABEL:
         raise _label_error(res, row_shape, "target", n_classes)
@@ -361,7 +361,7 @@ def _sigmoid(logits, target, weight, pos_weight, reduction, n_threads, want_valu
     if want_grad:
         g = _grad_out(out, x, [("target", t), ("weight", w), ("pos_weight", pw)], "logits")
     loss = np.empty(x.shape, dtype=x.dtype) if (want_value and red == 0) else None
-    res = _core.sigmoid_ce(x.dtype is _F64, x, t, w, w_stride, pw, n_rows, row_len, red, loss,
+    res = _core.sigmoid_ce(x.itemsize == 8, x, t, w, w_stride, pw, n_rows, row_len, red, loss,
                            g, None, nt)
     return _value(res, red, loss), g
 
@@ -488,7 +488,7 @@ def _hinge(scores, target, margin, squared, multiclass, weight, sample_weight, r
         g = _grad_out(out, x, [("target", pm if pm is not None else labels), ("weight", w),
                                ("sample_weight", sw)], "scores")
     row_loss = np.empty(row_shape, dtype=x.dtype) if (want_value and red == 0) else None
-    res = _core.hinge(x.dtype is _F64, x, labels, pm, w, sw, outer, n_classes, inner, margin,
+    res = _core.hinge(x.itemsize == 8, x, labels, pm, w, sw, outer, n_classes, inner, margin,
                       bool(squared), mode, red, row_loss, g, nt)
     if res[0] == _core.FL_STATUS_LABEL:
         raise _label_error(res, row_shape, "target", n_classes)
@@ -603,7 +603,7 @@ def _mse(pred, target, weight, reduction, n_threads, want_value, want_grad, out)
     if want_grad:
         g = _grad_out(out, x, [("target", t), ("weight", w)], "pred")
     loss = np.empty(x.shape, dtype=x.dtype) if (want_value and red == 0) else None
-    res = _core.mse(x.dtype is _F64, x, t, w, w_stride, n_rows, row_len, red, loss, g, None, nt)
+    res = _core.mse(x.itemsize == 8, x, t, w, w_stride, n_rows, row_len, red, loss, g, None, nt)
     return _value(res, red, loss), g
 
 

@@ -36,30 +36,44 @@ FL_INLINE double FL_NAME(hinge_row)(const fl_rows_ctx *ctx, const FL_T *x, const
     double loss = 0.0;
     int64_t c;
 
+    /* The sums run in loops of their own, without the gradient stores, so that
+     * the value and the value-and-gradient forms reduce in the same order. */
     if (a->mode == FL_HINGE_OVR) {
+        FL_SIMD_SUM(loss)
         for (c = 0; c < C; ++c) {
             double tc = t ? (double)t[c * st] : (c == y ? 1.0 : -1.0);
-            double wc = w ? w[c] : 1.0;
             double v = margin - tc * (double)x[c * st];
-            loss += wc * FL_NAME(hinge_h)(v, sq);
-            if (g) g[c * st] = (FL_T)(-kg * wc * tc * FL_NAME(hinge_dh)(v, sq));
+            loss += (w ? w[c] : 1.0) * FL_NAME(hinge_h)(v, sq);
         }
-    } else if (a->mode == FL_HINGE_WESTON_WATKINS) {
-        const double xy = (double)x[y * st];
-        const double wyc = (w ? w[y] : 1.0) / (double)C;
-        double gy = 0.0;
-        for (c = 0; c < C; ++c) {
-            if (c == y) continue;
-            double v = margin - xy + (double)x[c * st];
-            loss += FL_NAME(hinge_h)(v, sq);
-            if (g) {
-                double gc = kg * wyc * FL_NAME(hinge_dh)(v, sq);
-                g[c * st] = (FL_T)gc;
-                gy -= gc;
+        if (g) {
+            FL_SIMD
+            for (c = 0; c < C; ++c) {
+                double tc = t ? (double)t[c * st] : (c == y ? 1.0 : -1.0);
+                double v = margin - tc * (double)x[c * st];
+                g[c * st] = (FL_T)(-kg * (w ? w[c] : 1.0) * tc * FL_NAME(hinge_dh)(v, sq));
             }
         }
-        loss *= wyc;
-        if (g) g[y * st] = (FL_T)(xy != xy ? xy : gy);
+    } else if (a->mode == FL_HINGE_WESTON_WATKINS) {
+        /* g_y = -sum_{c != y} g_c, taken as one product of the summed h' (an
+         * exact count for the plain hinge) rather than a sum of C products. */
+        const double xy = (double)x[y * st];
+        const double kc = kg * (w ? w[y] : 1.0) / (double)C;
+        double dsum = 0.0;
+        FL_SIMD_SUM(loss, dsum)
+        for (c = 0; c < C; ++c) {
+            double v = c == y ? (double)-INFINITY : margin - xy + (double)x[c * st];
+            loss += FL_NAME(hinge_h)(v, sq);
+            dsum += FL_NAME(hinge_dh)(v, sq);
+        }
+        loss *= (w ? w[y] : 1.0) / (double)C;
+        if (g) {
+            FL_SIMD
+            for (c = 0; c < C; ++c) {
+                double v = c == y ? (double)-INFINITY : margin - xy + (double)x[c * st];
+                g[c * st] = (FL_T)(kc * FL_NAME(hinge_dh)(v, sq));
+            }
+            g[y * st] = (FL_T)(xy != xy ? xy : -kc * dsum);
+        }
     } else {
         const double xy = (double)x[y * st];
         const double wy = w ? w[y] : 1.0;

@@ -69,13 +69,27 @@ FL_INLINE double FL_NAME(sce_b)(const FL_T *t, const double *w, int64_t k, int64
 /* The general pass 2 (weights, smoothing or probability targets) adds
  * S1 = sum_k b_k (m - x_k) (a zero b_k contributes 0, also at x_k = -inf)
  * and B = sum_k b_k.  Scalar double accumulation: these options are the
- * slower path by design, the plain path above is the vectorised one. */
+ * vector lanes, fixed order. */
 FL_INLINE void FL_NAME(sce_bsums)(const FL_T *x, const FL_T *t, const double *w, int64_t C,
-                                  int64_t st, FL_T m, double keep, double spread,
+                                  int64_t st, FL_T m, double keep, double spread, double wsum,
                                   double *S1_out, double *B_out)
 {
     double S1 = 0.0, B = 0.0;
     int64_t k;
+    if (t == NULL) {
+        /* labels: b_k = spread w_k, so B = spread * sum(w) exactly as the
+         * caller summed it once, and spread multiplies the sum once */
+        FL_SIMD_SUM(S1)
+        for (k = 0; k < C; ++k) {
+            double wk = w ? w[k] : 1.0;
+            double d = (double)m - (double)x[k * st];
+            S1 += wk == 0.0 ? 0.0 : wk * d;
+        }
+        *S1_out = spread == 0.0 ? 0.0 : spread * S1;
+        *B_out = spread * wsum;
+        return;
+    }
+    FL_SIMD_SUM(S1, B)
     for (k = 0; k < C; ++k) {
         double b = FL_NAME(sce_b)(t, w, k, st, keep, spread);
         double d = (double)m - (double)x[k * st];
@@ -154,7 +168,8 @@ FL_INLINE double FL_NAME(sce_row)(const fl_rows_ctx *ctx, const FL_T *x, const F
         return FL_NAME(sce_row_inf)(a, x, t, g, h, C, st, labels ? y : -1, sw, scale, keep, spread);
 
     double S1 = 0.0, B = 0.0;
-    if (general) FL_NAME(sce_bsums)(x, t, w, C, st, m, keep, spread, &S1, &B);
+    if (general)
+        FL_NAME(sce_bsums)(x, t, w, C, st, m, keep, spread, ctx->class_weight_sum, &S1, &B);
     double rest, neq;
     FL_NAME(sce_expsum)(x, g, C, st, m, &rest, &neq);    /* g now holds e (x may be gone) */
     double rest1 = rest + (neq - 1.0);                   /* s - 1 */

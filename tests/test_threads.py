@@ -1,0 +1,103 @@
+"""Threads: the result does not depend on n_threads (bitwise), and concurrent Python threads
+(the GIL is released in the kernels) get the same bits as serial calls."""
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from .cases import DTYPES, REDUCTIONS, Case, assert_identical, call, public
+
+DTYPE_IDS = [np.dtype(d).name for d in DTYPES]
+N_THREADS = (1, 2, 3, 8)
+
+# Big enough that every kernel goes parallel (1.5 million elements, 3000 rows), with options
+# that exercise every code path of the reduction (weights, ignored rows, smoothing).
+N, C = 3000, 500
+BIG_CASES = [
+    Case("softmax_cross_entropy", "big_all_options", (N, C), "labels_ignored",
+         {"label_smoothing": 0.1}, {"weight": "classes", "sample_weight": "rows"}),
+    Case("softmax_cross_entropy", "big_probs", (N, C), "probs", arrays={"weight": "classes"}),
+    Case("softmax_cross_entropy", "big_axis1", (N // 10, C, 10), "labels", {"axis": 1}),
+    Case("sigmoid_cross_entropy", "big_weights", (N, C), "probs01", {},
+         {"weight": "col", "pos_weight": "last"}),
+    Case("hinge", "big_binary", (N * C,), "pm1", arrays={"sample_weight": "pred"}),
+    Case("hinge", "big_ovr", (N, C), "labels", arrays={"weight": "classes"}),
+    Case("hinge", "big_ww", (N, C), "labels", {"multiclass": "weston_watkins", "squared": True}),
+    Case("hinge", "big_cs", (N, C), "labels", {"multiclass": "crammer_singer"}),
+    Case("mse", "big_weight", (N, C), "real", arrays={"weight": "last"}),
+]
+BIG_IDS = [case.id for case in BIG_CASES]
+
+
+@pytest.fixture(scope="module")
+def big_inputs():
+    cache = {}
+
+    def get(case, dtype):
+        key = (case.id, np.dtype(dtype).name)
+        if key not in cache:
+            cache[key] = case.make(dtype)
+        return cache[key]
+
+    return get
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("case", BIG_CASES, ids=BIG_IDS)
+def test_n_threads_gives_identical_bits(case, dtype, big_inputs):
+    fl = public()
+    pred, target, kwargs = big_inputs(case, dtype)
+    for reduction in REDUCTIONS:
+        serial = call(fl, case.loss, "value_and_grad", pred, target, kwargs,
+                      reduction=reduction, n_threads=1)
+        for n_threads in N_THREADS[1:] + (None,):
+            parallel = call(fl, case.loss, "value_and_grad", pred, target, kwargs,
+                            reduction=reduction, n_threads=n_threads)
+            assert_identical(parallel, serial,
+                             err_msg=f"{case.id} {reduction} n_threads={n_threads}")
+        # the value form and the gradient form reduce the same way
+        value, _ = call(fl, case.loss, "value", pred, target, kwargs, reduction=reduction,
+                        n_threads=3)
+        assert_identical((value, None), serial)
+
+
+@pytest.mark.parametrize("case", BIG_CASES[:1] + BIG_CASES[3:4], ids=BIG_IDS[:1] + BIG_IDS[3:4])
+def test_n_threads_with_out_is_pred(case, big_inputs):
+    fl = public()
+    pred, target, kwargs = big_inputs(case, np.float64)
+    expected = call(fl, case.loss, "grad", pred, target, kwargs, n_threads=1)
+    for n_threads in N_THREADS:
+        buffer = pred.copy()
+        result = call(fl, case.loss, "grad", buffer, target, kwargs, n_threads=n_threads,
+                      out=buffer)
+        assert result[1] is buffer
+        assert_identical(result, expected)
+
+
+@pytest.mark.parametrize("n_threads", [0, -1, 1.5, "2"])
+def test_bad_n_threads(n_threads):
+    with pytest.raises((ValueError, TypeError)):
+        public().mse(np.zeros(3), np.zeros(3), n_threads=n_threads)
+
+
+def test_concurrent_python_threads_match_serial_calls(big_inputs):
+    """4 Python threads call every loss at once, several times; each result has the bits of the
+    same call made serially."""
+    fl = public()
+    jobs = []
+    for case in BIG_CASES:
+        for dtype in DTYPES:
+            pred, target, kwargs = big_inputs(case, dtype)
+            for reduction in ("mean", "none"):
+                jobs.append((case.loss, pred, target, kwargs, reduction))
+
+    def run(job):
+        loss, pred, target, kwargs, reduction = job
+        return call(fl, loss, "value_and_grad", pred, target, kwargs, reduction=reduction)
+
+    serial = [run(job) for job in jobs]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        concurrent = list(pool.map(run, jobs * 2))
+    for i, result in enumerate(concurrent):
+        assert_identical(result, serial[i % len(jobs)], err_msg=f"job {i % len(jobs)}")
