@@ -5,6 +5,7 @@ the C kernels C-contiguous, aligned, native-endian arrays; the kernels then
 compute in one pass (see src_c/fastloss.h).  Errors are raised here, or from
 the kernel's label check, before any output buffer is written.
 """
+import math
 import operator
 
 import numpy as np
@@ -15,6 +16,7 @@ _REDUCTIONS = {"none": 0, "sum": 1, "mean": 2}
 _HINGE_MODES = {"ovr": 0, "weston_watkins": 1, "crammer_singer": 2}
 _F32 = np.dtype(np.float32)
 _F64 = np.dtype(np.float64)
+_I64 = np.dtype(np.int64)
 
 
 # ---------------------------------------------------------------- checks
@@ -104,7 +106,7 @@ def _grad_out(out, x, inputs, name):
 
 
 def _labels(target, row_shape, name, x_shape, ax):
-    t = np.asarray(target)
+    t = target if type(target) is np.ndarray else np.asarray(target)
     if t.shape != row_shape:
         raise ValueError(
             "%s has shape %s but integer labels for logits of shape %s must have shape %s "
@@ -113,6 +115,8 @@ def _labels(target, row_shape, name, x_shape, ax):
         pos = np.unravel_index(int(np.argmax(t)), t.shape)
         raise ValueError("%s has label %d at position %s, outside [0, %d)"
                          % (name, int(t[pos]), pos, x_shape[ax]))
+    if t.dtype is _I64 and t.flags.c_contiguous and t.flags.aligned:
+        return t
     return np.require(t, dtype=np.int64, requirements=["C", "A"])
 
 
@@ -206,9 +210,9 @@ def _softmax(logits, target, weight, sample_weight, ignore_index, label_smoothin
     if n_classes == 0:
         raise ValueError("logits has shape %s: 0 classes along axis %d" % (shape, ax))
     row_shape = shape[:ax] + shape[ax + 1:]
-    outer = int(np.prod(shape[:ax], dtype=np.int64))
-    inner = int(np.prod(shape[ax + 1:], dtype=np.int64))
-    t = np.asarray(target)
+    outer = math.prod(shape[:ax])
+    inner = math.prod(shape[ax + 1:])
+    t = target if type(target) is np.ndarray else np.asarray(target)
     labels = probs = None
     if t.dtype.kind in "iu":
         labels = _labels(t, row_shape, "target", shape, ax)
@@ -467,8 +471,8 @@ def _hinge(scores, target, margin, squared, multiclass, weight, sample_weight, r
         if n_classes == 0:
             raise ValueError("scores has shape %s: 0 classes along axis %d" % (x.shape, ax))
         row_shape = x.shape[:ax] + x.shape[ax + 1:]
-        outer = int(np.prod(x.shape[:ax], dtype=np.int64))
-        inner = int(np.prod(x.shape[ax + 1:], dtype=np.int64))
+        outer = math.prod(x.shape[:ax])
+        inner = math.prod(x.shape[ax + 1:])
         if t.shape == x.shape:
             if mode != 0:
                 raise ValueError("a target of the scores' shape %s is a multi-label {0, 1} "

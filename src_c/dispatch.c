@@ -264,7 +264,7 @@ static fl_status fl_softmax_ce(const fl_softmax_ce_args *a, fl_result *res, int 
     fl_rows_ctx ctx;
     fl_status st;
     int64_t n_rows, c;
-    if (a->outer < 0 || a->n_classes < 1 || a->inner < 1 || a->reduction < 0 || a->reduction > 2
+    if (a->outer < 0 || a->n_classes < 1 || a->inner < 0 || a->reduction < 0 || a->reduction > 2
         || (a->labels == NULL) == (a->probs == NULL) || a->label_smoothing < 0.0
         || a->label_smoothing > 1.0 || a->top_k < 0)
         return FL_ERR_ARG;
@@ -306,7 +306,7 @@ static fl_status fl_hinge(const fl_hinge_args *a, fl_result *res, int dt)
     fl_rows_ctx ctx;
     fl_status st;
     int64_t n_rows;
-    if (a->outer < 0 || a->n_classes < 1 || a->inner < 1 || a->reduction < 0 || a->reduction > 2
+    if (a->outer < 0 || a->n_classes < 1 || a->inner < 0 || a->reduction < 0 || a->reduction > 2
         || a->mode < 0 || a->mode > 2 || (a->labels == NULL) == (a->target == NULL)
         || (a->target != NULL && a->mode != FL_HINGE_OVR))
         return FL_ERR_ARG;

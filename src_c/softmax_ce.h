@@ -222,6 +222,103 @@ FL_INLINE double FL_NAME(sce_row)(const fl_rows_ctx *ctx, const FL_T *x, const F
     return loss;
 }
 
+
+/* Small C (classes last, C <= FL_SMALL_C, integer labels, no class weights,
+ * no smoothing, no Hessian, no top-k): vectorise ACROSS rows.  A tile of
+ * rows is one contiguous run of nr * C logits: the per-row maxima are
+ * broadcast into a buffer so that the exp runs as one flat vector loop over
+ * the tile, log1p runs as a vector loop over the tile's rows, and the
+ * gradient scale is broadcast the same way.  Same formulas as sce_row. */
+#define FL_SMALL_C 32
+#define FL_TILE 1024
+
+FL_INLINE int FL_NAME(sce_small_ok)(const fl_softmax_ce_args *a)
+{
+    return a->inner == 1 && a->n_classes <= FL_SMALL_C && a->labels && !a->class_weight
+           && a->label_smoothing == 0.0 && !a->hess && a->top_k == 0;
+}
+
+/* Rows [r0, r0 + nr): one tile.  A row whose max is +inf takes sce_row_inf
+ * on a private buffer (read before the tile's exp overwrites an in-place
+ * row) that is copied out at the end. */
+FL_INLINE void FL_NAME(sce_small_tile)(const fl_rows_ctx *ctx, int64_t r0, int64_t nr,
+                                       double *lsum)
+{
+    const fl_softmax_ce_args *a = (const fl_softmax_ce_args *)ctx->args;
+    const int64_t C = a->n_classes, n = nr * C;
+    const FL_T *x = (const FL_T *)a->logits + r0 * C;
+    FL_T *G = (FL_T *)a->grad;
+    FL_T *RL = (FL_T *)a->row_loss;
+    FL_T ebuf[FL_TILE], mb[FL_TILE];
+    FL_T *e = G ? G + r0 * C : ebuf;
+    double r1v[FL_TILE / 1], logs[FL_TILE / 1];
+    FL_T mrow[FL_TILE], xy[FL_TILE], sg[FL_TILE];
+    double sl[FL_TILE];
+    int64_t i, c, j, n_inf = 0;
+    for (i = 0; i < nr; ++i) {
+        const FL_T *xi = x + i * C;
+        int64_t y = a->labels[r0 + i];
+        FL_T m = (FL_T)-INFINITY;
+        for (c = 0; c < C; ++c) m = xi[c] > m ? xi[c] : m;
+        if (m == (FL_T)INFINITY && y != a->ignore_index) {
+            double sw = a->sample_weight ? a->sample_weight[r0 + i] : 1.0;
+            sl[i] = FL_NAME(sce_row_inf)(a, xi, NULL, sg + i * C, NULL, C, 1, y, sw,
+                                          ctx->grad_scale, 1.0, 0.0);
+            n_inf++;
+        }
+        mrow[i] = m;
+        xy[i] = (y == a->ignore_index) ? (FL_T)0 : xi[y];
+        for (c = 0; c < C; ++c) mb[i * C + c] = m;
+    }
+    FL_SIMD
+    for (j = 0; j < n; ++j) e[j] = FL_EXP(x[j] - mb[j]);
+    for (i = 0; i < nr; ++i) {
+        double rest = 0.0, neq = 0.0;
+        for (c = 0; c < C; ++c) {
+            FL_T v = e[i * C + c];
+            rest += v == (FL_T)1 ? 0.0 : (double)v;
+            neq += v == (FL_T)1 ? 1.0 : 0.0;
+        }
+        r1v[i] = rest + (neq - 1.0);
+    }
+    FL_SIMD
+    for (i = 0; i < nr; ++i) logs[i] = fl_log1p_f64(r1v[i]);
+    for (i = 0; i < nr; ++i) {
+        const int64_t r = r0 + i, y = a->labels[r];
+        const double sw = a->sample_weight ? a->sample_weight[r] : 1.0;
+        double s = 1.0 + r1v[i], l = 0.0, k1 = 0.0;
+        if (y != a->ignore_index) {
+            l = mrow[i] == (FL_T)INFINITY ? sl[i] : sw * (((double)mrow[i] - (double)xy[i]) + logs[i]);
+            k1 = ctx->grad_scale * sw / s;
+        }
+        if (RL) RL[r] = (FL_T)l;
+        *lsum += l;
+        for (c = 0; c < C; ++c) mb[i * C + c] = (FL_T)k1;
+    }
+    if (G) {
+        FL_SIMD
+        for (j = 0; j < n; ++j) e[j] = e[j] * mb[j];
+        for (i = 0; i < nr; ++i) {
+            const int64_t r = r0 + i, y = a->labels[r];
+            const double sw = a->sample_weight ? a->sample_weight[r] : 1.0;
+            if (y == a->ignore_index) {
+                for (c = 0; c < C; ++c) e[i * C + c] = (FL_T)0;
+                continue;
+            }
+            {
+                double s = 1.0 + r1v[i];
+                FL_T ey = FL_EXP(xy[i] - mrow[i]);
+                double one_m_py = (ey == (FL_T)1) ? r1v[i] / s : (s - (double)ey) / s;
+                e[i * C + y] = (FL_T)(-ctx->grad_scale * sw * one_m_py);
+            }
+        }
+        if (n_inf)
+            for (i = 0; i < nr; ++i)
+                if (mrow[i] == (FL_T)INFINITY && a->labels[r0 + i] != a->ignore_index)
+                    for (c = 0; c < C; ++c) e[i * C + c] = sg[i * C + c];
+    }
+}
+
 void FL_NAME(fl_sce_block)(const void *vctx, int64_t b, fl_partial *part)
 {
     const fl_rows_ctx *ctx = (const fl_rows_ctx *)vctx;
@@ -236,6 +333,13 @@ void FL_NAME(fl_sce_block)(const void *vctx, int64_t b, fl_partial *part)
     int64_t r1 = r0 + ctx->rows_per_block < ctx->n_rows ? r0 + ctx->rows_per_block : ctx->n_rows;
     double lsum = 0.0, top1 = 0.0, topk = 0.0;
     int64_t r, k;
+    if (FL_NAME(sce_small_ok)(a)) {
+        const int64_t tile_rows = FL_TILE / C;
+        for (r = r0; r < r1; r += tile_rows)
+            FL_NAME(sce_small_tile)(ctx, r, r1 - r < tile_rows ? r1 - r : tile_rows, &lsum);
+        part->loss = lsum;
+        return;
+    }
     for (r = r0; r < r1; ++r) {
         int64_t o = r / inner, j = r - o * inner;
         int64_t off = o * C * inner + j;

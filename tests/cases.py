@@ -302,23 +302,30 @@ def tolerance(dtype):
     return ULPS[dtype] * float(np.finfo(dtype).eps)
 
 
-def assert_array_close(actual, expected, dtype, err_msg=""):
-    """Elementwise: |a - e| <= tol * (|e| + max|e|): the error of an element is relative to its own
-    magnitude and to that of the array's largest element (the terms it was computed from).
-    NaN must match NaN and infinities must match exactly."""
+def underflow(dtype):
+    """Absolute error allowed per term for values below the dtype's normal range, which it
+    cannot represent to relative precision (SPEC: "wherever it is representable")."""
+    return 4 * float(np.finfo(dtype).tiny)
+
+
+def assert_array_close(actual, expected, dtype, err_msg="", term_scale=0.0):
+    """Elementwise: |a - e| <= tol * (|e| + S) + underflow with S = max(max|e|, term_scale): the
+    error of an element is relative to its own magnitude and to that of the terms it was computed
+    from, estimated by the array's largest element or given as ``term_scale`` (see
+    :func:`grad_term_scale`). NaN must match NaN and infinities must match exactly."""
     assert isinstance(actual, np.ndarray), f"expected an ndarray, got {type(actual)}"
     expected = np.asarray(expected)
     assert actual.shape == expected.shape, f"shape {actual.shape} != {expected.shape} {err_msg}"
     finite = np.isfinite(expected)
-    scale = float(np.max(np.abs(expected[finite]), initial=0.0))
+    scale = max(float(np.max(np.abs(expected[finite]), initial=0.0)), term_scale)
     tol = tolerance(dtype)
-    np.testing.assert_allclose(actual, expected, rtol=tol, atol=tol * scale, equal_nan=True,
-                               err_msg=err_msg)
+    np.testing.assert_allclose(actual, expected, rtol=tol, atol=tol * scale + underflow(dtype),
+                               equal_nan=True, err_msg=err_msg)
 
 
-def assert_value_close(actual, expected, dtype, scale, err_msg=""):
-    """A reduced loss (Python float): |a - e| <= tol * scale, where ``scale`` is the reduction of
-    |terms| (see :func:`value_scale`)."""
+def assert_value_close(actual, expected, dtype, scale, n_terms=1, err_msg=""):
+    """A reduced loss (Python float): |a - e| <= tol * scale + n_terms * underflow, where
+    ``scale`` is the reduction of |terms| (see :func:`value_scale`)."""
     assert type(actual) is float, f"expected a Python float, got {type(actual)} {err_msg}"
     assert type(expected) is float
     if math.isnan(expected) or math.isinf(expected):
@@ -326,7 +333,7 @@ def assert_value_close(actual, expected, dtype, scale, err_msg=""):
             f"{actual!r} != {expected!r} {err_msg}"
         )
         return
-    bound = tolerance(dtype) * max(scale, abs(expected))
+    bound = tolerance(dtype) * max(scale, abs(expected)) + n_terms * underflow(dtype)
     assert abs(actual - expected) <= bound, (
         f"{actual!r} != {expected!r} (|diff| = {abs(actual - expected):.3g} > {bound:.3g}) "
         f"{err_msg}"
@@ -348,6 +355,48 @@ def value_scale(loss, pred, target, kwargs, reduction):
     return total_abs * abs(mean / total)
 
 
+def _mean_factor(loss, pred, target, kwargs):
+    """1 / |mean denominator|, read off the reference as |mean / sum| (1 when undefined)."""
+    total = getattr(reference, loss)(pred, target, **{**kwargs, "reduction": "sum"})
+    mean = getattr(reference, loss)(pred, target, **{**kwargs, "reduction": "mean"})
+    if total == 0 or not math.isfinite(total) or not math.isfinite(mean):
+        return 1.0
+    return abs(mean / total)
+
+
+def grad_term_scale(loss, pred, target, kwargs, reduction):
+    """Largest magnitude of the two terms whose difference is a gradient element, for the losses
+    whose gradient is such a difference (it can cancel to 0 exactly, e.g. uniform logits with a
+    uniform target): softmax CE p_k * sum(a) - a_k, sigmoid CE
+    w (1 - t) sigmoid(x) - w pw t (1 - sigmoid(x)). 0 for the other losses."""
+    x = np.asarray(pred, dtype=np.float64)
+    if x.size == 0 or loss not in ("softmax_cross_entropy", "sigmoid_cross_entropy"):
+        return 0.0
+    t = np.asarray(target)
+    if loss == "softmax_cross_entropy":
+        axis = kwargs.get("axis", -1) % x.ndim
+        n_classes = x.shape[axis]
+        along_axis = [-1 if d == axis else 1 for d in range(x.ndim)]
+        if np.issubdtype(t.dtype, np.integer):
+            t = (np.expand_dims(t, axis) == np.arange(n_classes).reshape(along_axis)) * 1.0
+        eps = kwargs.get("label_smoothing", 0.0)
+        a = np.abs((1 - eps) * t + eps / n_classes)
+        if kwargs.get("weight") is not None:
+            a = a * np.abs(np.asarray(kwargs["weight"])).reshape(along_axis)
+        rows = a.sum(axis=axis) + a.max(axis=axis)  # |p_k A| <= sum|a|, plus |a_k|
+        if kwargs.get("sample_weight") is not None:
+            rows = rows * np.abs(kwargs["sample_weight"])
+        scale = float(np.max(rows))
+    else:
+        t = t.astype(np.float64)
+        w = 1.0 if kwargs.get("weight") is None else np.abs(kwargs["weight"])
+        pw = 1.0 if kwargs.get("pos_weight") is None else np.abs(kwargs["pos_weight"])
+        scale = float(np.max(np.broadcast_to(w * (np.abs(1 - t) + pw * np.abs(t)), x.shape)))
+    if reduction == "mean":
+        scale *= _mean_factor(loss, pred, target, kwargs)
+    return scale
+
+
 def assert_results_close(actual, expected, dtype, loss, pred, target, kwargs, reduction,
                          err_msg=""):
     """Compare (value, grad) pairs; None entries (not computed by a form) are skipped."""
@@ -359,11 +408,14 @@ def assert_results_close(actual, expected, dtype, loss, pred, target, kwargs, re
             assert_array_close(value, ref_value, dtype, err_msg=f"loss values {err_msg}")
         else:
             scale = value_scale(loss, pred, target, kwargs, reduction)
-            assert_value_close(value, ref_value, dtype, scale, err_msg=f"loss {err_msg}")
+            assert_value_close(value, ref_value, dtype, scale, np.size(pred),
+                               err_msg=f"loss {err_msg}")
     if grad is not None:
         assert grad.dtype == np.dtype(dtype), f"gradient has dtype {grad.dtype} {err_msg}"
         assert grad.shape == np.shape(ref_grad), f"gradient has shape {grad.shape} {err_msg}"
-        assert_array_close(grad, ref_grad, dtype, err_msg=f"gradient {err_msg}")
+        term_scale = grad_term_scale(loss, pred, target, kwargs, reduction)
+        assert_array_close(grad, ref_grad, dtype, err_msg=f"gradient {err_msg}",
+                           term_scale=term_scale)
 
 
 def assert_identical(actual, expected, err_msg=""):
