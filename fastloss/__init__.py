@@ -11,12 +11,15 @@ from ._api import (
     hinge_value_and_grad,
     mse,
     mse_grad,
+    mse_grad_hess,
     mse_value_and_grad,
     sigmoid_cross_entropy,
     sigmoid_cross_entropy_grad,
+    sigmoid_cross_entropy_grad_hess,
     sigmoid_cross_entropy_value_and_grad,
     softmax_cross_entropy,
     softmax_cross_entropy_grad,
+    softmax_cross_entropy_grad_hess,
     softmax_cross_entropy_value_and_grad,
 )
 from ._config import show_config
@@ -36,4 +39,7 @@ __all__ = [
     "mse",
     "mse_grad",
     "mse_value_and_grad",
+    "softmax_cross_entropy_grad_hess",
+    "sigmoid_cross_entropy_grad_hess",
+    "mse_grad_hess",
 ]

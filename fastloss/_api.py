@@ -78,30 +78,31 @@ def _axis(axis, ndim, name):
     return ax % ndim
 
 
-def _grad_out(out, x, inputs, name):
+def _grad_out(out, x, inputs, name, out_name="out"):
     """Validate `out` (or allocate it) for a gradient of x's shape and dtype."""
     if out is None:
         return np.empty(x.shape, dtype=x.dtype)
     if not isinstance(out, np.ndarray):
-        raise ValueError("out must be a NumPy array, not %s" % type(out).__name__)
+        raise ValueError("%s must be a NumPy array, not %s" % (out_name, type(out).__name__))
     if out.shape != x.shape or out.dtype != x.dtype:
-        raise ValueError("out has shape %s and dtype %s but the gradient of %s needs shape %s "
-                         "and dtype %s" % (out.shape, out.dtype, name, x.shape, x.dtype))
+        raise ValueError("%s has shape %s and dtype %s but the gradient of %s needs shape %s "
+                         "and dtype %s" % (out_name, out.shape, out.dtype, name, x.shape, x.dtype))
     if not out.flags.c_contiguous or not out.flags.aligned:
-        raise ValueError("out must be C-contiguous and aligned")
+        raise ValueError("%s must be C-contiguous and aligned" % out_name)
     if not out.flags.writeable:
-        raise ValueError("out is read-only")
+        raise ValueError("%s is read-only" % out_name)
     if out.dtype.byteorder not in "=|":
-        raise ValueError("out must be in native byte order")
+        raise ValueError("%s must be in native byte order" % out_name)
     if out.size:
         same = out.ctypes.data == x.ctypes.data
         if not same and np.may_share_memory(out, x):
-            raise ValueError("out overlaps %s without being the same array; pass out=%s "
-                             "for an in-place gradient or a separate buffer" % (name, name))
+            raise ValueError("%s overlaps %s without being the same array; pass %s=%s "
+                             "for an in-place result or a separate buffer"
+                             % (out_name, name, out_name, name))
         for other_name, other in inputs:
             if other is not None and np.may_share_memory(out, other):
-                raise ValueError("out shares memory with %s; only out=%s is allowed in place"
-                                 % (other_name, name))
+                raise ValueError("%s shares memory with %s; only %s=%s is allowed in place"
+                                 % (out_name, other_name, out_name, name))
     return out
 
 
@@ -195,10 +196,22 @@ def _value(res, reduction, row_loss):
     return float(res[1])
 
 
+class _Out:
+    """What one kernel call produced: the value, gradient, Hessian and the
+    kernel's statistics (loss_sum, weight_sum, n_rows, n_ignored, n_top1, n_topk)."""
+    __slots__ = ("value", "grad", "hess", "stats")
+
+    def __init__(self, value, grad, hess, res, n_rows):
+        self.value, self.grad, self.hess = value, grad, hess
+        self.stats = {"loss_sum": res[2], "weight_sum": res[3], "n_rows": n_rows,
+                      "n_ignored": res[4], "n_top1": res[5], "n_topk": res[6]}
+
+
 # --------------------------------------------------- softmax cross-entropy
 
 def _softmax(logits, target, weight, sample_weight, ignore_index, label_smoothing, reduction,
-             axis, n_threads, want_value, want_grad, out, top_k=0):
+             axis, n_threads, want_value, want_grad, out, top_k=0, want_hess=False,
+             hess_out=None, full=False):
     x = _float_array(logits, "logits")
     if x.ndim == 0:
         raise ValueError("logits is 0-d; softmax cross-entropy needs a class axis")
@@ -243,12 +256,19 @@ def _softmax(logits, target, weight, sample_weight, ignore_index, label_smoothin
     if want_grad:
         g = _grad_out(out, x, [("target", probs if probs is not None else labels),
                                ("weight", w), ("sample_weight", sw)], "logits")
+    h = None
+    if want_hess:
+        h = _grad_out(hess_out, x, [("target", probs if probs is not None else labels),
+                                    ("weight", w), ("sample_weight", sw), ("out", g)],
+                      "logits", "hess_out")
     row_loss = np.empty(row_shape, dtype=x.dtype) if (want_value and red == 0) else None
     res = _core.softmax_ce(x.itemsize == 8, x, labels, probs, w, sw, outer, n_classes, inner,
-                           ignore, eps, red, top_k, row_loss, g, None, nt)
+                           ignore, eps, red, top_k, row_loss, g, h, nt)
     if res[0] == _core.FL_STATUS_LABEL:
         raise _label_error(res, row_shape, "target", n_classes)
     value = _value(res, red, row_loss)
+    if full:
+        return _Out(value, g, h, res, outer * inner)
     return value, g
 
 
@@ -340,7 +360,7 @@ softmax_cross_entropy_value_and_grad.__doc__ = _SOFTMAX_DOC.format(
 # --------------------------------------------------- sigmoid cross-entropy
 
 def _sigmoid(logits, target, weight, pos_weight, reduction, n_threads, want_value, want_grad,
-             out):
+             out, want_hess=False, hess_out=None, full=False):
     x = _float_array(logits, "logits")
     red = _reduction(reduction)
     nt = _threads(n_threads)
@@ -364,9 +384,15 @@ def _sigmoid(logits, target, weight, pos_weight, reduction, n_threads, want_valu
     g = None
     if want_grad:
         g = _grad_out(out, x, [("target", t), ("weight", w), ("pos_weight", pw)], "logits")
+    h = None
+    if want_hess:
+        h = _grad_out(hess_out, x, [("target", t), ("weight", w), ("pos_weight", pw), ("out", g)],
+                      "logits", "hess_out")
     loss = np.empty(x.shape, dtype=x.dtype) if (want_value and red == 0) else None
     res = _core.sigmoid_ce(x.itemsize == 8, x, t, w, w_stride, pw, n_rows, row_len, red, loss,
-                           g, None, nt)
+                           g, h, nt)
+    if full:
+        return _Out(_value(res, red, loss), g, h, res, x.size)
     return _value(res, red, loss), g
 
 
@@ -435,7 +461,7 @@ sigmoid_cross_entropy_value_and_grad.__doc__ = _SIGMOID_DOC.format(
 # ----------------------------------------------------------------- hinge
 
 def _hinge(scores, target, margin, squared, multiclass, weight, sample_weight, reduction, axis,
-           n_threads, want_value, want_grad, out):
+           n_threads, want_value, want_grad, out, full=False):
     x = _float_array(scores, "scores")
     red = _reduction(reduction)
     nt = _threads(n_threads)
@@ -496,6 +522,8 @@ def _hinge(scores, target, margin, squared, multiclass, weight, sample_weight, r
                       bool(squared), mode, red, row_loss, g, nt)
     if res[0] == _core.FL_STATUS_LABEL:
         raise _label_error(res, row_shape, "target", n_classes)
+    if full:
+        return _Out(_value(res, red, row_loss), g, None, res, outer * inner)
     return _value(res, red, row_loss), g
 
 
@@ -592,7 +620,8 @@ hinge_value_and_grad.__doc__ = _HINGE_DOC.format(
 
 # -------------------------------------------------------------------- mse
 
-def _mse(pred, target, weight, reduction, n_threads, want_value, want_grad, out):
+def _mse(pred, target, weight, reduction, n_threads, want_value, want_grad, out,
+         want_hess=False, hess_out=None, full=False):
     x = _float_array(pred, "pred")
     red = _reduction(reduction)
     nt = _threads(n_threads)
@@ -606,8 +635,13 @@ def _mse(pred, target, weight, reduction, n_threads, want_value, want_grad, out)
     g = None
     if want_grad:
         g = _grad_out(out, x, [("target", t), ("weight", w)], "pred")
+    h = None
+    if want_hess:
+        h = _grad_out(hess_out, x, [("target", t), ("weight", w), ("out", g)], "pred", "hess_out")
     loss = np.empty(x.shape, dtype=x.dtype) if (want_value and red == 0) else None
-    res = _core.mse(x.itemsize == 8, x, t, w, w_stride, n_rows, row_len, red, loss, g, None, nt)
+    res = _core.mse(x.itemsize == 8, x, t, w, w_stride, n_rows, row_len, red, loss, g, h, nt)
+    if full:
+        return _Out(_value(res, red, loss), g, h, res, x.size)
     return _value(res, red, loss), g
 
 
@@ -658,3 +692,59 @@ mse_grad.__doc__ = _MSE_DOC.format(summary="Gradient of the squared error.", out
 mse_value_and_grad.__doc__ = _MSE_DOC.format(
     summary="Squared error and its gradient in one fused pass.", out_doc=_OUT_DOC,
     returns="(loss, grad).")
+
+
+# ------------------------------------------------- gradient boosting: grad + Hessian
+
+_GRAD_HESS_DOC = """Per-sample gradient and diagonal Hessian of {what} in one pass.
+
+    For gradient boosting: no reduction (the derivatives of the SUM of the
+    per-sample losses), sample weights included.  The diagonal Hessian is
+    {hess}.
+
+    Parameters
+    ----------
+    {params}
+    n_threads : int, optional
+    out, hess_out : ndarray, optional
+        C-contiguous writable arrays of pred's shape and dtype for the results.
+
+    Returns
+    -------
+    (grad, hess) : ndarrays of pred's shape and dtype.
+"""
+
+
+def softmax_cross_entropy_grad_hess(logits, target, *, weight=None, sample_weight=None,
+                                    ignore_index=-100, label_smoothing=0.0, axis=-1,
+                                    n_threads=None, out=None, hess_out=None):
+    r = _softmax(logits, target, weight, sample_weight, ignore_index, label_smoothing, "none",
+                 axis, n_threads, False, True, out, want_hess=True, hess_out=hess_out, full=True)
+    return r.grad, r.hess
+
+
+def sigmoid_cross_entropy_grad_hess(logits, target, *, weight=None, pos_weight=None,
+                                    n_threads=None, out=None, hess_out=None):
+    r = _sigmoid(logits, target, weight, pos_weight, "none", n_threads, False, True, out,
+                 want_hess=True, hess_out=hess_out, full=True)
+    return r.grad, r.hess
+
+
+def mse_grad_hess(pred, target, *, weight=None, n_threads=None, out=None, hess_out=None):
+    r = _mse(pred, target, weight, "none", n_threads, False, True, out, want_hess=True,
+             hess_out=hess_out, full=True)
+    return r.grad, r.hess
+
+
+softmax_cross_entropy_grad_hess.__doc__ = _GRAD_HESS_DOC.format(
+    what="softmax cross-entropy",
+    hess="``s_i * A * p * (1 - p)`` with ``A = sum_k a_k`` (``s_i * p * (1 - p)`` for plain labels)",
+    params="logits, target, weight, sample_weight, ignore_index, label_smoothing, axis :\n"
+           "        as in softmax_cross_entropy.")
+sigmoid_cross_entropy_grad_hess.__doc__ = _GRAD_HESS_DOC.format(
+    what="sigmoid cross-entropy",
+    hess="``w * (pw * t + 1 - t) * s * (1 - s)`` with ``s = sigmoid(x)``",
+    params="logits, target, weight, pos_weight : as in sigmoid_cross_entropy.")
+mse_grad_hess.__doc__ = _GRAD_HESS_DOC.format(
+    what="the squared error", hess="``2 * w``",
+    params="pred, target, weight : as in mse.")
