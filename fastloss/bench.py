@@ -497,8 +497,8 @@ def _jax_loss(case, jnp, jax):
             xy = jnp.take_along_axis(x, y[:, None], axis=-1)[:, 0]
             return jnp.mean(jax.nn.logsumexp(x, axis=-1) - xy)
     elif case.loss == "sigmoid_ce":
-        def f(x, t):
-            return jnp.mean(jnp.maximum(x, 0) - x * t + jnp.log1p(jnp.exp(-jnp.abs(x))))
+        def f(x, t):  # softplus: a correct gradient at x == 0, unlike max(x, 0) + ...|x|
+            return jnp.mean(jax.nn.softplus(x) - x * t)
     elif case.loss == "mse":
         def f(x, t):
             return jnp.mean((x - t) ** 2)
@@ -506,8 +506,9 @@ def _jax_loss(case, jnp, jax):
         def f(x, y):
             c = x.shape[-1]
             xy = jnp.take_along_axis(x, y[:, None], axis=-1)
-            m = jnp.maximum(0, 1 - xy + x)
-            m = jnp.where(jnp.arange(c) == y[:, None], 0, m)
+            m = 1 - xy + x
+            # strict: a zero margin counts 0 (torch's subgradient; jnp.maximum splits ties)
+            m = jnp.where((m > 0) & (jnp.arange(c) != y[:, None]), m, 0)
             return jnp.mean(jnp.sum(m, axis=-1) / c)
     return f
 
@@ -595,7 +596,7 @@ class Settings:
     warm_below: float    # calls shorter than this get an untimed call before each measurement
 
     @classmethod
-    def for_mode(cls, quick: bool) -> "Settings":
+    def for_mode(cls, quick: bool) -> Settings:
         if quick:
             return cls(0.002, 0.25, 3, 7, 0.4, 1 << 15, 0.01)
         return cls(0.02, 2.0, 5, 25, 4.0, 1 << 20, 0.1)
@@ -1207,9 +1208,13 @@ def format_table(res: dict) -> str:
         lines.append(f"  {met}/{len(trows)} met")
 
     problems = []
+    loads = [r["other_load"] for r in rows if (r.get("other_load") or 0) > BUSY]
     busy = [f"{r['case']} {FORM_SHORT[r['form']]} ({r['other_load']:.0%})" for r in rows
             if (r.get("other_load") or 0) > BUSY]
-    if busy:
+    if busy and len(busy) == len(rows):
+        problems.append(f"  every case was timed while other processes used {min(loads):.0%} to "
+                        f"{max(loads):.0%} of the CPU: rerun on a quiet machine")
+    elif busy:
         problems.extend(textwrap.wrap(
             f"timed while other processes used more than {BUSY:.0%} of the CPU (their share in "
             "brackets; rerun on a quiet machine): " + ", ".join(busy), width=100,
@@ -1297,8 +1302,11 @@ def write_plot(res: dict, path: str) -> None:
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
     m = res["meta"]
+    busy = m.get("other_load")
     fig.suptitle(f"fastloss bench{' --quick' if m['quick'] else ''}: {m['cpu']}, "
-                 f"{m['threads_used']} threads", fontsize=10)
+                 f"{m['threads_used']} threads"
+                 + (f" (BUSY machine: other processes used {busy:.0%} of the CPU)"
+                    if busy is not None and busy > BUSY else ""), fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -1369,7 +1377,10 @@ def main(argv=None) -> int:
     except (RuntimeError, ValueError) as e:
         print(f"fastloss bench: {e}", file=sys.stderr)
         return 2
-    print(format_table(res))
+    try:
+        print(format_table(res), flush=True)
+    except BrokenPipeError:  # e.g. `| head`: not an error of the benchmark
+        sys.stdout = open(os.devnull, "w")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(_jsonable(res), f, indent=1)

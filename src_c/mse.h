@@ -16,28 +16,36 @@ void FL_NAME(fl_mse_block)(const void *vctx, int64_t b, fl_partial *part)
     FL_T *H = (FL_T *)a->hess;
     const FL_T scale2 = (FL_T)(2.0 * ctx->grad_scale);
     const int64_t L = ctx->row_len;
-    int64_t r0, r1, c0, c1, r;
+    FL_T ones[FL_CHUNK];
+    int64_t r0, r1, c0, c1, r, i;
     double lsum = 0.0;
+    for (i = 0; i < FL_CHUNK; ++i) ones[i] = (FL_T)1;
     fl_elem_block_range(ctx, b, &r0, &r1, &c0, &c1);
     for (r = r0; r < r1; ++r) {
         const int64_t base = r * L;
-        const FL_T *w = W ? W + r * a->weight_row_stride : NULL;
         int64_t cc = c0;
         while (cc < c1) {
+            const FL_T *x = X + base + cc, *t = T + base + cc;
+            const FL_T *w = W ? W + r * a->weight_row_stride + cc : ones;
             FL_T buf[FL_CHUNK];
             FL_T *lo = OUT ? OUT + base + cc : buf;
             int64_t n = c1 - cc < FL_CHUNK ? c1 - cc : FL_CHUNK;
-            int64_t i;
             FL_SIMD
             for (i = 0; i < n; ++i) {
-                const int64_t c = cc + i;
-                FL_T d = X[base + c] - T[base + c];
-                FL_T wi = w ? w[c] : (FL_T)1;
-                lo[i] = wi * d * d;
-                if (G) G[base + c] = scale2 * wi * d;
-                if (H) H[base + c] = scale2 * wi;
+                FL_T d = x[i] - t[i];
+                lo[i] = w[i] * d * d;
             }
             lsum += FL_NAME(lane_sum)(lo, n);
+            if (H) {
+                FL_T *h = H + base + cc;
+                FL_SIMD
+                for (i = 0; i < n; ++i) h[i] = scale2 * w[i];
+            }
+            if (G) {
+                FL_T *g = G + base + cc;
+                FL_SIMD
+                for (i = 0; i < n; ++i) g[i] = scale2 * w[i] * (x[i] - t[i]);
+            }
             cc += n;
         }
     }

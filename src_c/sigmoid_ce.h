@@ -13,6 +13,28 @@
  * d2l/dx2 = w ((1 - t) + pw t) sigmoid(x) (1 - sigmoid(x)).
  */
 
+FL_INLINE FL_T FL_NAME(sig_loss)(FL_T x, FL_T t, FL_T pw)
+{
+    FL_T ax = x < 0 ? -x : x;
+    FL_T lg = FL_LOG1P01(FL_EXP(-ax));
+    FL_T sp_pos = (x > 0 ? x : (FL_T)0) + lg;
+    FL_T sp_neg = (x < 0 ? -x : (FL_T)0) + lg;
+    FL_T cpos = pw * t, cneg = (FL_T)1 - t;
+    FL_T l = (cpos == 0 ? (FL_T)0 : cpos * sp_neg) + (cneg == 0 ? (FL_T)0 : cneg * sp_pos);
+    return x != x ? x : l;
+}
+
+/* sigmoid(x) and 1 - sigmoid(x), each without cancellation */
+FL_INLINE void FL_NAME(sig_sig)(FL_T x, FL_T *sg, FL_T *one_m)
+{
+    FL_T ax = x < 0 ? -x : x;
+    FL_T u = FL_EXP(-ax);
+    FL_T inv = (FL_T)1 / ((FL_T)1 + u);
+    FL_T a = x >= 0 ? inv : u * inv;
+    *sg = x != x ? x : a;
+    *one_m = x >= 0 ? u * inv : inv;
+}
+
 void FL_NAME(fl_sig_block)(const void *vctx, int64_t b, fl_partial *part)
 {
     const fl_elem_ctx *ctx = (const fl_elem_ctx *)vctx;
@@ -26,43 +48,44 @@ void FL_NAME(fl_sig_block)(const void *vctx, int64_t b, fl_partial *part)
     FL_T *H = (FL_T *)a->hess;
     const FL_T scale = (FL_T)ctx->grad_scale;
     const int64_t L = ctx->row_len;
-    int64_t r0, r1, c0, c1, r;
+    FL_T ones[FL_CHUNK];
+    int64_t r0, r1, c0, c1, r, i;
     double lsum = 0.0;
+    for (i = 0; i < FL_CHUNK; ++i) ones[i] = (FL_T)1;
     fl_elem_block_range(ctx, b, &r0, &r1, &c0, &c1);
     for (r = r0; r < r1; ++r) {
         const int64_t base = r * L;
-        const FL_T *w = W ? W + r * a->weight_row_stride : NULL;
         int64_t cc = c0;
         while (cc < c1) {
+            /* absent weights read a row of ones: no pointer tests in the loops */
+            const FL_T *x = X + base + cc, *t = T + base + cc;
+            const FL_T *w = W ? W + r * a->weight_row_stride + cc : ones;
+            const FL_T *pw = PW ? PW + cc : ones;
             FL_T buf[FL_CHUNK];
             FL_T *lo = OUT ? OUT + base + cc : buf;
             int64_t n = c1 - cc < FL_CHUNK ? c1 - cc : FL_CHUNK;
-            int64_t i;
+            /* the loss loop reads x before any gradient store (out may be x) */
             FL_SIMD
-            for (i = 0; i < n; ++i) {
-                const int64_t c = cc + i;
-                FL_T x = X[base + c], t = T[base + c];
-                FL_T wi = w ? w[c] : (FL_T)1;
-                FL_T pw = PW ? PW[c] : (FL_T)1;
-                FL_T ax = x < 0 ? -x : x;
-                FL_T u = FL_EXP(-ax);
-                FL_T lg = FL_LOG1P01(u);
-                FL_T sp_pos = (x > 0 ? x : (FL_T)0) + lg;
-                FL_T sp_neg = (x < 0 ? -x : (FL_T)0) + lg;
-                FL_T cpos = pw * t, cneg = (FL_T)1 - t;
-                FL_T l = (cpos == 0 ? (FL_T)0 : cpos * sp_neg) + (cneg == 0 ? (FL_T)0 : cneg * sp_pos);
-                l = x != x ? x : l;
-                lo[i] = wi * l;
-                if (G || H) {
-                    FL_T inv = (FL_T)1 / ((FL_T)1 + u);
-                    FL_T sg = x >= 0 ? inv : u * inv;
-                    FL_T one_m = x >= 0 ? u * inv : inv;
-                    sg = x != x ? x : sg;
-                    if (G) G[base + c] = scale * wi * (cneg * sg - cpos * one_m);
-                    if (H) H[base + c] = scale * wi * (cneg + cpos) * sg * one_m;
+            for (i = 0; i < n; ++i) lo[i] = w[i] * FL_NAME(sig_loss)(x[i], t[i], pw[i]);
+            lsum += FL_NAME(lane_sum)(lo, n);
+            if (G && H) {
+                FL_T *g = G + base + cc, *h = H + base + cc;
+                FL_SIMD
+                for (i = 0; i < n; ++i) {
+                    FL_T sg, om, cpos = pw[i] * t[i], cneg = (FL_T)1 - t[i];
+                    FL_NAME(sig_sig)(x[i], &sg, &om);
+                    h[i] = scale * w[i] * (cneg + cpos) * sg * om;
+                    g[i] = scale * w[i] * (cneg * sg - cpos * om);
+                }
+            } else if (G) {
+                FL_T *g = G + base + cc;
+                FL_SIMD
+                for (i = 0; i < n; ++i) {
+                    FL_T sg, om, cpos = pw[i] * t[i], cneg = (FL_T)1 - t[i];
+                    FL_NAME(sig_sig)(x[i], &sg, &om);
+                    g[i] = scale * w[i] * (cneg * sg - cpos * om);
                 }
             }
-            lsum += FL_NAME(lane_sum)(lo, n);
             cc += n;
         }
     }

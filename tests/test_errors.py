@@ -127,12 +127,14 @@ BAD_LABELS = [
 
 @pytest.mark.parametrize("form", FORMS)
 @pytest.mark.parametrize("bad_label", [17, 6, -3, -100])
-@pytest.mark.parametrize("label_dtype", ["int64", "int32", "int16"])
+@pytest.mark.parametrize("label_dtype", ["int64", "int32", "int16", "uint64"])
 @pytest.mark.parametrize("loss, kwargs", BAD_LABELS,
                          ids=[f"{b[0]}-{i}" for i, b in enumerate(BAD_LABELS)])
 def test_label_out_of_range_names_position_and_value(loss, kwargs, label_dtype, bad_label, form):
     if bad_label == -100 and loss == "softmax_cross_entropy" and "ignore_index" not in kwargs:
         return  # -100 is the default ignore_index there, a valid label
+    if bad_label < 0 and label_dtype.startswith("u"):
+        return
     pred = np.random.default_rng(1).standard_normal((8, 6))
     labels = np.array([0, 1, 2, 3, bad_label, 5, 0, 1], dtype=label_dtype)
     with pytest.raises(ValueError) as info:
@@ -140,7 +142,20 @@ def test_label_out_of_range_names_position_and_value(loss, kwargs, label_dtype, 
     message = str(info.value)
     assert re.search(rf"(?<![\d.]){bad_label}(?![\d.])", message), message
     assert re.search(r"(?<![\d.])4(?![\d.])", message), message
+    assert "np." not in message, "numbers are printed plainly, not as NumPy scalar reprs"
     _assert_raises_leaving_out_untouched(ValueError, None, loss, form, pred, labels, kwargs)
+
+
+@pytest.mark.parametrize("huge", [2**64 - 1, 2**63, 2**63 + 5])
+def test_huge_unsigned_label_is_reported_with_its_true_value(huge):
+    """uint64 labels beyond the int64 range are not wrapped to negative numbers."""
+    labels = np.array([0, 1, huge], dtype=np.uint64)
+    for loss in ("softmax_cross_entropy", "hinge"):
+        with pytest.raises(ValueError) as info:
+            getattr(public(), loss)(np.zeros((3, 4)), labels)
+        message = str(info.value)
+        assert str(huge) in message, message
+        assert "np." not in message, message
 
 
 def test_label_position_in_multi_dimensional_target():
@@ -154,6 +169,7 @@ def test_label_position_in_multi_dimensional_target():
     message = str(info.value)
     assert re.search(r"(?<![\d.])7(?![\d.])", message), message
     assert "(1, 4)" in message or re.search(r"(?<![\d.(])9(?![\d.])", message), message
+    assert "np." not in message, message
 
 
 @pytest.mark.parametrize("target_dtype", ["float64", "float32", "int64"])

@@ -101,3 +101,37 @@ def test_concurrent_python_threads_match_serial_calls(big_inputs):
         concurrent = list(pool.map(run, jobs * 2))
     for i, result in enumerate(concurrent):
         assert_identical(result, serial[i % len(jobs)], err_msg=f"job {i % len(jobs)}")
+
+
+GIL_CASES = [
+    Case("softmax_cross_entropy", "gil", (8000, 2000), "labels"),
+    Case("sigmoid_cross_entropy", "gil", (8000, 2000), "probs01"),
+    Case("hinge", "gil_ww", (8000, 2000), "labels", {"multiclass": "weston_watkins"}),
+    Case("mse", "gil", (8000, 2000), "real"),
+]
+
+
+@pytest.mark.parametrize("case", GIL_CASES, ids=[case.id for case in GIL_CASES])
+def test_gil_is_released_while_the_kernel_runs(case):
+    """While a thread runs one single-threaded call, the main thread runs Python code before the
+    call has returned. Were the GIL held by the kernel, the main thread (woken by ``started``,
+    which is set just before the call) could only run once the call had returned."""
+    import threading
+    import time
+
+    fl = public()
+    pred, target, kwargs = case.make(np.float64)
+    started = threading.Event()
+    call_end = []
+
+    def work():
+        started.set()
+        call(fl, case.loss, "value_and_grad", pred, target, kwargs, n_threads=1)
+        call_end.append(time.perf_counter())
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    started.wait()
+    main_ran_at = time.perf_counter()
+    worker.join()
+    assert main_ran_at < call_end[0], "the main thread could not run during the call"
