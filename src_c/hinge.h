@@ -11,16 +11,69 @@
  * Rows are multiplied by the sample weight s_i; the gradient by s_i * scale.
  */
 
-FL_INLINE double FL_NAME(hinge_h)(double v, int squared)
+/* h and h' in the input precision; NaN propagates through both. */
+FL_INLINE FL_T FL_NAME(hinge_h)(FL_T v, int squared)
 {
-    double hv = v > 0.0 ? (squared ? v * v : v) : 0.0;
+    FL_T hv = v > 0 ? v : (FL_T)0;
+    hv = squared ? hv * hv : hv;
     return v != v ? v : hv;
 }
 
-FL_INLINE double FL_NAME(hinge_dh)(double v, int squared)
+FL_INLINE FL_T FL_NAME(hinge_dh)(FL_T v, int squared)
 {
-    double d = v > 0.0 ? (squared ? 2.0 * v : 1.0) : 0.0;
+    FL_T d = v > 0 ? (squared ? (FL_T)2 * v : (FL_T)1) : (FL_T)0;
     return v != v ? v : d;
+}
+
+/* The four loops of ovr and weston_watkins are written once each with the
+ * options as loop-invariant selects (no conditional loads), so they
+ * vectorise; `sq` is a compile-time constant at each call below. */
+FL_INLINE double FL_NAME(hinge_ovr_sum)(const FL_T *x, const FL_T *t, const double *w, int64_t C,
+                                        int64_t st, int64_t y, FL_T mg, int sq)
+{
+    double loss = 0.0;
+    int64_t c;
+    if (w) {
+        FL_SIMD_SUM(loss)
+        for (c = 0; c < C; ++c) {
+            FL_T tc = t ? t[c * st] : (c == y ? (FL_T)1 : (FL_T)-1);
+            loss += w[c] * (double)FL_NAME(hinge_h)(mg - tc * x[c * st], sq);
+        }
+    } else {
+        FL_SIMD_SUM(loss)
+        for (c = 0; c < C; ++c) {
+            FL_T tc = t ? t[c * st] : (c == y ? (FL_T)1 : (FL_T)-1);
+            loss += (double)FL_NAME(hinge_h)(mg - tc * x[c * st], sq);
+        }
+    }
+    return loss;
+}
+
+FL_INLINE void FL_NAME(hinge_ovr_grad)(const FL_T *x, const FL_T *t, const double *w, FL_T *g,
+                                       int64_t C, int64_t st, int64_t y, FL_T mg, int sq,
+                                       double kg)
+{
+    int64_t c;
+    const FL_T k = (FL_T)kg;
+    if (w) {
+        FL_SIMD
+        for (c = 0; c < C; ++c) {
+            FL_T tc = t ? t[c * st] : (c == y ? (FL_T)1 : (FL_T)-1);
+            g[c * st] = (FL_T)(-kg * w[c]) * tc * FL_NAME(hinge_dh)(mg - tc * x[c * st], sq);
+        }
+    } else {
+        FL_SIMD
+        for (c = 0; c < C; ++c) {
+            FL_T tc = t ? t[c * st] : (c == y ? (FL_T)1 : (FL_T)-1);
+            g[c * st] = -k * tc * FL_NAME(hinge_dh)(mg - tc * x[c * st], sq);
+        }
+    }
+}
+
+FL_INLINE FL_T FL_NAME(hinge_ww_v)(const FL_T *x, int64_t c, int64_t st, int64_t y, FL_T base)
+{
+    FL_T v = base + x[c * st];
+    return c == y ? (FL_T)-INFINITY : v;
 }
 
 FL_INLINE double FL_NAME(hinge_row)(const fl_rows_ctx *ctx, const FL_T *x, const FL_T *t, FL_T *g,
@@ -33,46 +86,52 @@ FL_INLINE double FL_NAME(hinge_row)(const fl_rows_ctx *ctx, const FL_T *x, const
     const int sq = a->squared;
     const double sw = a->sample_weight ? a->sample_weight[r] : 1.0;
     const double kg = ctx->grad_scale * sw;
+    const FL_T mg = (FL_T)margin;
     double loss = 0.0;
     int64_t c;
 
     /* The sums run in loops of their own, without the gradient stores, so that
      * the value and the value-and-gradient forms reduce in the same order. */
     if (a->mode == FL_HINGE_OVR) {
-        FL_SIMD_SUM(loss)
-        for (c = 0; c < C; ++c) {
-            double tc = t ? (double)t[c * st] : (c == y ? 1.0 : -1.0);
-            double v = margin - tc * (double)x[c * st];
-            loss += (w ? w[c] : 1.0) * FL_NAME(hinge_h)(v, sq);
-        }
+        loss = sq ? FL_NAME(hinge_ovr_sum)(x, t, w, C, st, y, mg, 1)
+                  : FL_NAME(hinge_ovr_sum)(x, t, w, C, st, y, mg, 0);
         if (g) {
-            FL_SIMD
-            for (c = 0; c < C; ++c) {
-                double tc = t ? (double)t[c * st] : (c == y ? 1.0 : -1.0);
-                double v = margin - tc * (double)x[c * st];
-                g[c * st] = (FL_T)(-kg * (w ? w[c] : 1.0) * tc * FL_NAME(hinge_dh)(v, sq));
-            }
+            if (sq) FL_NAME(hinge_ovr_grad)(x, t, w, g, C, st, y, mg, 1, kg);
+            else FL_NAME(hinge_ovr_grad)(x, t, w, g, C, st, y, mg, 0, kg);
         }
     } else if (a->mode == FL_HINGE_WESTON_WATKINS) {
         /* g_y = -sum_{c != y} g_c, taken as one product of the summed h' (an
          * exact count for the plain hinge) rather than a sum of C products. */
-        const double xy = (double)x[y * st];
+        const FL_T xy = x[y * st];
+        const FL_T base = mg - xy;
         const double kc = kg * (w ? w[y] : 1.0) / (double)C;
         double dsum = 0.0;
-        FL_SIMD_SUM(loss, dsum)
-        for (c = 0; c < C; ++c) {
-            double v = c == y ? (double)-INFINITY : margin - xy + (double)x[c * st];
-            loss += FL_NAME(hinge_h)(v, sq);
-            dsum += FL_NAME(hinge_dh)(v, sq);
+        if (sq) {
+            FL_SIMD_SUM(loss, dsum)
+            for (c = 0; c < C; ++c) {
+                FL_T v = FL_NAME(hinge_ww_v)(x, c, st, y, base);
+                loss += (double)FL_NAME(hinge_h)(v, 1);
+                dsum += (double)FL_NAME(hinge_dh)(v, 1);
+            }
+        } else {
+            FL_SIMD_SUM(loss, dsum)
+            for (c = 0; c < C; ++c) {
+                FL_T v = FL_NAME(hinge_ww_v)(x, c, st, y, base);
+                loss += (double)FL_NAME(hinge_h)(v, 0);
+                dsum += (double)FL_NAME(hinge_dh)(v, 0);
+            }
         }
         loss *= (w ? w[y] : 1.0) / (double)C;
         if (g) {
-            FL_SIMD
-            for (c = 0; c < C; ++c) {
-                double v = c == y ? (double)-INFINITY : margin - xy + (double)x[c * st];
-                g[c * st] = (FL_T)(kc * FL_NAME(hinge_dh)(v, sq));
+            const FL_T k = (FL_T)kc;
+            if (sq) {
+                FL_SIMD
+                for (c = 0; c < C; ++c) g[c * st] = k * FL_NAME(hinge_dh)(FL_NAME(hinge_ww_v)(x, c, st, y, base), 1);
+            } else {
+                FL_SIMD
+                for (c = 0; c < C; ++c) g[c * st] = k * FL_NAME(hinge_dh)(FL_NAME(hinge_ww_v)(x, c, st, y, base), 0);
             }
-            g[y * st] = (FL_T)(xy != xy ? xy : -kc * dsum);
+            g[y * st] = (FL_T)(xy != xy ? (double)xy : -kc * dsum);
         }
     } else {
         const double xy = (double)x[y * st];
@@ -86,9 +145,9 @@ FL_INLINE double FL_NAME(hinge_row)(const fl_rows_ctx *ctx, const FL_T *x, const
             if (c != y && (j < 0 || v > mx)) { mx = v; j = c; }
         }
         double v = nan ? NAN : (j < 0 ? -INFINITY : margin + mx - xy);
-        loss = wy * FL_NAME(hinge_h)(v, sq);
+        loss = wy * (double)FL_NAME(hinge_h)((FL_T)v, sq);
         if (g) {
-            double d = kg * wy * FL_NAME(hinge_dh)(v, sq);
+            double d = kg * wy * (double)FL_NAME(hinge_dh)((FL_T)v, sq);
             for (c = 0; c < C; ++c) g[c * st] = (FL_T)(nan ? NAN : 0.0);
             if (j >= 0 && !nan) {
                 g[j * st] = (FL_T)d;

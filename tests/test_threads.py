@@ -113,25 +113,29 @@ GIL_CASES = [
 
 @pytest.mark.parametrize("case", GIL_CASES, ids=[case.id for case in GIL_CASES])
 def test_gil_is_released_while_the_kernel_runs(case):
-    """While a thread runs one single-threaded call, the main thread runs Python code before the
-    call has returned. Were the GIL held by the kernel, the main thread (woken by ``started``,
-    which is set just before the call) could only run once the call had returned."""
+    """While a thread runs one single-threaded call, the main thread (woken by ``started``, set
+    just before the call) runs Python code early in the call. Were the GIL held by the kernel,
+    the main thread could only run once the call had returned."""
     import threading
     import time
 
     fl = public()
     pred, target, kwargs = case.make(np.float64)
     started = threading.Event()
-    call_end = []
+    call_times = []
 
     def work():
         started.set()
+        start = time.perf_counter()
         call(fl, case.loss, "value_and_grad", pred, target, kwargs, n_threads=1)
-        call_end.append(time.perf_counter())
+        call_times.extend([start, time.perf_counter()])
 
     worker = threading.Thread(target=work)
     worker.start()
     started.wait()
     main_ran_at = time.perf_counter()
     worker.join()
-    assert main_ran_at < call_end[0], "the main thread could not run during the call"
+    start, end = call_times
+    assert end - start > 0.02, "the call is too short to tell"
+    assert main_ran_at < start + 0.5 * (end - start), (
+        f"the main thread ran only {main_ran_at - start:.3f} s into a {end - start:.3f} s call")
