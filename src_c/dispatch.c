@@ -125,20 +125,32 @@ static int fl_threads_for(int n_threads, int64_t work, int64_t n_blocks)
 }
 
 /* Run fn over blocks [0, n_blocks) and add the partials in block order.
- * The partition never depends on the thread count, so neither do the sums. */
+ * The partition never depends on the thread count, so neither do the sums.
+ * Each thread gets scratch_bytes of private scratch (64-byte aligned). */
 static fl_status fl_run_blocks(fl_block_fn fn, const void *ctx, int64_t n_blocks,
-                               int n_threads, int64_t work, fl_partial *total)
+                               int n_threads, int64_t work, size_t scratch_bytes,
+                               fl_partial *total)
 {
     fl_partial stack_parts[64];
     fl_partial *parts = stack_parts;
+    char *scratch_mem = NULL, *scratch = NULL;
     int64_t b;
     int nt = fl_threads_for(n_threads, work, n_blocks);
     memset(total, 0, sizeof(*total));
     total->bad = -1;
     if (n_blocks <= 0) return FL_OK;
+    scratch_bytes = (scratch_bytes + 63) & ~(size_t)63;
     if (n_blocks > 64) {
         parts = (fl_partial *)malloc((size_t)n_blocks * sizeof(fl_partial));
         if (parts == NULL) return FL_ERR_NOMEM;
+    }
+    if (scratch_bytes) {
+        scratch_mem = (char *)malloc(scratch_bytes * (size_t)nt + 64);
+        if (scratch_mem == NULL) {
+            if (parts != stack_parts) free(parts);
+            return FL_ERR_NOMEM;
+        }
+        scratch = scratch_mem + (64 - ((uintptr_t)scratch_mem & 63));
     }
     for (b = 0; b < n_blocks; ++b) {
         memset(&parts[b], 0, sizeof(fl_partial));
@@ -146,13 +158,16 @@ static fl_status fl_run_blocks(fl_block_fn fn, const void *ctx, int64_t n_blocks
     }
 #ifdef _OPENMP
     if (nt > 1) {
-#pragma omp parallel for schedule(static) num_threads(nt)
-        for (b = 0; b < n_blocks; ++b) fn(ctx, b, &parts[b]);
+#pragma omp parallel num_threads(nt)
+        {
+            void *mine = scratch ? scratch + scratch_bytes * (size_t)omp_get_thread_num() : NULL;
+#pragma omp for schedule(static)
+            for (b = 0; b < n_blocks; ++b) fn(ctx, b, &parts[b], mine);
+        }
     } else
 #endif
     {
-        (void)nt;
-        for (b = 0; b < n_blocks; ++b) fn(ctx, b, &parts[b]);
+        for (b = 0; b < n_blocks; ++b) fn(ctx, b, &parts[b], scratch);
     }
     for (b = 0; b < n_blocks; ++b) {
         total->loss += parts[b].loss;
@@ -163,6 +178,7 @@ static fl_status fl_run_blocks(fl_block_fn fn, const void *ctx, int64_t n_blocks
         if (total->bad < 0 && parts[b].bad >= 0) total->bad = parts[b].bad;
     }
     if (parts != stack_parts) free(parts);
+    free(scratch_mem);
     return FL_OK;
 }
 
@@ -177,8 +193,9 @@ typedef struct {
     int has_ignore;
 } fl_prepass_ctx;
 
-static void fl_prepass_block(const void *vctx, int64_t b, fl_partial *part)
+static void fl_prepass_block(const void *vctx, int64_t b, fl_partial *part, void *scratch)
 {
+    (void)scratch;
     const fl_prepass_ctx *p = (const fl_prepass_ctx *)vctx;
     int64_t r0 = b * p->rows_per_block;
     int64_t r1 = r0 + p->rows_per_block < p->n_rows ? r0 + p->rows_per_block : p->n_rows;
@@ -225,7 +242,7 @@ static fl_status fl_prepass(const int64_t *labels, const double *class_weight,
         return FL_OK;
     }
     return fl_run_blocks(fl_prepass_block, &p, (n_rows + FL_BLOCK_ELEMS - 1) / FL_BLOCK_ELEMS,
-                         n_threads, n_rows, total);
+                         n_threads, n_rows, 0, total);
 }
 
 static void fl_result_init(fl_result *res, int64_t n_rows)
@@ -284,9 +301,22 @@ static fl_status fl_softmax_ce(const fl_softmax_ce_args *a, fl_result *res, int 
     ctx.grad_scale = fl_grad_scale(a->reduction, pre.weight);
     ctx.class_weight_sum = 0.0;
     for (c = 0; c < a->n_classes; ++c) ctx.class_weight_sum += a->class_weight ? a->class_weight[c] : 1.0;
-    st = fl_run_blocks(fl_table()->softmax_ce[dt], &ctx,
-                       (n_rows + ctx.rows_per_block - 1) / ctx.rows_per_block, a->n_threads,
-                       n_rows * a->n_classes, &tot);
+    /* Rows of a large gradient go through a per-thread row buffer and leave
+     * with non-temporal stores: no read-for-ownership of the output, so the
+     * memory traffic is one read of the logits and one write of the gradient. */
+    {
+        size_t esz = dt ? sizeof(double) : sizeof(float);
+        size_t scratch = 0;
+        ctx.stream = 0;
+        if (a->grad != NULL && a->grad != a->logits && a->inner == 1
+            && (double)n_rows * (double)a->n_classes * (double)esz >= FL_STREAM_BYTES) {
+            ctx.stream = 1;
+            scratch = (size_t)a->n_classes * esz;
+        }
+        st = fl_run_blocks(fl_table()->softmax_ce[dt], &ctx,
+                           (n_rows + ctx.rows_per_block - 1) / ctx.rows_per_block, a->n_threads,
+                           n_rows * a->n_classes, scratch, &tot);
+    }
     if (st != FL_OK) return st;
     res->loss_sum = tot.loss;
     res->weight_sum = pre.weight;
@@ -325,9 +355,10 @@ static fl_status fl_hinge(const fl_hinge_args *a, fl_result *res, int dt)
     ctx.rows_per_block = fl_rows_per_block(a->n_classes);
     ctx.grad_scale = fl_grad_scale(a->reduction, pre.weight);
     ctx.class_weight_sum = 0.0;
+    ctx.stream = 0;
     st = fl_run_blocks(fl_table()->hinge[dt], &ctx,
                        (n_rows + ctx.rows_per_block - 1) / ctx.rows_per_block, a->n_threads,
-                       n_rows * a->n_classes, &tot);
+                       n_rows * a->n_classes, 0, &tot);
     if (st != FL_OK) return st;
     res->loss_sum = tot.loss;
     res->weight_sum = pre.weight;
@@ -373,7 +404,7 @@ static fl_status fl_sigmoid_ce(const fl_sigmoid_ce_args *a, fl_result *res, int 
     fl_result_init(res, n);
     fl_elem_ctx_init(&ctx, a, a->n_rows, a->row_len, &n_blocks);
     ctx.grad_scale = fl_grad_scale(a->reduction, (double)n);
-    st = fl_run_blocks(fl_table()->sigmoid_ce[dt], &ctx, n_blocks, a->n_threads, n, &tot);
+    st = fl_run_blocks(fl_table()->sigmoid_ce[dt], &ctx, n_blocks, a->n_threads, n, 0, &tot);
     if (st != FL_OK) return st;
     res->loss_sum = tot.loss;
     res->weight_sum = (double)n;
@@ -399,12 +430,13 @@ static fl_status fl_mse(const fl_mse_args *a, fl_result *res, int dt)
     fl_elem_ctx_init(&ctx, a, a->n_rows, a->row_len, &n_blocks);
     denom = (double)n;
     if (a->weight != NULL) {
-        st = fl_run_blocks(fl_table()->mse_weight_sum[dt], &ctx, n_blocks, a->n_threads, n, &wtot);
+        st = fl_run_blocks(fl_table()->mse_weight_sum[dt], &ctx, n_blocks, a->n_threads, n, 0,
+                           &wtot);
         if (st != FL_OK) return st;
         denom = wtot.weight;
     }
     ctx.grad_scale = fl_grad_scale(a->reduction, denom);
-    st = fl_run_blocks(fl_table()->mse[dt], &ctx, n_blocks, a->n_threads, n, &tot);
+    st = fl_run_blocks(fl_table()->mse[dt], &ctx, n_blocks, a->n_threads, n, 0, &tot);
     if (st != FL_OK) return st;
     res->loss_sum = tot.loss;
     res->weight_sum = denom;

@@ -31,6 +31,8 @@
 /* Target work (elements) of one reduction block.  Blocks depend only on the
  * shape, never on the thread count: that is what makes sums deterministic. */
 #define FL_BLOCK_ELEMS 16384
+/* Gradients at least this large (bytes) are written with non-temporal stores. */
+#define FL_STREAM_BYTES (16.0 * 1024.0 * 1024.0)
 /* Below this many elements a call runs on one thread (no fork/join). */
 #define FL_MIN_PARALLEL_ELEMS 32768
 
@@ -44,7 +46,9 @@ typedef struct {
     int64_t bad;      /* prepass: first bad label's row, or -1 */
 } fl_partial;
 
-typedef void (*fl_block_fn)(const void *ctx, int64_t block, fl_partial *part);
+/* A block kernel.  scratch: scratch_bytes of 64-byte aligned memory private to
+ * the calling thread (NULL when none was asked for). */
+typedef void (*fl_block_fn)(const void *ctx, int64_t block, fl_partial *part, void *scratch);
 
 /* Blocks of rows (class losses). */
 typedef struct {
@@ -53,6 +57,7 @@ typedef struct {
     int64_t rows_per_block;
     double grad_scale;          /* 1 / MEAN denominator, or 1 */
     double class_weight_sum;    /* sum of class weights (C without weights) */
+    int stream;                 /* write the gradient with non-temporal stores */
 } fl_rows_ctx;
 
 /* Blocks of an elementwise array viewed as (n_rows, row_len): either whole

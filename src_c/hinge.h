@@ -158,8 +158,9 @@ FL_INLINE double FL_NAME(hinge_row)(const fl_rows_ctx *ctx, const FL_T *x, const
     return sw * loss;
 }
 
-void FL_NAME(fl_hinge_block)(const void *vctx, int64_t b, fl_partial *part)
+void FL_NAME(fl_hinge_block)(const void *vctx, int64_t b, fl_partial *part, void *scratch)
 {
+    (void)scratch;
     const fl_rows_ctx *ctx = (const fl_rows_ctx *)vctx;
     const fl_hinge_args *a = (const fl_hinge_args *)ctx->args;
     const int64_t C = a->n_classes, inner = a->inner;

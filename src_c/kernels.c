@@ -27,9 +27,61 @@
     for (i = 0; i < n; ++i) s += (double)v[i];                             \
     return s;
 
+/* Copy a row to memory that is not read soon, without reading it first
+ * (non-temporal stores; plain stores where the target has none). */
+#if defined(__SSE2__) || defined(_M_X64)
+#include <immintrin.h>
+#define FL_HAVE_STREAM 1
+#endif
+
+static inline void fl_stream_f32(float *dst, const float *src, int64_t n)
+{
+    int64_t i = 0;
+#ifdef FL_HAVE_STREAM
+#if defined(__AVX512F__)
+    for (; i < n && ((uintptr_t)(dst + i) & 63); ++i) dst[i] = src[i];
+    for (; i + 16 <= n; i += 16) _mm512_stream_ps(dst + i, _mm512_loadu_ps(src + i));
+#elif defined(__AVX__)
+    for (; i < n && ((uintptr_t)(dst + i) & 31); ++i) dst[i] = src[i];
+    for (; i + 8 <= n; i += 8) _mm256_stream_ps(dst + i, _mm256_loadu_ps(src + i));
+#else
+    for (; i < n && ((uintptr_t)(dst + i) & 15); ++i) dst[i] = src[i];
+    for (; i + 4 <= n; i += 4) _mm_stream_ps(dst + i, _mm_loadu_ps(src + i));
+#endif
+#endif
+    for (; i < n; ++i) dst[i] = src[i];
+}
+
+static inline void fl_stream_f64(double *dst, const double *src, int64_t n)
+{
+    int64_t i = 0;
+#ifdef FL_HAVE_STREAM
+#if defined(__AVX512F__)
+    for (; i < n && ((uintptr_t)(dst + i) & 63); ++i) dst[i] = src[i];
+    for (; i + 8 <= n; i += 8) _mm512_stream_pd(dst + i, _mm512_loadu_pd(src + i));
+#elif defined(__AVX__)
+    for (; i < n && ((uintptr_t)(dst + i) & 31); ++i) dst[i] = src[i];
+    for (; i + 4 <= n; i += 4) _mm256_stream_pd(dst + i, _mm256_loadu_pd(src + i));
+#else
+    for (; i < n && ((uintptr_t)(dst + i) & 15); ++i) dst[i] = src[i];
+    for (; i + 2 <= n; i += 2) _mm_stream_pd(dst + i, _mm_loadu_pd(src + i));
+#endif
+#endif
+    for (; i < n; ++i) dst[i] = src[i];
+}
+
+/* Make the non-temporal stores of this thread visible before it moves on. */
+static inline void fl_stream_fence(void)
+{
+#ifdef FL_HAVE_STREAM
+    _mm_sfence();
+#endif
+}
+
 /* ---- float ---- */
 #define FL_T float
 #define FL_SFX f32
+#define FL_STREAM fl_stream_f32
 #define FL_EXP fl_exp_f32
 #define FL_LOG1P01 fl_log1p01_f32
 FL_INLINE double FL_NAME(lane_sum)(const FL_T *v, int64_t n) { FL_LANE_SUM_BODY }
@@ -39,12 +91,14 @@ FL_INLINE double FL_NAME(lane_sum)(const FL_T *v, int64_t n) { FL_LANE_SUM_BODY 
 #include "mse.h"
 #undef FL_T
 #undef FL_SFX
+#undef FL_STREAM
 #undef FL_EXP
 #undef FL_LOG1P01
 
 /* ---- double ---- */
 #define FL_T double
 #define FL_SFX f64
+#define FL_STREAM fl_stream_f64
 #define FL_EXP fl_exp_f64
 #define FL_LOG1P01 fl_log1p01_f64
 FL_INLINE double FL_NAME(lane_sum)(const FL_T *v, int64_t n) { FL_LANE_SUM_BODY }
@@ -54,6 +108,7 @@ FL_INLINE double FL_NAME(lane_sum)(const FL_T *v, int64_t n) { FL_LANE_SUM_BODY 
 #include "mse.h"
 #undef FL_T
 #undef FL_SFX
+#undef FL_STREAM
 #undef FL_EXP
 #undef FL_LOG1P01
 

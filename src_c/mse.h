@@ -4,8 +4,9 @@
  * l = w (x - t)^2, dl/dx = 2 w (x - t), d2l/dx2 = 2 w.
  */
 
-void FL_NAME(fl_mse_block)(const void *vctx, int64_t b, fl_partial *part)
+void FL_NAME(fl_mse_block)(const void *vctx, int64_t b, fl_partial *part, void *scratch)
 {
+    (void)scratch;
     const fl_elem_ctx *ctx = (const fl_elem_ctx *)vctx;
     const fl_mse_args *a = (const fl_mse_args *)ctx->args;
     const FL_T *X = (const FL_T *)a->pred;
@@ -53,8 +54,9 @@ void FL_NAME(fl_mse_block)(const void *vctx, int64_t b, fl_partial *part)
 }
 
 /* The MEAN denominator of weighted MSE: the weights summed over every element. */
-void FL_NAME(fl_mse_wsum_block)(const void *vctx, int64_t b, fl_partial *part)
+void FL_NAME(fl_mse_wsum_block)(const void *vctx, int64_t b, fl_partial *part, void *scratch)
 {
+    (void)scratch;
     const fl_elem_ctx *ctx = (const fl_elem_ctx *)vctx;
     const fl_mse_args *a = (const fl_mse_args *)ctx->args;
     const FL_T *W = (const FL_T *)a->weight;

@@ -35,8 +35,9 @@ FL_INLINE void FL_NAME(sig_sig)(FL_T x, FL_T *sg, FL_T *one_m)
     *one_m = x >= 0 ? u * inv : inv;
 }
 
-void FL_NAME(fl_sig_block)(const void *vctx, int64_t b, fl_partial *part)
+void FL_NAME(fl_sig_block)(const void *vctx, int64_t b, fl_partial *part, void *scratch)
 {
+    (void)scratch;
     const fl_elem_ctx *ctx = (const fl_elem_ctx *)vctx;
     const fl_sigmoid_ce_args *a = (const fl_sigmoid_ce_args *)ctx->args;
     const FL_T *X = (const FL_T *)a->logits;

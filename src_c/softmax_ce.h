@@ -319,7 +319,7 @@ FL_INLINE void FL_NAME(sce_small_tile)(const fl_rows_ctx *ctx, int64_t r0, int64
     }
 }
 
-void FL_NAME(fl_sce_block)(const void *vctx, int64_t b, fl_partial *part)
+void FL_NAME(fl_sce_block)(const void *vctx, int64_t b, fl_partial *part, void *scratch)
 {
     const fl_rows_ctx *ctx = (const fl_rows_ctx *)vctx;
     const fl_softmax_ce_args *a = (const fl_softmax_ce_args *)ctx->args;
@@ -356,7 +356,13 @@ void FL_NAME(fl_sce_block)(const void *vctx, int64_t b, fl_partial *part)
                 continue;
             }
         }
-        if (inner == 1)
+        if (inner == 1 && scratch) {
+            /* the row's gradient is built in the thread's buffer (L1/L2),
+             * then streamed out: the output is never read */
+            l = FL_NAME(sce_row)(ctx, X + off, T ? T + off : NULL, (FL_T *)scratch,
+                                 H ? H + off : NULL, 1, r, y, &top1, &topk);
+            FL_STREAM(G + off, (const FL_T *)scratch, C);
+        } else if (inner == 1)
             l = FL_NAME(sce_row)(ctx, X + off, T ? T + off : NULL, G ? G + off : NULL,
                                  H ? H + off : NULL, 1, r, y, &top1, &topk);
         else
@@ -365,6 +371,7 @@ void FL_NAME(fl_sce_block)(const void *vctx, int64_t b, fl_partial *part)
         if (RL) RL[r] = (FL_T)l;
         lsum += l;
     }
+    if (scratch) fl_stream_fence();
     part->loss = lsum;
     part->top1 = top1;
     part->topk = topk;

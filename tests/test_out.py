@@ -4,6 +4,8 @@ overwrites the logits with their gradient and gives the same numbers."""
 import numpy as np
 import pytest
 
+import fastloss.reference as reference
+
 from .cases import CASE_IDS, CASES, DTYPES, REDUCTIONS, assert_identical, call, public
 
 DTYPE_IDS = [np.dtype(d).name for d in DTYPES]
@@ -80,3 +82,27 @@ def test_out_view_of_a_larger_contiguous_buffer():
     assert result is out
     np.testing.assert_array_equal(out, fl.softmax_cross_entropy_grad(pred, labels))
     assert np.all(buffer[:3] == -1.0) and np.all(buffer[7:] == -1.0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("options", [{}, {"label_smoothing": 0.1, "weight": "w"}])
+def test_streamed_gradient_equals_in_place_gradient(dtype, options):
+    """Gradients of 16 MiB and more leave through a row buffer with non-temporal
+    stores; in place they do not.  Both must give the same bits."""
+    fl = public()
+    rng = np.random.default_rng(3)
+    n_rows, n_classes = 2100, 2048 if dtype == np.float32 else 1024
+    logits = rng.standard_normal((n_rows, n_classes)).astype(dtype)
+    labels = rng.integers(0, n_classes, n_rows)
+    opts = dict(options)
+    if opts.get("weight") == "w":
+        opts["weight"] = rng.random(n_classes)
+    assert logits.nbytes >= 16 * 2**20
+    value, streamed = fl.softmax_cross_entropy_value_and_grad(logits, labels, **opts)
+    in_place = logits.copy()
+    value2, _ = fl.softmax_cross_entropy_value_and_grad(in_place, labels, out=in_place, **opts)
+    assert value == value2
+    assert streamed.tobytes() == in_place.tobytes()
+    expected = reference.softmax_cross_entropy_grad(logits, labels, **opts)
+    np.testing.assert_allclose(streamed, expected, rtol=1e-4 if dtype == np.float32 else 1e-12,
+                               atol=1e-9 / n_rows)
