@@ -93,16 +93,15 @@ def _grad_out(out, x, inputs, name, out_name="out"):
         raise ValueError("%s is read-only" % out_name)
     if out.dtype.byteorder not in "=|":
         raise ValueError("%s must be in native byte order" % out_name)
-    if out.size:
-        same = out.ctypes.data == x.ctypes.data
-        if not same and np.may_share_memory(out, x):
-            raise ValueError("%s overlaps %s without being the same array; pass %s=%s "
-                             "for an in-place result or a separate buffer"
-                             % (out_name, name, out_name, name))
-        for other_name, other in inputs:
-            if other is not None and np.may_share_memory(out, other):
-                raise ValueError("%s shares memory with %s; only %s=%s is allowed in place"
-                                 % (out_name, other_name, out_name, name))
+    # every array here is C-contiguous, so byte ranges decide overlap
+    if _core.overlap(out, x) == 1:
+        raise ValueError("%s overlaps %s without being the same array; pass %s=%s "
+                         "for an in-place result or a separate buffer"
+                         % (out_name, name, out_name, name))
+    for other_name, other in inputs:
+        if other is not None and _core.overlap(out, other):
+            raise ValueError("%s shares memory with %s; only %s=%s is allowed in place"
+                             % (out_name, other_name, out_name, name))
     return out
 
 

@@ -176,3 +176,18 @@ def set_simd(str name):
     if rc == 2:
         raise ValueError("SIMD path %r is built but this CPU cannot run it; supported: %s"
                          % (name, ", ".join(simd_supported())))
+
+
+def overlap(cnp.ndarray a, cnp.ndarray b):
+    """For C-contiguous arrays: 0 if their bytes are disjoint, 1 if they
+    overlap, 2 if they are the same buffer (same start and size)."""
+    cdef char *pa = <char *>cnp.PyArray_DATA(a)
+    cdef char *pb = <char *>cnp.PyArray_DATA(b)
+    cdef Py_ssize_t na = cnp.PyArray_NBYTES(a), nb = cnp.PyArray_NBYTES(b)
+    if na == 0 or nb == 0:
+        return 0
+    if pa == pb and na == nb:
+        return 2
+    if pa < pb + nb and pb < pa + na:
+        return 1
+    return 0
