@@ -1,0 +1,428 @@
+"""PyTorch drop-ins backed by the fastloss kernels (CPU, float32 and float64).
+
+``cross_entropy``, ``binary_cross_entropy_with_logits``, ``multi_margin_loss`` and
+``mse_loss`` take the arguments of their ``torch.nn.functional`` namesakes (same
+defaults, same layouts: the class dimension is 1, ``(N, C, d1, ...)``) and return
+the same values and gradients.  ``CrossEntropyLoss``, ``BCEWithLogitsLoss``,
+``MultiMarginLoss`` and ``MSELoss`` subclass the torch modules of the same names
+(same constructor, buffers, ``state_dict`` and ``isinstance`` checks) and only
+replace ``forward``::
+
+    import fastloss.torch as flt
+    criterion = flt.CrossEntropyLoss(label_smoothing=0.1)   # was torch.nn.CrossEntropyLoss
+    loss = criterion(model(x), y)
+    loss.backward()
+
+How it works: each loss is a ``torch.autograd.Function``.  Its forward runs the
+fused value-and-gradient kernel once, on the tensors' memory (no copy for
+C-contiguous CPU tensors), and saves only that gradient (plus the logits when a
+floating target needs a gradient too).  Its backward scales the saved gradient by
+the incoming one: a scalar for ``reduction="mean"``/``"sum"``; for
+``reduction="none"`` the saved gradient is that of the sum and each row (each
+element) is multiplied by its own incoming gradient.  When nothing needs a
+gradient (``torch.no_grad()``, evaluation) only the value is computed.
+
+Differences from torch, all raised as errors rather than silently changed:
+tensors must be on the CPU (``RuntimeError`` otherwise) and the predictions
+float32 or float64 (``TypeError`` for float16, bfloat16 and others: cast with
+``.float()``); class/element weights and ``pos_weight`` get no gradient
+(``NotImplementedError`` if they require one); the backward is not itself
+differentiable (no double backward).  ``pos_weight`` must broadcast to the last
+dimension.  A floating target of the other float dtype is converted to the
+input's dtype (torch promotes the result to float64 instead).  Values at
+``+-inf`` logits follow fastloss's SPEC (the limits) where torch returns NaN.
+
+This module imports torch; ``import fastloss`` does not.
+"""
+import numpy as np
+import torch
+from torch.autograd.function import once_differentiable
+from torch.nn import functional as _F
+from torch.nn._reduction import legacy_get_string as _legacy_get_string
+
+from . import _api
+
+__all__ = [
+    "cross_entropy",
+    "binary_cross_entropy_with_logits",
+    "multi_margin_loss",
+    "mse_loss",
+    "CrossEntropyLoss",
+    "BCEWithLogitsLoss",
+    "MultiMarginLoss",
+    "MSELoss",
+]
+
+_FLOATS = (torch.float32, torch.float64)
+
+
+# ---------------------------------------------------------------- tensors <-> arrays
+
+def _check_device(t, name):
+    if t.device.type != "cpu":
+        raise RuntimeError(
+            "fastloss.torch runs on CPU tensors only; %s is on %s. Use torch.nn.functional "
+            "on that device, or move the tensors with .cpu()" % (name, t.device))
+
+
+def _pred_array(t, name="input"):
+    """A float32/float64 CPU tensor as a NumPy array sharing its memory."""
+    if not isinstance(t, torch.Tensor):
+        raise TypeError("%s must be a torch.Tensor, not %s" % (name, type(t).__name__))
+    _check_device(t, name)
+    if t.dtype not in _FLOATS:
+        raise TypeError(
+            "%s has dtype %s; fastloss.torch takes float32 or float64 tensors (cast with "
+            ".float() or .double(); under torch.autocast compute the loss outside the "
+            "autocast region)" % (name, t.dtype))
+    return t.detach().resolve_conj().resolve_neg().numpy()
+
+
+def _aux_array(t, name):
+    """A target or weight tensor (any real dtype) as a NumPy array, or None."""
+    if t is None:
+        return None
+    if not isinstance(t, torch.Tensor):
+        return np.asarray(t)
+    _check_device(t, name)
+    if t.dtype in (torch.float16, torch.bfloat16):
+        raise TypeError("%s has dtype %s; fastloss.torch takes float32 or float64 tensors "
+                        "(cast with .float() or .double())" % (name, t.dtype))
+    return t.detach().resolve_conj().resolve_neg().numpy()
+
+
+def _no_weight_grad(**weights):
+    if not torch.is_grad_enabled():
+        return
+    for name, w in weights.items():
+        if isinstance(w, torch.Tensor) and w.requires_grad:
+            raise NotImplementedError(
+                "fastloss.torch does not compute gradients with respect to %s; pass "
+                "%s.detach() or use torch.nn.functional for a learned %s" % (name, name, name))
+
+
+def _needs_grad(*tensors):
+    return torch.is_grad_enabled() and any(
+        isinstance(t, torch.Tensor) and t.requires_grad for t in tensors)
+
+
+def _float_target(target):
+    return isinstance(target, torch.Tensor) and target.is_floating_point()
+
+
+def _reduction(size_average, reduce, reduction):
+    if size_average is not None or reduce is not None:
+        return _legacy_get_string(size_average, reduce)
+    return reduction
+
+
+def _loss_tensor(value, dtype):
+    """A kernel's loss (a float, or an ndarray for reduction='none') as a tensor."""
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(value)
+    return torch.tensor(value, dtype=dtype)
+
+
+def _scale(grad, grad_output, row_dim):
+    """The saved gradient scaled by the incoming one.
+
+    ``row_dim`` is where the class dimension sits in grad (1) when each row of a
+    class loss has one incoming value, None for a scalar or elementwise one.
+    """
+    if row_dim is not None and grad_output.ndim:
+        grad_output = grad_output.unsqueeze(row_dim)
+    return grad * grad_output
+
+
+# ---------------------------------------------------------------- cross-entropy
+
+def _ce_kernel(x, t, weight, ignore_index, label_smoothing, reduction, want_grad):
+    kwargs = dict(weight=weight, ignore_index=ignore_index, label_smoothing=label_smoothing,
+                  reduction=reduction, axis=1 if x.ndim >= 2 else -1)
+    if want_grad:
+        return _api.softmax_cross_entropy_value_and_grad(x, t, **kwargs)
+    return _api.softmax_cross_entropy(x, t, **kwargs), None
+
+
+class _CrossEntropy(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, input, target, weight, ignore_index, label_smoothing, reduction):
+        x = _pred_array(input)
+        t = _aux_array(target, "target")
+        value, grad = _ce_kernel(x, t, weight, ignore_index, label_smoothing, reduction,
+                                 ctx.needs_input_grad[0])
+        ctx.reduction = reduction
+        ctx.class_dim = 1 if input.ndim >= 2 else 0
+        target_grad = ctx.needs_input_grad[1]
+        if target_grad:    # probability targets: d loss / d t needs log_softmax(x)
+            ctx.weight, ctx.label_smoothing = weight, label_smoothing
+            ctx.n_rows = x.size // x.shape[ctx.class_dim] if x.ndim else 1
+        ctx.save_for_backward(torch.from_numpy(grad) if grad is not None else None,
+                              input if target_grad else None)
+        return _loss_tensor(value, input.dtype)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_output):
+        grad, input = ctx.saved_tensors
+        row_dim = ctx.class_dim if ctx.reduction == "none" else None
+        grad_input = grad_target = None
+        if ctx.needs_input_grad[0]:
+            grad_input = _scale(grad, grad_output, row_dim)
+        if ctx.needs_input_grad[1]:
+            # l = -sum_k w_k ((1 - eps) t_k + eps / C) log_softmax(x)_k per row
+            d = torch.log_softmax(input, dim=ctx.class_dim) * -(1.0 - ctx.label_smoothing)
+            if ctx.weight is not None:
+                shape = [1] * input.ndim
+                shape[ctx.class_dim] = -1
+                d = d * torch.from_numpy(np.asarray(ctx.weight, dtype=np.float64)).to(
+                    input.dtype).reshape(shape)
+            if ctx.reduction == "mean":
+                d = d / ctx.n_rows
+            grad_target = _scale(d, grad_output, row_dim)
+        return grad_input, grad_target, None, None, None, None
+
+
+def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
+                  reduction="mean", label_smoothing=0.0):
+    """``torch.nn.functional.cross_entropy`` on the fastloss kernel.
+
+    Same arguments, defaults, layouts (``(C)``, ``(N, C)`` or ``(N, C, d1, ...)``
+    with class indices of shape ``()``, ``(N)`` or ``(N, d1, ...)``, or class
+    probabilities of input's shape) and results, values and gradients,
+    including the gradient with respect to probability targets.  See the
+    module docstring for what differs (CPU, float32/float64 only).
+    """
+    reduction = _reduction(size_average, reduce, reduction)
+    _no_weight_grad(weight=weight)
+    w = _aux_array(weight, "weight")
+    if not isinstance(target, torch.Tensor):
+        raise TypeError("target must be a torch.Tensor, not %s" % type(target).__name__)
+    if _needs_grad(input, target if _float_target(target) else None):
+        return _CrossEntropy.apply(input, target, w, ignore_index, label_smoothing, reduction)
+    x = _pred_array(input)
+    value, _ = _ce_kernel(x, _aux_array(target, "target"), w, ignore_index, label_smoothing,
+                          reduction, False)
+    return _loss_tensor(value, input.dtype)
+
+
+# ---------------------------------------------------------------- sigmoid cross-entropy
+
+def _bce_kernel(x, t, weight, pos_weight, reduction, want_grad):
+    kwargs = dict(weight=weight, pos_weight=pos_weight, reduction=reduction)
+    if want_grad:
+        return _api.sigmoid_cross_entropy_value_and_grad(x, t, **kwargs)
+    return _api.sigmoid_cross_entropy(x, t, **kwargs), None
+
+
+class _BCEWithLogits(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, input, target, weight, pos_weight, reduction):
+        x = _pred_array(input)
+        t = _aux_array(target, "target")
+        value, grad = _bce_kernel(x, t, weight, pos_weight, reduction, ctx.needs_input_grad[0])
+        ctx.reduction = reduction
+        target_grad = ctx.needs_input_grad[1]
+        if target_grad:
+            ctx.weight, ctx.pos_weight = weight, pos_weight
+        ctx.save_for_backward(torch.from_numpy(grad) if grad is not None else None,
+                              input if target_grad else None)
+        return _loss_tensor(value, input.dtype)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_output):
+        grad, input = ctx.saved_tensors
+        grad_input = grad_target = None
+        if ctx.needs_input_grad[0]:
+            grad_input = _scale(grad, grad_output, None)
+        if ctx.needs_input_grad[1]:
+            # l = w (pw t softplus(-x) + (1 - t) softplus(x))
+            # dl/dt = w (pw softplus(-x) - softplus(x))   (= -w x without pos_weight)
+            if ctx.pos_weight is None:
+                d = -input
+            else:
+                pw = torch.from_numpy(np.asarray(ctx.pos_weight, dtype=np.float64)).to(input.dtype)
+                d = pw * _F.softplus(-input) - _F.softplus(input)
+            if ctx.weight is not None:
+                d = d * torch.from_numpy(np.asarray(ctx.weight, dtype=np.float64)).to(input.dtype)
+            if ctx.reduction == "mean":
+                d = d / max(input.numel(), 1)
+            grad_target = _scale(d, grad_output, None)
+        return grad_input, grad_target, None, None, None
+
+
+def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None,
+                                     reduction="mean", pos_weight=None):
+    """``torch.nn.functional.binary_cross_entropy_with_logits`` on the fastloss kernel.
+
+    Same arguments and results, values and gradients (with respect to input and
+    to a floating target).  ``weight`` broadcasts to input's shape,
+    ``pos_weight`` to its last dimension.
+    """
+    reduction = _reduction(size_average, reduce, reduction)
+    if not isinstance(target, torch.Tensor):
+        raise TypeError("target must be a torch.Tensor, not %s" % type(target).__name__)
+    if target.shape != input.shape:
+        raise ValueError("Target size (%s) must be the same as input size (%s)"
+                         % (tuple(target.shape), tuple(input.shape)))
+    _no_weight_grad(weight=weight, pos_weight=pos_weight)
+    w = _aux_array(weight, "weight")
+    pw = _aux_array(pos_weight, "pos_weight")
+    if _needs_grad(input, target):
+        return _BCEWithLogits.apply(input, target, w, pw, reduction)
+    value, _ = _bce_kernel(_pred_array(input), _aux_array(target, "target"), w, pw, reduction,
+                           False)
+    return _loss_tensor(value, input.dtype)
+
+
+# ---------------------------------------------------------------- multi-margin (hinge)
+
+def _hinge_kernel(x, t, p, margin, weight, reduction, want_grad):
+    kwargs = dict(margin=margin, squared=p == 2, multiclass="weston_watkins", weight=weight,
+                  reduction=reduction)
+    if want_grad:
+        return _api.hinge_value_and_grad(x, t, **kwargs)
+    return _api.hinge(x, t, **kwargs), None
+
+
+class _MultiMargin(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, input, target, p, margin, weight, reduction):
+        x = _pred_array(input)
+        value, grad = _hinge_kernel(x, target, p, margin, weight, reduction, True)
+        ctx.row_dim = 1 if (reduction == "none" and input.ndim == 2) else None
+        ctx.save_for_backward(torch.from_numpy(grad))
+        return _loss_tensor(value, input.dtype)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_output):
+        (grad,) = ctx.saved_tensors
+        return _scale(grad, grad_output, ctx.row_dim), None, None, None, None, None
+
+
+def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, size_average=None,
+                      reduce=None, reduction="mean"):
+    """``torch.nn.functional.multi_margin_loss`` on the fastloss kernel.
+
+    Weston-Watkins hinge, ``p=1`` or ``p=2`` (squared), per-class ``weight``;
+    input of shape ``(C)`` or ``(N, C)`` with integer targets ``()`` or ``(N)``.
+    """
+    reduction = _reduction(size_average, reduce, reduction)
+    if p not in (1, 2):
+        raise ValueError("only p == 1 and p == 2 supported")
+    if not isinstance(target, torch.Tensor):
+        raise TypeError("target must be a torch.Tensor, not %s" % type(target).__name__)
+    if input.ndim not in (1, 2):
+        raise ValueError("multi_margin_loss expects input of shape (C) or (N, C), got %s"
+                         % (tuple(input.shape),))
+    _no_weight_grad(weight=weight)
+    w = _aux_array(weight, "weight")
+    t = _aux_array(target, "target")
+    out_shape = None
+    if input.ndim == 1 and t.shape == (1,):      # torch accepts (1,) for one sample
+        t, out_shape = t.reshape(()), (1,)
+    if _needs_grad(input):
+        loss = _MultiMargin.apply(input, t, p, margin, w, reduction)
+    else:
+        value, _ = _hinge_kernel(_pred_array(input), t, p, margin, w, reduction, False)
+        loss = _loss_tensor(value, input.dtype)
+    if out_shape is not None and reduction == "none":
+        loss = loss.reshape(out_shape)
+    return loss
+
+
+# ---------------------------------------------------------------- squared error
+
+def _mse_kernel(x, t, weight, reduction, want_grad):
+    if want_grad:
+        return _api.mse_value_and_grad(x, t, weight=weight, reduction=reduction)
+    return _api.mse(x, t, weight=weight, reduction=reduction), None
+
+
+class _MSE(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, input, target, weight, reduction):
+        x = _pred_array(input)
+        t = _pred_array(target, "target")
+        value, grad = _mse_kernel(x, t, weight, reduction, True)
+        ctx.save_for_backward(torch.from_numpy(grad))
+        return _loss_tensor(value, input.dtype)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_output):
+        (grad,) = ctx.saved_tensors
+        g = _scale(grad, grad_output, None)
+        grad_input = g if ctx.needs_input_grad[0] else None
+        grad_target = -g if ctx.needs_input_grad[1] else None   # d/dt (x - t)^2 = -d/dx
+        return grad_input, grad_target, None, None
+
+
+def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
+    """``torch.nn.functional.mse_loss`` on the fastloss kernel.
+
+    Same arguments and results, values and gradients (with respect to input and
+    target).  As in torch, a target of another shape is broadcast with a
+    warning; ``weight`` may broadcast to input's shape (torch requires it).
+    """
+    reduction = _reduction(size_average, reduce, reduction)
+    if not isinstance(target, torch.Tensor):
+        raise TypeError("target must be a torch.Tensor, not %s" % type(target).__name__)
+    if target.shape != input.shape:
+        import warnings
+        warnings.warn(
+            "Using a target size (%s) that is different to the input size (%s). This will "
+            "likely lead to incorrect results due to broadcasting. Please ensure they have the "
+            "same size." % (target.size(), input.size()), stacklevel=2)
+        # differentiable broadcast: autograd sums the gradients back to each shape
+        input, target = torch.broadcast_tensors(input, target)
+    _no_weight_grad(weight=weight)
+    w = _aux_array(weight, "weight")
+    if target.dtype != input.dtype:
+        _pred_array(target, "target")       # the same dtype check as the input's
+        target = target.to(input.dtype)
+    if _needs_grad(input, target):
+        return _MSE.apply(input, target, w, reduction)
+    value, _ = _mse_kernel(_pred_array(input), _pred_array(target, "target"), w, reduction,
+                           False)
+    return _loss_tensor(value, input.dtype)
+
+
+# ---------------------------------------------------------------- modules
+
+class CrossEntropyLoss(torch.nn.CrossEntropyLoss):
+    """``torch.nn.CrossEntropyLoss`` computed by :func:`fastloss.torch.cross_entropy`.
+
+    Same constructor, buffers and behaviour; only ``forward`` differs.
+    """
+
+    def forward(self, input, target):
+        return cross_entropy(input, target, weight=self.weight, ignore_index=self.ignore_index,
+                             reduction=self.reduction, label_smoothing=self.label_smoothing)
+
+
+class BCEWithLogitsLoss(torch.nn.BCEWithLogitsLoss):
+    """``torch.nn.BCEWithLogitsLoss`` computed by
+    :func:`fastloss.torch.binary_cross_entropy_with_logits`."""
+
+    def forward(self, input, target):
+        return binary_cross_entropy_with_logits(input, target, self.weight,
+                                                pos_weight=self.pos_weight,
+                                                reduction=self.reduction)
+
+
+class MultiMarginLoss(torch.nn.MultiMarginLoss):
+    """``torch.nn.MultiMarginLoss`` computed by :func:`fastloss.torch.multi_margin_loss`."""
+
+    def forward(self, input, target):
+        return multi_margin_loss(input, target, p=self.p, margin=self.margin, weight=self.weight,
+                                 reduction=self.reduction)
+
+
+class MSELoss(torch.nn.MSELoss):
+    """``torch.nn.MSELoss`` computed by :func:`fastloss.torch.mse_loss`."""
+
+    def forward(self, input, target):
+        return mse_loss(input, target, reduction=self.reduction)
