@@ -155,6 +155,25 @@ def _row_weight(sample_weight, row_shape, name="sample_weight"):
     return _as_dtype(s, np.float64, name)
 
 
+def _option(value, name, ok, expected):
+    """A float option checked against its domain (ValueError naming it)."""
+    if isinstance(value, (bool, np.bool_)):
+        raise ValueError("%s must be %s, not %r" % (name, expected, value))
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError("%s must be %s, not %r" % (name, expected, value)) from None
+    if not (v == v and ok(v)):
+        raise ValueError("%s must be %s, not %r" % (name, expected, value))
+    return v
+
+
+def _describe(a):
+    if isinstance(a, np.ndarray):
+        return "an array of shape %s and dtype %s" % (a.shape, a.dtype)
+    return type(a).__name__
+
+
 def _elem_view(x):
     """(n_rows, row_len) of an elementwise array (a 0-d array is one element)."""
     if x.ndim == 0:
@@ -210,7 +229,8 @@ class _Out:
 
 def _softmax(logits, target, weight, sample_weight, ignore_index, label_smoothing, reduction,
              axis, n_threads, want_value, want_grad, out, top_k=0, want_hess=False,
-             hess_out=None, full=False):
+             hess_out=None, full=False, z_loss=0.0, softcap=None, lse_out=None,
+             focal_gamma=0.0, poly1_epsilon=0.0):
     x = _float_array(logits, "logits")
     if x.ndim == 0:
         raise ValueError("logits is 0-d; softmax cross-entropy needs a class axis")
@@ -251,10 +271,35 @@ def _softmax(logits, target, weight, sample_weight, ignore_index, label_smoothin
         raise ValueError("label_smoothing must be in [0, 1], not %r" % (label_smoothing,))
     w = _class_weight(weight, n_classes)
     sw = _row_weight(sample_weight, row_shape)
+    zl = _option(z_loss, "z_loss", lambda v: v >= 0, "a number >= 0")
+    cap = 0.0 if softcap is None else _option(softcap, "softcap", lambda v: v > 0,
+                                              "None or a number > 0")
+    gam = _option(focal_gamma, "focal_gamma", lambda v: v >= 0, "a number >= 0")
+    pe = _option(poly1_epsilon, "poly1_epsilon", math.isfinite, "a finite number")
+    if gam != 0.0 and (probs is not None or eps != 0.0):
+        raise ValueError("focal_gamma=%r needs integer labels and label_smoothing=0 (focal "
+                         "loss has no accepted definition with %s)"
+                         % (focal_gamma, "probability targets" if probs is not None
+                            else "label smoothing"))
+    lse = None
+    if lse_out is not None:
+        if (not isinstance(lse_out, np.ndarray) or lse_out.dtype != _F64
+                or lse_out.shape != row_shape or not lse_out.flags.c_contiguous
+                or not lse_out.flags.writeable or not lse_out.flags.aligned):
+            raise ValueError("lse_out must be a writable C-contiguous float64 array of the row "
+                             "shape %s; got %s" % (row_shape, _describe(lse_out)))
+        lse = lse_out
     g = None
     if want_grad:
         g = _grad_out(out, x, [("target", probs if probs is not None else labels),
-                               ("weight", w), ("sample_weight", sw)], "logits")
+                               ("weight", w), ("sample_weight", sw), ("lse_out", lse)],
+                      "logits")
+    if lse is not None:
+        for other_name, other in (("logits", x), ("target", probs if probs is not None
+                                                   else labels),
+                                  ("weight", w), ("sample_weight", sw)):
+            if other is not None and _core.overlap(lse, other):
+                raise ValueError("lse_out shares memory with %s" % other_name)
     h = None
     if want_hess:
         h = _grad_out(hess_out, x, [("target", probs if probs is not None else labels),
@@ -262,7 +307,7 @@ def _softmax(logits, target, weight, sample_weight, ignore_index, label_smoothin
                       "logits", "hess_out")
     row_loss = np.empty(row_shape, dtype=x.dtype) if (want_value and red == 0) else None
     res = _core.softmax_ce(x.itemsize == 8, x, labels, probs, w, sw, outer, n_classes, inner,
-                           ignore, eps, red, top_k, row_loss, g, h, nt)
+                           ignore, eps, red, top_k, row_loss, g, h, nt, zl, cap, gam, pe, lse)
     if res[0] == _core.FL_STATUS_LABEL:
         raise _label_error(res, row_shape, "target", n_classes)
     value = _value(res, red, row_loss)
@@ -306,6 +351,20 @@ _SOFTMAX_DOC = """{summary}
         The class axis; ``axis=1`` takes PyTorch's layout without a copy.
     n_threads : int, optional
         Threads for this call (default: OpenMP's, OMP_NUM_THREADS).{out_doc}
+    z_loss : float >= 0, default 0
+        Adds ``z_loss * lse**2`` per row (PaLM / ST-MoE), ``lse`` the row's
+        log-sum-exp of the (capped) logits, weighted like the row.
+    softcap : float > 0, optional
+        Replaces the logits by ``softcap * tanh(x / softcap)`` first (Gemma 2);
+        the gradient is with respect to the raw logits; no capped copy is made.
+    lse_out : ndarray of float64, row shape, optional
+        Receives each row's log-sum-exp (of the capped logits).
+    focal_gamma : float >= 0, default 0
+        Focal loss (Lin et al. 2017): row loss ``-(1 - p_y)**gamma log p_y``
+        (integer labels, no label smoothing).
+    poly1_epsilon : float, default 0
+        Poly-1 (Leng et al. 2022): adds ``epsilon * (1 - p_t)`` per row, ``p_t =
+        sum_c t_c p_c`` with the smoothed or probability target.
 
     Returns
     -------
@@ -326,23 +385,34 @@ _OUT_DOC = """
 
 
 def softmax_cross_entropy(logits, target, *, weight=None, sample_weight=None, ignore_index=-100,
-                          label_smoothing=0.0, reduction="mean", axis=-1, n_threads=None):
+                          label_smoothing=0.0, reduction="mean", axis=-1, n_threads=None,
+                          z_loss=0.0, softcap=None, lse_out=None, focal_gamma=0.0,
+                          poly1_epsilon=0.0):
     return _softmax(logits, target, weight, sample_weight, ignore_index, label_smoothing,
-                    reduction, axis, n_threads, True, False, None)[0]
+                    reduction, axis, n_threads, True, False, None, z_loss=z_loss,
+                    softcap=softcap, lse_out=lse_out, focal_gamma=focal_gamma,
+                    poly1_epsilon=poly1_epsilon)[0]
 
 
 def softmax_cross_entropy_grad(logits, target, *, weight=None, sample_weight=None,
                                ignore_index=-100, label_smoothing=0.0, reduction="mean", axis=-1,
-                               n_threads=None, out=None):
+                               n_threads=None, out=None, z_loss=0.0, softcap=None, lse_out=None,
+                               focal_gamma=0.0, poly1_epsilon=0.0):
     return _softmax(logits, target, weight, sample_weight, ignore_index, label_smoothing,
-                    reduction, axis, n_threads, False, True, out)[1]
+                    reduction, axis, n_threads, False, True, out, z_loss=z_loss,
+                    softcap=softcap, lse_out=lse_out, focal_gamma=focal_gamma,
+                    poly1_epsilon=poly1_epsilon)[1]
 
 
 def softmax_cross_entropy_value_and_grad(logits, target, *, weight=None, sample_weight=None,
                                          ignore_index=-100, label_smoothing=0.0,
-                                         reduction="mean", axis=-1, n_threads=None, out=None):
+                                         reduction="mean", axis=-1, n_threads=None, out=None,
+                                         z_loss=0.0, softcap=None, lse_out=None,
+                                         focal_gamma=0.0, poly1_epsilon=0.0):
     return _softmax(logits, target, weight, sample_weight, ignore_index, label_smoothing,
-                    reduction, axis, n_threads, True, True, out)
+                    reduction, axis, n_threads, True, True, out, z_loss=z_loss,
+                    softcap=softcap, lse_out=lse_out, focal_gamma=focal_gamma,
+                    poly1_epsilon=poly1_epsilon)
 
 
 softmax_cross_entropy.__doc__ = _SOFTMAX_DOC.format(

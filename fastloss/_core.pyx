@@ -34,7 +34,9 @@ cdef inline tuple _result(fl_status st, fl_result *r):
 def softmax_ce(bint f64, object logits, object labels, object probs, object class_weight,
                object sample_weight, int64_t outer, int64_t n_classes, int64_t inner,
                int64_t ignore_index, double label_smoothing, int reduction, int64_t top_k,
-               object row_loss, object grad, object hess, int n_threads):
+               object row_loss, object grad, object hess, int n_threads, double z_loss=0.0,
+               double softcap=0.0, double focal_gamma=0.0, double poly1_epsilon=0.0,
+               object lse_out=None):
     cdef fl_softmax_ce_args a
     cdef fl_result r
     cdef fl_status st
@@ -54,6 +56,11 @@ def softmax_ce(bint f64, object logits, object labels, object probs, object clas
     a.row_loss = _ptr(row_loss)
     a.grad = _ptr(grad)
     a.hess = _ptr(hess)
+    a.z_loss = z_loss
+    a.softcap = softcap
+    a.focal_gamma = focal_gamma
+    a.poly1_epsilon = poly1_epsilon
+    a.lse_out = <double *>_ptr(lse_out)
     with nogil:
         st = fl_softmax_ce_f64(&a, &r) if f64 else fl_softmax_ce_f32(&a, &r)
     return _result(st, &r)

@@ -46,6 +46,11 @@ cdef extern from "fastloss.h" nogil:
         void *row_loss
         void *grad
         void *hess
+        double z_loss
+        double softcap
+        double focal_gamma
+        double poly1_epsilon
+        double *lse_out
 
     ctypedef struct fl_sigmoid_ce_args:
         int64_t n_rows, row_len

@@ -282,8 +282,12 @@ static fl_status fl_softmax_ce(const fl_softmax_ce_args *a, fl_result *res, int 
     fl_status st;
     int64_t n_rows, c;
     if (a->outer < 0 || a->n_classes < 1 || a->inner < 0 || a->reduction < 0 || a->reduction > 2
-        || (a->labels == NULL) == (a->probs == NULL) || a->label_smoothing < 0.0
-        || a->label_smoothing > 1.0 || a->top_k < 0)
+        || (a->labels == NULL) == (a->probs == NULL) || !(a->label_smoothing >= 0.0)
+        || a->label_smoothing > 1.0 || a->top_k < 0 || !(a->z_loss >= 0.0)
+        || !(a->softcap >= 0.0) || !(a->focal_gamma >= 0.0) || a->poly1_epsilon != a->poly1_epsilon
+        || (a->focal_gamma != 0.0 && (a->probs != NULL || a->label_smoothing != 0.0))
+        || (a->hess != NULL && (a->z_loss != 0.0 || a->softcap > 0.0 || a->focal_gamma != 0.0
+                                || a->poly1_epsilon != 0.0)))
         return FL_ERR_ARG;
     n_rows = a->outer * a->inner;
     fl_result_init(res, n_rows);
@@ -308,11 +312,15 @@ static fl_status fl_softmax_ce(const fl_softmax_ce_args *a, fl_result *res, int 
         size_t esz = dt ? sizeof(double) : sizeof(float);
         size_t scratch = 0;
         ctx.stream = 0;
-        if (a->grad != NULL && a->grad != a->logits && a->inner == 1
+        int options = a->z_loss != 0.0 || a->softcap > 0.0 || a->focal_gamma != 0.0
+                      || a->poly1_epsilon != 0.0;
+        if (a->grad != NULL && a->grad != a->logits && a->inner == 1 && !options
             && (double)n_rows * (double)a->n_classes * (double)esz >= FL_STREAM_BYTES) {
             ctx.stream = 1;
             scratch = (size_t)a->n_classes * esz;
         }
+        if (options && a->softcap > 0.0 && a->grad != NULL)
+            scratch = (size_t)a->n_classes * esz;     /* the capped row, for dz/dx */
         st = fl_run_blocks(fl_table()->softmax_ce[dt], &ctx,
                            (n_rows + ctx.rows_per_block - 1) / ctx.rows_per_block, a->n_threads,
                            n_rows * a->n_classes, scratch, &tot);

@@ -65,7 +65,10 @@ typedef struct {
  * a_k = w_k * ((1 - eps) t_k + eps / C), t the one-hot label or the given
  * probabilities, w the class weights, s_i the sample weight.  MEAN divides by
  * sum_i s_i w_{y_i} over non-ignored rows (integer labels) or sum_i s_i
- * (probabilities): torch.nn.functional.cross_entropy's rule. */
+ * (probabilities): torch.nn.functional.cross_entropy's rule.
+ * z-loss, focal and poly-1 terms carry the row weight w_y s_i (labels) or
+ * s_i (probabilities) and are reduced like the cross-entropy.  The Hessian
+ * is not computed with those options (hess must be NULL). */
 typedef struct {
     int64_t outer, n_classes, inner;
     const void *logits;           /* float or double, outer * C * inner */
@@ -81,6 +84,12 @@ typedef struct {
     void *row_loss;               /* out: outer * inner per-row losses (logits' dtype) or NULL */
     void *grad;                   /* out: d(reduced loss)/d(logits), may equal logits, or NULL */
     void *hess;                   /* out: diagonal Hessian of the reduced loss, or NULL */
+    /* Options beyond PyTorch, all off at 0 (each fused into the same pass): */
+    double z_loss;                /* + z_loss * lse^2 per row (PaLM) */
+    double softcap;               /* > 0: logits -> softcap * tanh(x / softcap) first (Gemma 2) */
+    double focal_gamma;           /* focal loss (1 - p_y)^gamma * CE (labels, no smoothing) */
+    double poly1_epsilon;         /* + epsilon * (1 - p_t) per row (PolyLoss) */
+    double *lse_out;              /* out: outer * inner log-sum-exps (of the capped logits) or NULL */
 } fl_softmax_ce_args;
 
 /* Sigmoid cross-entropy (binary and multi-label), elementwise over the

@@ -164,8 +164,14 @@ FL_INLINE double FL_NAME(sce_row)(const fl_rows_ctx *ctx, const FL_T *x, const F
     }
 
     FL_T m = FL_NAME(sce_max)(x, C, st);
-    if (m == (FL_T)INFINITY)
+    if (m == (FL_T)INFINITY) {
+        if (a->lse_out) {
+            int nan = 0;
+            for (k = 0; k < C; ++k) nan |= x[k * st] != x[k * st];
+            a->lse_out[r] = nan ? NAN : INFINITY;
+        }
         return FL_NAME(sce_row_inf)(a, x, t, g, h, C, st, labels ? y : -1, sw, scale, keep, spread);
+    }
 
     double S1 = 0.0, B = 0.0;
     if (general)
@@ -175,6 +181,7 @@ FL_INLINE double FL_NAME(sce_row)(const fl_rows_ctx *ctx, const FL_T *x, const F
     double rest1 = rest + (neq - 1.0);                   /* s - 1 */
     double s = 1.0 + rest1;
     double logs = log1p(rest1);
+    if (a->lse_out) a->lse_out[r] = (double)m + logs;
 
     double wy1 = 0.0, A = B, loss = B * logs + S1;
     if (labels) {
@@ -223,6 +230,202 @@ FL_INLINE double FL_NAME(sce_row)(const fl_rows_ctx *ctx, const FL_T *x, const F
 }
 
 
+/* ----- options beyond PyTorch: z-loss, soft-capping, focal, poly-1 ----- */
+
+/* tanh, branch-free: an odd series below 1/8, (1 - e) / (1 + e) with
+ * e = exp(-2|u|) above (no cancellation there); tanh(+-inf) = +-1. */
+FL_INLINE FL_T FL_NAME(sce_tanh)(FL_T u)
+{
+    FL_T au = u < 0 ? -u : u;
+    FL_T e = FL_EXP((FL_T)-2 * au);
+    FL_T big = ((FL_T)1 - e) / ((FL_T)1 + e);
+    FL_T z2 = au * au;
+    FL_T p = (FL_T)(6404582.0 / 10854718875.0);
+    p = p * z2 - (FL_T)(929569.0 / 638512875.0);
+    p = p * z2 + (FL_T)(21844.0 / 6081075.0);
+    p = p * z2 - (FL_T)(1382.0 / 155925.0);
+    p = p * z2 + (FL_T)(62.0 / 2835.0);
+    p = p * z2 - (FL_T)(17.0 / 315.0);
+    p = p * z2 + (FL_T)(2.0 / 15.0);
+    p = p * z2 - (FL_T)(1.0 / 3.0);
+    FL_T small = au + au * z2 * p;
+    FL_T r = au < (FL_T)0.125 ? small : big;
+    r = u < 0 ? -r : r;
+    return u != u ? u : r;
+}
+
+FL_INLINE FL_T FL_NAME(sce_cap)(FL_T x, FL_T cap, FL_T inv_cap)
+{
+    return cap > 0 ? cap * FL_NAME(sce_tanh)(x * inv_cap) : x;
+}
+
+FL_INLINE int FL_NAME(sce_has_options)(const fl_softmax_ce_args *a)
+{
+    return a->z_loss != 0.0 || a->softcap > 0.0 || a->focal_gamma != 0.0
+           || a->poly1_epsilon != 0.0;
+}
+
+/* The log-sum-exp of a row of (capped) logits, for rows whose loss is
+ * not computed (ignored rows still report their normaliser). */
+FL_INLINE double FL_NAME(sce_lse)(const fl_softmax_ce_args *a, const FL_T *x, int64_t C,
+                                  int64_t st)
+{
+    const FL_T cap = (FL_T)(a->softcap > 0.0 ? a->softcap : 0.0);
+    const FL_T inv_cap = cap > 0 ? (FL_T)(1.0 / a->softcap) : (FL_T)0;
+    FL_T m = FL_NAME(sce_max)(x, C, st);
+    double rest = 0.0, neq = 0.0;
+    int nan = 0;
+    int64_t k;
+    for (k = 0; k < C; ++k) nan |= x[k * st] != x[k * st];
+    if (nan) return NAN;
+    if (cap > 0) m = FL_NAME(sce_cap)(m, cap, inv_cap);
+    else if (m == (FL_T)INFINITY || m == (FL_T)-INFINITY) return (double)m;
+    for (k = 0; k < C; ++k) {
+        FL_T e = FL_EXP(FL_NAME(sce_cap)(x[k * st], cap, inv_cap) - m);
+        rest += e == (FL_T)1 ? 0.0 : (double)e;
+        neq += e == (FL_T)1 ? 1.0 : 0.0;
+    }
+    return (double)m + log1p(rest + (neq - 1.0));
+}
+
+/* One row with options.  z = capped logits; everything of sce_row is done
+ * on z, then the chain rule multiplies by dz/dx = 1 - (z / cap)^2.
+ * zbuf (C values, the thread's scratch) keeps z for that last step when the
+ * gradient is written in place. */
+FL_INLINE double FL_NAME(sce_row_opt)(const fl_rows_ctx *ctx, const FL_T *x, const FL_T *t,
+                                      FL_T *g, FL_T *zbuf, int64_t st, int64_t r, int64_t y,
+                                      double *top1, double *topk)
+{
+    const fl_softmax_ce_args *a = (const fl_softmax_ce_args *)ctx->args;
+    const double *w = a->class_weight;
+    const int64_t C = a->n_classes;
+    const double eps = a->label_smoothing;
+    const double sw = a->sample_weight ? a->sample_weight[r] : 1.0;
+    const double scale = ctx->grad_scale;
+    const int labels = a->labels != NULL;
+    const double keep = 1.0 - eps, spread = eps / (double)C;
+    const double zl = a->z_loss, gam = a->focal_gamma, pe = a->poly1_epsilon;
+    const int focal = gam != 0.0;
+    const FL_T cap = (FL_T)(a->softcap > 0.0 ? a->softcap : 0.0);
+    const FL_T inv_cap = cap > 0 ? (FL_T)(1.0 / a->softcap) : (FL_T)0;
+    const double wy = labels ? (w ? w[y] : 1.0) : 1.0;
+    const double roww = labels ? wy * sw : sw;     /* weight of the added per-row terms */
+    int64_t k;
+
+    FL_T xy = labels ? x[y * st] : (FL_T)0;
+    if (labels && a->top_k > 0) {
+        double cnt = 0.0;
+        FL_SIMD_SUM(cnt)
+        for (k = 0; k < C; ++k) cnt += x[k * st] > xy ? 1.0 : 0.0;
+        if (xy == xy) {
+            *top1 += cnt < 1.0 ? 1.0 : 0.0;
+            *topk += cnt < (double)a->top_k ? 1.0 : 0.0;
+        }
+    }
+    FL_T mx = FL_NAME(sce_max)(x, C, st);
+    if (mx == (FL_T)INFINITY && cap == 0) {
+        /* p is one-hot at the single +inf (else NaN): the cross-entropy limit,
+         * focal's factor (1 - p_y)^gamma is 0 or 1, poly-1 adds eps (1 - t'_inf);
+         * z-loss has lse = +inf: loss +inf and no finite gradient. */
+        int64_t kinf = -1, ninf = 0;
+        double l = FL_NAME(sce_row_inf)(a, x, t, g, NULL, C, st, labels ? y : -1, sw, scale,
+                                        keep, spread);
+        for (k = 0; k < C; ++k)
+            if (x[k * st] == (FL_T)INFINITY) { ninf++; kinf = k; }
+        if (l != l || ninf != 1) return l;
+        if (focal && kinf == y) {
+            l = 0.0;
+            if (g) for (k = 0; k < C; ++k) g[k * st] = (FL_T)0;
+        }
+        if (pe != 0.0) {
+            double tk = labels ? (kinf == y ? keep : 0.0) + spread
+                               : keep * (double)t[kinf * st] + spread;
+            l += roww * pe * (1.0 - tk);
+        }
+        if (zl != 0.0) {
+            l = INFINITY;
+            if (g) for (k = 0; k < C; ++k) g[k * st] = (FL_T)NAN;
+        }
+        if (a->lse_out) a->lse_out[r] = INFINITY;
+        return l;
+    }
+    const FL_T m = cap > 0 ? FL_NAME(sce_cap)(mx, cap, inv_cap) : mx;
+
+    /* pass 2: z, e = exp(z - m) (into g), and the sums */
+    double rest = 0.0, neq = 0.0, S1 = 0.0, B = 0.0, Pn = 0.0;
+    for (k = 0; k < C; ++k) {
+        FL_T z = FL_NAME(sce_cap)(x[k * st], cap, inv_cap);
+        FL_T e = FL_EXP(z - m);
+        double b = (labels && eps == 0.0 && !w) ? 0.0 : FL_NAME(sce_b)(t, w, k, st, keep, spread);
+        double tt = t ? keep * (double)t[k * st] + spread : spread;
+        if (zbuf) zbuf[k] = z;
+        if (g) g[k * st] = e;
+        rest += e == (FL_T)1 ? 0.0 : (double)e;
+        neq += e == (FL_T)1 ? 1.0 : 0.0;
+        S1 += b == 0.0 ? 0.0 : b * ((double)m - (double)z);
+        B += b;
+        Pn += tt * (double)e;
+    }
+    const double rest1 = rest + (neq - 1.0);
+    const double s = 1.0 + rest1;
+    const double logs = log1p(rest1);
+    const double lse = (double)m + logs;
+    double zy = 0.0, py = 0.0, omq = 0.0, loss = 0.0, K = 0.0, one_m_pt;
+    if (labels) {
+        FL_T zyt = FL_NAME(sce_cap)(xy, cap, inv_cap);
+        FL_T ey = FL_EXP(zyt - m);
+        zy = (double)zyt;
+        py = (ey == (FL_T)1) ? 1.0 / s : (double)ey / s;
+        omq = (ey == (FL_T)1) ? rest1 / s : (s - (double)ey) / s;
+    }
+    const double wy1 = labels ? keep * wy : 0.0;
+    if (focal) {
+        /* (1 - q)^gamma L and its derivative factor K, from 1 - q in log space */
+        double L = ((double)m - zy) + logs;
+        double lo = omq > 0.0 ? log(omq) : -INFINITY;
+        double pw = omq > 0.0 ? exp(gam * lo) : 0.0;
+        double pw1 = omq > 0.0 ? exp((gam - 1.0) * lo) : 0.0;
+        loss = roww * pw * L;
+        K = pw + (omq > 0.0 ? gam * py * pw1 * L : 0.0);
+    } else {
+        loss = B * logs + S1;
+        if (labels) loss += wy1 == 0.0 ? 0.0 : wy1 * (((double)m - zy) + logs);
+        loss *= sw;
+    }
+    if (labels) one_m_pt = keep * omq + eps * (1.0 - 1.0 / (double)C);
+    else one_m_pt = 1.0 - Pn / s;
+    loss += roww * (zl * lse * lse + pe * one_m_pt);
+    if (a->lse_out) a->lse_out[r] = lse;
+
+    if (g) {
+        const double pt = 1.0 - one_m_pt;
+        const double kb = focal ? 0.0 : scale * sw;
+        const double al_lab = focal ? scale * roww * K : kb * wy1;   /* label part of alpha */
+        const double al_add = scale * roww * (2.0 * zl * lse + pe * pt);
+        const double alpha = (focal ? al_lab : kb * (B + wy1)) + al_add;
+        const double kp = scale * roww * pe;      /* poly-1: g_c += kp p_c (p_t - t'_c) */
+        const double inv_s = 1.0 / s;
+        for (k = 0; k < C; ++k) {
+            double p = (double)g[k * st] * inv_s;
+            double b = (labels && eps == 0.0 && !w) ? 0.0 : FL_NAME(sce_b)(t, w, k, st, keep, spread);
+            double tt = t ? keep * (double)t[k * st] + spread : spread;
+            g[k * st] = (FL_T)((alpha - kp * tt) * p - kb * b);
+        }
+        if (labels) {
+            double by = (eps == 0.0 && !w) ? 0.0 : FL_NAME(sce_b)(t, w, y, st, keep, spread);
+            g[y * st] = (FL_T)(-al_lab * omq + (alpha - al_lab - kp * (spread + keep)) * py
+                               - kb * by);
+        }
+        if (cap > 0) {
+            for (k = 0; k < C; ++k) {
+                FL_T zr = zbuf[k] * inv_cap;
+                g[k * st] = g[k * st] * ((FL_T)1 - zr * zr);
+            }
+        }
+    }
+    return loss;
+}
+
 /* Small C (classes last, C <= FL_SMALL_C, integer labels, no class weights,
  * no smoothing, no Hessian, no top-k): vectorise ACROSS rows.  A tile of
  * rows is one contiguous run of nr * C logits: the per-row maxima are
@@ -235,7 +438,8 @@ FL_INLINE double FL_NAME(sce_row)(const fl_rows_ctx *ctx, const FL_T *x, const F
 FL_INLINE int FL_NAME(sce_small_ok)(const fl_softmax_ce_args *a)
 {
     return a->inner == 1 && a->n_classes <= FL_SMALL_C && a->labels && !a->class_weight
-           && a->label_smoothing == 0.0 && !a->hess && a->top_k == 0;
+           && a->label_smoothing == 0.0 && !a->hess && a->top_k == 0 && !a->lse_out
+           && !FL_NAME(sce_has_options)(a);
 }
 
 /* Rows [r0, r0 + nr): one tile.  A row whose max is +inf takes sce_row_inf
@@ -349,6 +553,7 @@ void FL_NAME(fl_sce_block)(const void *vctx, int64_t b, fl_partial *part, void *
             y = a->labels[r];
             if (y == a->ignore_index) {
                 if (RL) RL[r] = (FL_T)0;
+                if (a->lse_out) a->lse_out[r] = FL_NAME(sce_lse)(a, X + off, C, inner);
                 for (k = 0; k < C; ++k) {
                     if (G) G[off + k * inner] = (FL_T)0;
                     if (H) H[off + k * inner] = (FL_T)0;
@@ -356,7 +561,11 @@ void FL_NAME(fl_sce_block)(const void *vctx, int64_t b, fl_partial *part, void *
                 continue;
             }
         }
-        if (inner == 1 && scratch) {
+        if (FL_NAME(sce_has_options)(a)) {
+            l = FL_NAME(sce_row_opt)(ctx, X + off, T ? T + off : NULL, G ? G + off : NULL,
+                                     (G && a->softcap > 0.0) ? (FL_T *)scratch : NULL, inner, r,
+                                     y, &top1, &topk);
+        } else if (inner == 1 && scratch) {
             /* the row's gradient is built in the thread's buffer (L1/L2),
              * then streamed out: the output is never read */
             l = FL_NAME(sce_row)(ctx, X + off, T ? T + off : NULL, (FL_T *)scratch,
@@ -371,7 +580,7 @@ void FL_NAME(fl_sce_block)(const void *vctx, int64_t b, fl_partial *part, void *
         if (RL) RL[r] = (FL_T)l;
         lsum += l;
     }
-    if (scratch) fl_stream_fence();
+    if (scratch && ctx->stream) fl_stream_fence();
     part->loss = lsum;
     part->top1 = top1;
     part->topk = topk;

@@ -1,0 +1,225 @@
+"""Options beyond PyTorch (SPEC "Options beyond PyTorch"): z-loss, soft-capping,
+lse_out, focal and poly-1 on softmax cross-entropy, each against the same formula
+written with torch ops and autograd in float64."""
+
+import math
+
+import numpy as np
+import pytest
+
+import fastloss
+
+torch = pytest.importorskip("torch")
+F = torch.nn.functional
+
+N, C = 7, 5
+
+
+def _torch_softmax(x, target, *, weight=None, sample_weight=None, ignore_index=-100,
+                   label_smoothing=0.0, reduction="mean", axis=-1, z_loss=0.0, softcap=None,
+                   focal_gamma=0.0, poly1_epsilon=0.0):
+    """The composition a user writes today, in float64 with autograd."""
+    xt = torch.tensor(np.moveaxis(x, axis, -1), dtype=torch.float64, requires_grad=True)
+    z = xt if softcap is None else softcap * torch.tanh(xt / softcap)
+    z2 = z.reshape(-1, z.shape[-1])
+    c = z2.shape[-1]
+    lse = torch.logsumexp(z2, -1)
+    logp = z2 - lse[:, None]
+    w = torch.ones(c, dtype=torch.float64) if weight is None else torch.tensor(weight)
+    sw = (torch.ones(z2.shape[0], dtype=torch.float64) if sample_weight is None
+          else torch.tensor(np.asarray(sample_weight, dtype=np.float64).reshape(-1)))
+    t = np.asarray(target)
+    if t.dtype.kind in "iu":
+        y = torch.tensor(t.reshape(-1))
+        keep = y != ignore_index
+        ys = torch.where(keep, y, torch.zeros_like(y))
+        tprime = (1 - label_smoothing) * F.one_hot(ys, c).double() + label_smoothing / c
+        wy = w[ys] * keep
+        if focal_gamma:
+            lpy = logp.gather(1, ys[:, None])[:, 0]
+            ce = -(1 - lpy.exp()) ** focal_gamma * lpy * w[ys]
+        else:
+            ce = -(tprime * w * logp).sum(-1)
+        roww = wy * sw
+        denom = roww.sum()
+    else:
+        tt = torch.tensor(np.moveaxis(t, axis, -1).reshape(-1, c))
+        tprime = (1 - label_smoothing) * tt + label_smoothing / c
+        ce = -(tprime * w * logp).sum(-1)
+        keep = torch.ones(z2.shape[0], dtype=torch.bool)
+        roww = sw
+        denom = sw.sum()
+    pt = (tprime * logp.exp()).sum(-1)
+    rows = (ce * sw * keep + roww * (z_loss * lse ** 2 + poly1_epsilon * (1 - pt))) * keep
+    if reduction == "mean":
+        loss = rows.sum() / denom
+    elif reduction == "sum":
+        loss = rows.sum()
+    else:
+        loss = rows
+    loss.sum().backward()
+    grad = np.moveaxis(xt.grad.numpy(), -1, axis)
+    value = loss.detach().numpy()
+    rows_shape = np.moveaxis(x, axis, -1).shape[:-1]
+    return (value.reshape(rows_shape) if reduction == "none" else float(value)), grad, \
+        lse.detach().numpy().reshape(rows_shape)
+
+
+OPTIONS = [
+    {"z_loss": 1e-2},
+    {"z_loss": 0.3, "softcap": 2.0},
+    {"softcap": 1.5},
+    {"focal_gamma": 2.0},
+    {"focal_gamma": 0.5},
+    {"focal_gamma": 1.5, "poly1_epsilon": 0.7},
+    {"poly1_epsilon": 1.0},
+    {"poly1_epsilon": -0.5, "z_loss": 1e-3},
+    {"z_loss": 0.1, "softcap": 3.0, "poly1_epsilon": 0.5},
+]
+COMBOS = [
+    {},
+    {"weight": "w"},
+    {"sample_weight": "s"},
+    {"ignore_index": 1},
+    {"label_smoothing": 0.2},
+    {"weight": "w", "label_smoothing": 0.1, "sample_weight": "s", "ignore_index": 2},
+    {"probs": True},
+    {"probs": True, "weight": "w", "label_smoothing": 0.1, "sample_weight": "s"},
+]
+
+
+def _make(combo, rng, shape=(N, C), axis=-1):
+    x = rng.standard_normal(shape) * 3
+    c = shape[axis]
+    rows = np.moveaxis(x, axis, -1).shape[:-1]
+    kw = {}
+    if combo.get("probs"):
+        t = rng.random(shape)
+        target = t / t.sum(axis=axis, keepdims=True)
+    else:
+        target = rng.integers(0, c, rows)
+    if combo.get("weight"):
+        kw["weight"] = rng.random(c) + 0.5
+    if combo.get("sample_weight"):
+        kw["sample_weight"] = rng.random(rows) + 0.5
+    for key in ("ignore_index", "label_smoothing"):
+        if key in combo:
+            kw[key] = combo[key]
+    return x, target, kw
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("combo", COMBOS, ids=lambda c: "-".join(sorted(c)) or "plain")
+@pytest.mark.parametrize("opts", OPTIONS, ids=lambda o: "-".join("%s=%s" % kv for kv in o.items()))
+def test_options_equal_torch_composition(opts, combo, reduction):
+    focal = opts.get("focal_gamma", 0.0) != 0.0
+    if focal and (combo.get("probs") or combo.get("label_smoothing")):
+        pytest.skip("focal has no definition with probabilities or smoothing (a ValueError)")
+    rng = np.random.default_rng(7)
+    x, target, kw = _make(combo, rng)
+    exp_value, exp_grad, exp_lse = _torch_softmax(x, target, reduction=reduction, **kw, **opts)
+    lse = np.empty(x.shape[:-1])
+    value, grad = fastloss.softmax_cross_entropy_value_and_grad(
+        x, target, reduction=reduction, lse_out=lse, **kw, **opts)
+    np.testing.assert_allclose(value, exp_value, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(grad, exp_grad, rtol=1e-11, atol=1e-14)
+    np.testing.assert_allclose(lse, exp_lse, rtol=1e-14)
+    # float32: the same within float32 rounding
+    value32, grad32 = fastloss.softmax_cross_entropy_value_and_grad(
+        x.astype(np.float32), target if combo.get("probs") is None else target.astype(np.float32),
+        reduction=reduction, **kw, **opts)
+    np.testing.assert_allclose(value32, exp_value, rtol=2e-5, atol=1e-6)
+    np.testing.assert_allclose(grad32, exp_grad, rtol=1e-4, atol=2e-6)
+    # the three forms agree
+    assert_same = np.testing.assert_array_equal
+    assert_same(fastloss.softmax_cross_entropy(x, target, reduction=reduction, **kw, **opts),
+                value)
+    assert_same(fastloss.softmax_cross_entropy_grad(x, target, reduction=reduction, **kw, **opts),
+                grad)
+
+
+@pytest.mark.parametrize("opts", OPTIONS[:3] + OPTIONS[6:7],
+                         ids=lambda o: "-".join("%s=%s" % kv for kv in o.items()))
+def test_options_axis1_layout(opts):
+    rng = np.random.default_rng(8)
+    x, target, kw = _make({"weight": "w"}, rng, shape=(3, C, 2, 4), axis=1)
+    exp_value, exp_grad, _ = _torch_softmax(x, target, axis=1, **kw, **opts)
+    value, grad = fastloss.softmax_cross_entropy_value_and_grad(x, target, axis=1, **kw, **opts)
+    np.testing.assert_allclose(value, exp_value, rtol=1e-12)
+    np.testing.assert_allclose(grad, exp_grad, rtol=1e-11, atol=1e-14)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_zero_options_are_bitwise_the_plain_loss(dtype):
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((300, 17)).astype(dtype)
+    y = rng.integers(0, 17, 300)
+    plain = fastloss.softmax_cross_entropy_value_and_grad(x, y, label_smoothing=0.1)
+    off = fastloss.softmax_cross_entropy_value_and_grad(
+        x, y, label_smoothing=0.1, z_loss=0.0, softcap=None, focal_gamma=0.0, poly1_epsilon=0.0)
+    assert plain[0] == off[0]
+    assert plain[1].tobytes() == off[1].tobytes()
+
+
+def test_finite_differences_with_every_option():
+    rng = np.random.default_rng(10)
+    x = rng.standard_normal((4, 6)) * 2
+    y = np.array([0, 5, 2, 3])
+    opts = {"z_loss": 0.05, "softcap": 2.5, "focal_gamma": 1.7, "poly1_epsilon": 0.3}
+    grad = fastloss.softmax_cross_entropy_grad(x, y, **opts)
+    h = 1e-6
+    for i, j in [(0, 0), (1, 5), (2, 1), (3, 3)]:
+        xp, xm = x.copy(), x.copy()
+        xp[i, j] += h
+        xm[i, j] -= h
+        fd = (fastloss.softmax_cross_entropy(xp, y, **opts)
+              - fastloss.softmax_cross_entropy(xm, y, **opts)) / (2 * h)
+        assert abs(fd - grad[i, j]) <= 1e-7 * max(1.0, abs(fd))
+
+
+def test_softcap_turns_plus_inf_into_the_cap():
+    x = np.array([[np.inf, 0.0, -np.inf], [1.0, 2.0, 3.0]])
+    y = np.array([0, 1])
+    value, grad = fastloss.softmax_cross_entropy_value_and_grad(x, y, softcap=5.0,
+                                                                reduction="none")
+    capped = 5.0 * np.tanh(np.array([[np.inf, 0.0, -np.inf], [1.0, 2.0, 3.0]]) / 5.0)
+    expected = -(capped - np.log(np.exp(capped).sum(1, keepdims=True)))[[0, 1], [0, 1]]
+    # the loss is a difference of terms of size ~cap: allow a few ulp of cap
+    np.testing.assert_allclose(value, expected, rtol=0, atol=8 * np.finfo(float).eps * 5.0)
+    assert np.all(np.isfinite(grad))
+    assert grad[0, 0] == 0.0 and grad[0, 2] == 0.0   # tanh is flat at +-inf
+
+
+def test_focal_of_a_confident_row_keeps_its_tiny_value():
+    # p_y = 1 - 2e-15: (1 - p_y)^2 * -log p_y ~ 4e-30 * 2e-15, computed in log space
+    x = np.array([[0.0, -35.0, -35.0]])
+    value = fastloss.softmax_cross_entropy(x, np.array([0]), focal_gamma=2.0, reduction="sum")
+    rest = 2 * math.exp(-35.0)
+    expected = rest ** 2 * math.log1p(rest)     # (1-p)^2 ~ rest^2, -log p = log1p(rest)
+    assert value == pytest.approx(expected, rel=1e-12)
+    assert value > 0
+
+
+@pytest.mark.parametrize("bad, match", [
+    ({"focal_gamma": -1.0}, "focal_gamma"),
+    ({"softcap": 0.0}, "softcap"),
+    ({"softcap": -2.0}, "softcap"),
+    ({"z_loss": -0.1}, "z_loss"),
+    ({"z_loss": float("nan")}, "z_loss"),
+    ({"poly1_epsilon": float("inf")}, "poly1_epsilon"),
+    ({"focal_gamma": 2.0, "label_smoothing": 0.1}, "focal_gamma"),
+    ({"lse_out": np.empty(3, dtype=np.float32)}, "lse_out"),
+    ({"lse_out": np.empty(4)}, "lse_out"),
+])
+def test_bad_options_raise_and_write_nothing(bad, match):
+    x = np.random.default_rng(0).standard_normal((3, 4))
+    out = np.full_like(x, 7.0)
+    with pytest.raises(ValueError, match=match):
+        fastloss.softmax_cross_entropy_grad(x, np.array([0, 1, 2]), out=out, **bad)
+    assert np.all(out == 7.0)
+
+
+def test_focal_with_probability_targets_is_refused():
+    x = np.zeros((2, 3))
+    with pytest.raises(ValueError, match="focal_gamma"):
+        fastloss.softmax_cross_entropy(x, np.full((2, 3), 1 / 3), focal_gamma=1.0)
