@@ -429,7 +429,8 @@ softmax_cross_entropy_value_and_grad.__doc__ = _SOFTMAX_DOC.format(
 # --------------------------------------------------- sigmoid cross-entropy
 
 def _sigmoid(logits, target, weight, pos_weight, reduction, n_threads, want_value, want_grad,
-             out, want_hess=False, hess_out=None, full=False):
+             out, want_hess=False, hess_out=None, full=False, focal_gamma=0.0, focal_alpha=None,
+             poly1_epsilon=0.0):
     x = _float_array(logits, "logits")
     red = _reduction(reduction)
     nt = _threads(n_threads)
@@ -450,6 +451,10 @@ def _sigmoid(logits, target, weight, pos_weight, reduction, n_threads, want_valu
             raise ValueError("pos_weight has shape %s but must broadcast to the last axis of "
                              "logits, (%d,)" % (p.shape, row_len)) from None
         pw = _as_dtype(np.broadcast_to(p, (row_len,)), x.dtype, "pos_weight")
+    gam = _option(focal_gamma, "focal_gamma", lambda v: v >= 0, "a number >= 0")
+    alpha = -1.0 if focal_alpha is None else _option(
+        focal_alpha, "focal_alpha", lambda v: 0 <= v <= 1, "None or a number in [0, 1]")
+    pe = _option(poly1_epsilon, "poly1_epsilon", math.isfinite, "a finite number")
     g = None
     if want_grad:
         g = _grad_out(out, x, [("target", t), ("weight", w), ("pos_weight", pw)], "logits")
@@ -459,7 +464,7 @@ def _sigmoid(logits, target, weight, pos_weight, reduction, n_threads, want_valu
                       "logits", "hess_out")
     loss = np.empty(x.shape, dtype=x.dtype) if (want_value and red == 0) else None
     res = _core.sigmoid_ce(x.itemsize == 8, x, t, w, w_stride, pw, n_rows, row_len, red, loss,
-                           g, h, nt)
+                           g, h, nt, gam, alpha, pe)
     if full:
         return _Out(_value(res, red, loss), g, h, res, x.size)
     return _value(res, red, loss), g
@@ -487,6 +492,13 @@ _SIGMOID_DOC = """{summary}
         Weight of positive examples; broadcasts to the last axis.
     reduction : {{"mean", "sum", "none"}}
     n_threads : int, optional{out_doc}
+    focal_gamma, focal_alpha : float, optional
+        Focal loss as torchvision's ``sigmoid_focal_loss`` defines it:
+        ``alpha_t * (1 - p_t)**gamma * bce`` with ``p_t = p t + (1 - p)(1 - t)``
+        and ``alpha_t = alpha t + (1 - alpha)(1 - t)`` (no alpha weighting when
+        ``focal_alpha`` is None).
+    poly1_epsilon : float, default 0
+        Poly-1: adds ``epsilon * (1 - p_t)`` per element.
 
     Returns
     -------
@@ -501,19 +513,26 @@ _SIGMOID_DOC = """{summary}
 
 
 def sigmoid_cross_entropy(logits, target, *, weight=None, pos_weight=None, reduction="mean",
-                          n_threads=None):
+                          n_threads=None, focal_gamma=0.0, focal_alpha=None, poly1_epsilon=0.0):
     return _sigmoid(logits, target, weight, pos_weight, reduction, n_threads, True, False,
-                    None)[0]
+                    None, focal_gamma=focal_gamma, focal_alpha=focal_alpha,
+                    poly1_epsilon=poly1_epsilon)[0]
 
 
 def sigmoid_cross_entropy_grad(logits, target, *, weight=None, pos_weight=None, reduction="mean",
-                               n_threads=None, out=None):
-    return _sigmoid(logits, target, weight, pos_weight, reduction, n_threads, False, True, out)[1]
+                               n_threads=None, out=None, focal_gamma=0.0, focal_alpha=None,
+                               poly1_epsilon=0.0):
+    return _sigmoid(logits, target, weight, pos_weight, reduction, n_threads, False, True, out,
+                    focal_gamma=focal_gamma, focal_alpha=focal_alpha,
+                    poly1_epsilon=poly1_epsilon)[1]
 
 
 def sigmoid_cross_entropy_value_and_grad(logits, target, *, weight=None, pos_weight=None,
-                                         reduction="mean", n_threads=None, out=None):
-    return _sigmoid(logits, target, weight, pos_weight, reduction, n_threads, True, True, out)
+                                         reduction="mean", n_threads=None, out=None,
+                                         focal_gamma=0.0, focal_alpha=None, poly1_epsilon=0.0):
+    return _sigmoid(logits, target, weight, pos_weight, reduction, n_threads, True, True, out,
+                    focal_gamma=focal_gamma, focal_alpha=focal_alpha,
+                    poly1_epsilon=poly1_epsilon)
 
 
 sigmoid_cross_entropy.__doc__ = _SIGMOID_DOC.format(

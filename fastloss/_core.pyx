@@ -68,7 +68,8 @@ def softmax_ce(bint f64, object logits, object labels, object probs, object clas
 
 def sigmoid_ce(bint f64, object logits, object target, object weight, int64_t weight_row_stride,
                object pos_weight, int64_t n_rows, int64_t row_len, int reduction,
-               object loss, object grad, object hess, int n_threads):
+               object loss, object grad, object hess, int n_threads, double focal_gamma=0.0,
+               double focal_alpha=-1.0, double poly1_epsilon=0.0):
     cdef fl_sigmoid_ce_args a
     cdef fl_result r
     cdef fl_status st
@@ -84,6 +85,9 @@ def sigmoid_ce(bint f64, object logits, object target, object weight, int64_t we
     a.loss = _ptr(loss)
     a.grad = _ptr(grad)
     a.hess = _ptr(hess)
+    a.focal_gamma = focal_gamma
+    a.focal_alpha = focal_alpha
+    a.poly1_epsilon = poly1_epsilon
     with nogil:
         st = fl_sigmoid_ce_f64(&a, &r) if f64 else fl_sigmoid_ce_f32(&a, &r)
     return _result(st, &r)

@@ -64,6 +64,9 @@ cdef extern from "fastloss.h" nogil:
         void *loss
         void *grad
         void *hess
+        double focal_gamma
+        double focal_alpha
+        double poly1_epsilon
 
     ctypedef struct fl_hinge_args:
         int64_t outer, n_classes, inner

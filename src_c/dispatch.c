@@ -406,7 +406,11 @@ static fl_status fl_sigmoid_ce(const fl_sigmoid_ce_args *a, fl_result *res, int 
     fl_status st;
     int64_t n_blocks, n;
     if (a->n_rows < 0 || a->row_len < 0 || a->reduction < 0 || a->reduction > 2
-        || (a->weight != NULL && a->weight_row_stride != 0 && a->weight_row_stride != a->row_len))
+        || (a->weight != NULL && a->weight_row_stride != 0 && a->weight_row_stride != a->row_len)
+        || !(a->focal_gamma >= 0.0) || a->focal_alpha > 1.0 || a->focal_alpha != a->focal_alpha
+        || a->poly1_epsilon != a->poly1_epsilon
+        || (a->hess != NULL && (a->focal_gamma != 0.0 || a->focal_alpha >= 0.0
+                                || a->poly1_epsilon != 0.0)))
         return FL_ERR_ARG;
     n = a->n_rows * a->row_len;
     fl_result_init(res, n);

@@ -106,7 +106,13 @@ typedef struct {
     int n_threads;
     void *loss;                   /* out: elementwise losses or NULL */
     void *grad;
-    void *hess;
+    void *hess;                   /* NULL when an option below is on */
+    /* Options beyond PyTorch (off at 0 / negative alpha), torchvision's
+     * sigmoid_focal_loss: l = w alpha_t (1 - p_t)^gamma ce + w eps (1 - p_t),
+     * p_t = p t + (1 - p)(1 - t), alpha_t = alpha t + (1 - alpha)(1 - t). */
+    double focal_gamma;
+    double focal_alpha;           /* < 0: no alpha weighting */
+    double poly1_epsilon;
 } fl_sigmoid_ce_args;
 
 /* Hinge losses over (outer, C, inner) scores.  Binary hinge is OVR with C == 1

@@ -176,4 +176,34 @@ FL_INLINE double fl_log1p_f64(double u)
     return u != u ? u : r;
 }
 
+/* log(v) for v >= 0 in double, branch-free: v = 2^k f, f in [sqrt(1/2),
+ * sqrt(2)), log v = k ln2 + 2 atanh((f - 1) / (f + 1)); subnormal v is
+ * scaled by 2^64 first.  log(0) = -inf, log(inf) = inf, NaN and v < 0 -> NaN. */
+FL_INLINE double fl_log_f64(double v)
+{
+    int sub = v < 2.2250738585072014e-308;
+    double vs = sub ? v * 18446744073709551616.0 : v;
+    uint64_t b = fl_bits_f64(vs) + (0x3ff0000000000000ULL - 0x3fe6a09e667f3bcdULL);
+    int64_t k = (int64_t)(b >> 52) - 0x3ff - (sub ? 64 : 0);
+    double f = fl_from_bits_f64((b & 0x000fffffffffffffULL) + 0x3fe6a09e667f3bcdULL);
+    double s = (f - 1.0) / (f + 1.0);
+    double z = s * s;
+    double p = 1.0 / 23.0;
+    p = p * z + 1.0 / 21.0;
+    p = p * z + 1.0 / 19.0;
+    p = p * z + 1.0 / 17.0;
+    p = p * z + 1.0 / 15.0;
+    p = p * z + 1.0 / 13.0;
+    p = p * z + 1.0 / 11.0;
+    p = p * z + 1.0 / 9.0;
+    p = p * z + 1.0 / 7.0;
+    p = p * z + 1.0 / 5.0;
+    p = p * z + 1.0 / 3.0;
+    p = p * z;
+    double r = (double)k * 0.69314718055994530942 + (2.0 * s + 2.0 * s * p);
+    r = v == 0.0 ? -(double)INFINITY : r;
+    r = v == (double)INFINITY ? v : r;
+    return (v != v || v < 0.0) ? (double)NAN : r;
+}
+
 #endif /* FL_MATH_H */

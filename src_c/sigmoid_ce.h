@@ -35,6 +35,36 @@ FL_INLINE void FL_NAME(sig_sig)(FL_T x, FL_T *sg, FL_T *one_m)
     *one_m = x >= 0 ? u * inv : inv;
 }
 
+/* Focal / poly-1 element (in double): loss, and dloss/dx through *gout.
+ * 1 - p_t = t (1 - p) + (1 - t) p from the cancellation-free sigmoid pair;
+ * (1 - p_t)^gamma and (1 - p_t)^(gamma - 1) from its logarithm. */
+FL_INLINE double FL_NAME(sig_opt)(double x, double t, double pw, double gam, double alpha,
+                                  double eps, double *gout)
+{
+    double ax = x < 0 ? -x : x;
+    double u = fl_exp_f64(-ax);
+    double inv = 1.0 / (1.0 + u);
+    double p = x >= 0 ? inv : u * inv;
+    double q = x >= 0 ? u * inv : inv;                 /* 1 - p */
+    double lg = fl_log1p01_f64(u);
+    double sp_pos = (x > 0 ? x : 0.0) + lg, sp_neg = (x < 0 ? -x : 0.0) + lg;
+    double cpos = pw * t, cneg = 1.0 - t;
+    double ce = (cpos == 0.0 ? 0.0 : cpos * sp_neg) + (cneg == 0.0 ? 0.0 : cneg * sp_pos);
+    double dce = cneg * p - cpos * q;
+    double omp = t * q + (1.0 - t) * p;                /* 1 - p_t */
+    double domp = (1.0 - 2.0 * t) * p * q;             /* d(1 - p_t)/dx */
+    double lo = fl_log_f64(omp);
+    double fg = gam == 0.0 ? 1.0 : (omp > 0.0 ? fl_exp_f64(gam * lo) : 0.0);
+    double fg1 = omp > 0.0 ? fl_exp_f64((gam - 1.0) * lo) : 0.0;
+    double at = alpha < 0.0 ? 1.0 : alpha * t + (1.0 - alpha) * (1.0 - t);
+    double l = at * fg * ce + eps * omp;
+    double g = at * (fg * dce + ((gam == 0.0 || domp == 0.0) ? 0.0 : gam * fg1 * domp * ce))
+               + eps * domp;   /* domp = 0 at x = +-inf, where ce may be inf */
+    l = x != x ? x : l;
+    *gout = x != x ? x : g;
+    return l;
+}
+
 void FL_NAME(fl_sig_block)(const void *vctx, int64_t b, fl_partial *part, void *scratch)
 {
     (void)scratch;
@@ -49,6 +79,8 @@ void FL_NAME(fl_sig_block)(const void *vctx, int64_t b, fl_partial *part, void *
     FL_T *H = (FL_T *)a->hess;
     const FL_T scale = (FL_T)ctx->grad_scale;
     const int64_t L = ctx->row_len;
+    const double gam = a->focal_gamma, alpha = a->focal_alpha, eps = a->poly1_epsilon;
+    const int opt = gam != 0.0 || alpha >= 0.0 || eps != 0.0;
     FL_T ones[FL_CHUNK];
     int64_t r0, r1, c0, c1, r, i;
     double lsum = 0.0;
@@ -65,6 +97,20 @@ void FL_NAME(fl_sig_block)(const void *vctx, int64_t b, fl_partial *part, void *
             FL_T buf[FL_CHUNK];
             FL_T *lo = OUT ? OUT + base + cc : buf;
             int64_t n = c1 - cc < FL_CHUNK ? c1 - cc : FL_CHUNK;
+            if (opt) {
+                /* options: one loop computes both (reads x before writing g) */
+                FL_T *g = G ? G + base + cc : NULL;
+                FL_SIMD
+                for (i = 0; i < n; ++i) {
+                    double gi;
+                    lo[i] = (FL_T)((double)w[i] * FL_NAME(sig_opt)((double)x[i], (double)t[i],
+                                                   (double)pw[i], gam, alpha, eps, &gi));
+                    if (g) g[i] = (FL_T)((double)scale * (double)w[i] * gi);
+                }
+                lsum += FL_NAME(lane_sum)(lo, n);
+                cc += n;
+                continue;
+            }
             /* the loss loop reads x before any gradient store (out may be x) */
             FL_SIMD
             for (i = 0; i < n; ++i) lo[i] = w[i] * FL_NAME(sig_loss)(x[i], t[i], pw[i]);

@@ -223,3 +223,100 @@ def test_focal_with_probability_targets_is_refused():
     x = np.zeros((2, 3))
     with pytest.raises(ValueError, match="focal_gamma"):
         fastloss.softmax_cross_entropy(x, np.full((2, 3), 1 / 3), focal_gamma=1.0)
+
+
+# ---------------------------------------------------------------- sigmoid: focal, poly-1
+
+def _torch_sigmoid(x, t, *, weight=None, pos_weight=None, reduction="mean", focal_gamma=0.0,
+                   focal_alpha=None, poly1_epsilon=0.0):
+    """torchvision's sigmoid_focal_loss formula (plus poly-1) in torch ops."""
+    xt = torch.tensor(x, dtype=torch.float64, requires_grad=True)
+    tt = torch.tensor(t, dtype=torch.float64)
+    p = torch.sigmoid(xt)
+    ce = F.binary_cross_entropy_with_logits(
+        xt, tt, reduction="none", pos_weight=None if pos_weight is None else torch.tensor(pos_weight))
+    p_t = p * tt + (1 - p) * (1 - tt)
+    loss = ce * (1 - p_t) ** focal_gamma
+    if focal_alpha is not None:
+        loss = loss * (focal_alpha * tt + (1 - focal_alpha) * (1 - tt))
+    loss = loss + poly1_epsilon * (1 - p_t)
+    if weight is not None:
+        loss = loss * torch.tensor(weight)
+    total = {"mean": loss.mean, "sum": loss.sum, "none": lambda: loss}[reduction]()
+    total.sum().backward()
+    value = total.detach().numpy()
+    return value if reduction == "none" else float(value), xt.grad.numpy()
+
+
+SIG_OPTIONS = [
+    {"focal_gamma": 2.0, "focal_alpha": 0.25},
+    {"focal_gamma": 0.5},
+    {"focal_alpha": 0.75},
+    {"poly1_epsilon": 1.0},
+    {"focal_gamma": 2.0, "focal_alpha": 0.25, "poly1_epsilon": -0.3},
+]
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("weights", [{}, {"weight": True}, {"pos_weight": True},
+                                     {"weight": True, "pos_weight": True}],
+                         ids=lambda w: "-".join(sorted(w)) or "plain")
+@pytest.mark.parametrize("opts", SIG_OPTIONS,
+                         ids=lambda o: "-".join("%s=%s" % kv for kv in o.items()))
+def test_sigmoid_options_equal_torch_composition(opts, weights, reduction):
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((6, 5)) * 4
+    x[0, :3] = [40.0, -40.0, 0.0]
+    t = (rng.random((6, 5)) < 0.4).astype(np.float64)
+    t[1] = 0.3                                    # soft targets too
+    kw = {}
+    if weights.get("weight"):
+        kw["weight"] = rng.random(5) + 0.5
+    if weights.get("pos_weight"):
+        kw["pos_weight"] = rng.random(5) + 0.5
+    exp_value, exp_grad = _torch_sigmoid(x, t, reduction=reduction, **kw, **opts)
+    value, grad = fastloss.sigmoid_cross_entropy_value_and_grad(x, t, reduction=reduction,
+                                                                **kw, **opts)
+    np.testing.assert_allclose(value, exp_value, rtol=1e-12, atol=1e-300)
+    np.testing.assert_allclose(grad, exp_grad, rtol=1e-11, atol=1e-16)
+    value32, grad32 = fastloss.sigmoid_cross_entropy_value_and_grad(
+        x.astype(np.float32), t.astype(np.float32), reduction=reduction,
+        **{k: v.astype(np.float32) for k, v in kw.items()}, **opts)
+    np.testing.assert_allclose(value32, exp_value, rtol=2e-5, atol=1e-7)
+    np.testing.assert_allclose(grad32, exp_grad, rtol=1e-4, atol=1e-7)
+    np.testing.assert_array_equal(
+        fastloss.sigmoid_cross_entropy(x, t, reduction=reduction, **kw, **opts), value)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sigmoid_zero_options_are_bitwise_the_plain_loss(dtype):
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((100, 7)).astype(dtype)
+    t = (rng.random((100, 7)) < 0.5).astype(dtype)
+    plain = fastloss.sigmoid_cross_entropy_value_and_grad(x, t)
+    off = fastloss.sigmoid_cross_entropy_value_and_grad(x, t, focal_gamma=0.0, focal_alpha=None,
+                                                        poly1_epsilon=0.0)
+    assert plain[0] == off[0] and plain[1].tobytes() == off[1].tobytes()
+
+
+def test_sigmoid_focal_keeps_limits_at_infinity():
+    x = np.array([np.inf, np.inf, -np.inf, -np.inf])
+    t = np.array([1.0, 0.0, 1.0, 0.0])
+    value, grad = fastloss.sigmoid_cross_entropy_value_and_grad(
+        x, t, focal_gamma=2.0, focal_alpha=0.25, reduction="none")
+    np.testing.assert_array_equal(value, [0.0, np.inf, np.inf, 0.0])
+    assert not np.isnan(grad).any()
+
+
+@pytest.mark.parametrize("bad, match", [
+    ({"focal_gamma": -0.5}, "focal_gamma"),
+    ({"focal_alpha": 1.5}, "focal_alpha"),
+    ({"focal_alpha": -0.1}, "focal_alpha"),
+    ({"poly1_epsilon": float("nan")}, "poly1_epsilon"),
+])
+def test_sigmoid_bad_options(bad, match):
+    x = np.zeros((2, 3))
+    out = np.full_like(x, 5.0)
+    with pytest.raises(ValueError, match=match):
+        fastloss.sigmoid_cross_entropy_grad(x, np.ones((2, 3)), out=out, **bad)
+    assert np.all(out == 5.0)
