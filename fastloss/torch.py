@@ -47,6 +47,7 @@ __all__ = [
     "binary_cross_entropy_with_logits",
     "multi_margin_loss",
     "mse_loss",
+    "sigmoid_focal_loss",
     "CrossEntropyLoss",
     "BCEWithLogitsLoss",
     "MultiMarginLoss",
@@ -136,9 +137,9 @@ def _scale(grad, grad_output, row_dim):
 
 # ---------------------------------------------------------------- cross-entropy
 
-def _ce_kernel(x, t, weight, ignore_index, label_smoothing, reduction, want_grad):
+def _ce_kernel(x, t, weight, ignore_index, label_smoothing, reduction, want_grad, opts=None):
     kwargs = dict(weight=weight, ignore_index=ignore_index, label_smoothing=label_smoothing,
-                  reduction=reduction, axis=1 if x.ndim >= 2 else -1)
+                  reduction=reduction, axis=1 if x.ndim >= 2 else -1, **(opts or {}))
     if want_grad:
         return _api.softmax_cross_entropy_value_and_grad(x, t, **kwargs)
     return _api.softmax_cross_entropy(x, t, **kwargs), None
@@ -146,11 +147,11 @@ def _ce_kernel(x, t, weight, ignore_index, label_smoothing, reduction, want_grad
 
 class _CrossEntropy(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, input, target, weight, ignore_index, label_smoothing, reduction):
+    def forward(ctx, input, target, weight, ignore_index, label_smoothing, reduction, opts):
         x = _pred_array(input)
         t = _aux_array(target, "target")
         value, grad = _ce_kernel(x, t, weight, ignore_index, label_smoothing, reduction,
-                                 ctx.needs_input_grad[0])
+                                 ctx.needs_input_grad[0], opts)
         ctx.reduction = reduction
         ctx.class_dim = 1 if input.ndim >= 2 else 0
         target_grad = ctx.needs_input_grad[1]
@@ -180,11 +181,12 @@ class _CrossEntropy(torch.autograd.Function):
             if ctx.reduction == "mean":
                 d = d / ctx.n_rows
             grad_target = _scale(d, grad_output, row_dim)
-        return grad_input, grad_target, None, None, None, None
+        return grad_input, grad_target, None, None, None, None, None
 
 
 def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
-                  reduction="mean", label_smoothing=0.0):
+                  reduction="mean", label_smoothing=0.0, *, z_loss=0.0, softcap=None,
+                  focal_gamma=0.0, poly1_epsilon=0.0):
     """``torch.nn.functional.cross_entropy`` on the fastloss kernel.
 
     Same arguments, defaults, layouts (``(C)``, ``(N, C)`` or ``(N, C, d1, ...)``
@@ -192,17 +194,29 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     probabilities of input's shape) and results, values and gradients,
     including the gradient with respect to probability targets.  See the
     module docstring for what differs (CPU, float32/float64 only).
+
+    Keyword-only extras, fused into the same kernel pass (see
+    ``fastloss.softmax_cross_entropy``): ``z_loss``, ``softcap``,
+    ``focal_gamma``, ``poly1_epsilon``.  With any of them on, a probability
+    target that requires a gradient raises NotImplementedError.
     """
     reduction = _reduction(size_average, reduce, reduction)
     _no_weight_grad(weight=weight)
     w = _aux_array(weight, "weight")
     if not isinstance(target, torch.Tensor):
         raise TypeError("target must be a torch.Tensor, not %s" % type(target).__name__)
+    opts = {k: v for k, v in (("z_loss", z_loss), ("softcap", softcap),
+                              ("focal_gamma", focal_gamma), ("poly1_epsilon", poly1_epsilon))
+            if v is not None and v != 0.0}
+    if opts and _float_target(target) and target.requires_grad:
+        raise NotImplementedError("the gradient with respect to probability targets is not "
+                                  "computed with %s" % ", ".join(sorted(opts)))
     if _needs_grad(input, target if _float_target(target) else None):
-        return _CrossEntropy.apply(input, target, w, ignore_index, label_smoothing, reduction)
+        return _CrossEntropy.apply(input, target, w, ignore_index, label_smoothing, reduction,
+                                   opts)
     x = _pred_array(input)
     value, _ = _ce_kernel(x, _aux_array(target, "target"), w, ignore_index, label_smoothing,
-                          reduction, False)
+                          reduction, False, opts)
     return _loss_tensor(value, input.dtype)
 
 
@@ -274,6 +288,54 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
     value, _ = _bce_kernel(_pred_array(input), _aux_array(target, "target"), w, pw, reduction,
                            False)
     return _loss_tensor(value, input.dtype)
+
+
+# ---------------------------------------------------------------- sigmoid focal loss
+
+class _SigmoidFocal(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, inputs, targets, alpha, gamma, reduction):
+        x = _pred_array(inputs)
+        t = _aux_array(targets, "targets")
+        kwargs = dict(reduction=reduction, focal_gamma=float(gamma),
+                      focal_alpha=None if alpha < 0 else float(alpha))
+        value, grad = _api.sigmoid_cross_entropy_value_and_grad(x, t, **kwargs)
+        ctx.save_for_backward(torch.from_numpy(grad))
+        return _loss_tensor(value, inputs.dtype)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_output):
+        (grad,) = ctx.saved_tensors
+        return _scale(grad, grad_output, None), None, None, None, None
+
+
+def sigmoid_focal_loss(inputs, targets, alpha=0.25, gamma=2, reduction="none"):
+    """Drop-in for ``torchvision.ops.sigmoid_focal_loss`` on the fastloss kernel.
+
+    ``alpha_t * (1 - p_t)**gamma * bce(inputs, targets)`` elementwise, with
+    ``p_t = p t + (1 - p)(1 - t)`` and ``alpha_t = alpha t + (1 - alpha)(1 - t)``
+    (no alpha weighting when ``alpha < 0``), computed in one fused pass from
+    log-space quantities; same defaults and reductions as torchvision.  The
+    targets get no gradient (NotImplementedError if they require one).
+    """
+    if reduction not in ("none", "mean", "sum"):
+        raise ValueError("Invalid Value for arg 'reduction': '%s' \n Supported reduction modes: "
+                         "'none', 'mean', 'sum'" % (reduction,))
+    if not isinstance(targets, torch.Tensor):
+        raise TypeError("targets must be a torch.Tensor, not %s" % type(targets).__name__)
+    if targets.requires_grad:
+        raise NotImplementedError("sigmoid_focal_loss gives no gradient for the targets")
+    if targets.shape != inputs.shape:
+        raise ValueError("targets have shape %s but inputs have shape %s"
+                         % (tuple(targets.shape), tuple(inputs.shape)))
+    if _needs_grad(inputs):
+        return _SigmoidFocal.apply(inputs, targets, float(alpha), float(gamma), reduction)
+    x = _pred_array(inputs)
+    value = _api.sigmoid_cross_entropy(x, _aux_array(targets, "targets"), reduction=reduction,
+                                       focal_gamma=float(gamma),
+                                       focal_alpha=None if alpha < 0 else float(alpha))
+    return _loss_tensor(value, inputs.dtype)
 
 
 # ---------------------------------------------------------------- multi-margin (hinge)

@@ -320,3 +320,57 @@ def test_sigmoid_bad_options(bad, match):
     with pytest.raises(ValueError, match=match):
         fastloss.sigmoid_cross_entropy_grad(x, np.ones((2, 3)), out=out, **bad)
     assert np.all(out == 5.0)
+
+
+# ---------------------------------------------------------------- fastloss.torch with options
+
+def _torchvision_sigmoid_focal_loss(inputs, targets, alpha=0.25, gamma=2, reduction="none"):
+    """torchvision.ops.sigmoid_focal_loss, as torchvision writes it."""
+    p = torch.sigmoid(inputs)
+    ce_loss = F.binary_cross_entropy_with_logits(inputs, targets, reduction="none")
+    p_t = p * targets + (1 - p) * (1 - targets)
+    loss = ce_loss * ((1 - p_t) ** gamma)
+    if alpha >= 0:
+        alpha_t = alpha * targets + (1 - alpha) * (1 - targets)
+        loss = alpha_t * loss
+    if reduction == "mean":
+        loss = loss.mean()
+    elif reduction == "sum":
+        loss = loss.sum()
+    return loss
+
+
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+@pytest.mark.parametrize("alpha, gamma", [(0.25, 2), (-1, 2), (0.5, 0), (0.75, 1.5)])
+def test_torch_sigmoid_focal_loss_is_a_drop_in(alpha, gamma, reduction):
+    fl_torch = pytest.importorskip("fastloss.torch")
+    g = torch.Generator().manual_seed(0)
+    x = (torch.randn(9, 4, generator=g, dtype=torch.float64) * 3).requires_grad_()
+    t = (torch.rand(9, 4, generator=g, dtype=torch.float64) < 0.3).double()
+    expected = _torchvision_sigmoid_focal_loss(x, t, alpha, gamma, reduction)
+    got = fl_torch.sigmoid_focal_loss(x, t, alpha, gamma, reduction)
+    torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-15)
+    weights = torch.randn(expected.shape, generator=g, dtype=torch.float64)
+    (ge,) = torch.autograd.grad((expected * weights).sum(), x)
+    (gg,) = torch.autograd.grad((got * weights).sum(), x)
+    torch.testing.assert_close(gg, ge, rtol=1e-11, atol=1e-15)
+    assert torch.autograd.gradcheck(
+        lambda inp: fl_torch.sigmoid_focal_loss(inp, t, alpha, gamma, reduction),
+        (x.detach().clone().requires_grad_(),))
+
+
+@pytest.mark.parametrize("opts", OPTIONS, ids=lambda o: "-".join("%s=%s" % kv for kv in o.items()))
+def test_torch_cross_entropy_takes_the_options(opts):
+    fl_torch = pytest.importorskip("fastloss.torch")
+    rng = np.random.default_rng(13)
+    x, target, kw = _make({"weight": "w"}, rng, shape=(4, C, 3), axis=1)
+    exp_value, exp_grad, _ = _torch_softmax(x, target, axis=1, **kw, **opts)
+    xt = torch.tensor(x, requires_grad=True)
+    loss = fl_torch.cross_entropy(xt, torch.tensor(target), weight=torch.tensor(kw["weight"]),
+                                  **opts)
+    loss.backward()
+    assert loss.item() == pytest.approx(exp_value, rel=1e-12)
+    np.testing.assert_allclose(xt.grad.numpy(), exp_grad, rtol=1e-11, atol=1e-14)
+    assert torch.autograd.gradcheck(
+        lambda inp: fl_torch.cross_entropy(inp, torch.tensor(target), **opts),
+        (torch.tensor(x, requires_grad=True),))
