@@ -23,10 +23,12 @@ from ._api import (
     softmax_cross_entropy_value_and_grad,
 )
 from ._config import show_config
+from .evaluate import Evaluator
 
 __all__ = [
     "__version__",
     "show_config",
+    "Evaluator",
     "softmax_cross_entropy",
     "softmax_cross_entropy_grad",
     "softmax_cross_entropy_value_and_grad",

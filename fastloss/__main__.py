@@ -14,7 +14,8 @@ import sys
 COMMANDS = {
     "bench": ("fastloss.bench", "time fastloss against NumPy, PyTorch, scikit-learn, JAX and "
                                 "a memory copy"),
-    # "eval": ("fastloss.eval", "..."),   # planned
+    "eval": ("fastloss.eval_cli", "evaluate a loss, accuracy and top-k accuracy over "
+                                  ".npy/.npz files in bounded memory"),
 }
 
 USAGE = "usage: python -m fastloss [COMMAND] [options]"

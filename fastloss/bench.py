@@ -110,7 +110,7 @@ class Case:
     forms: tuple[str, ...] = FORMS
     targets: tuple[Target, ...] = ()
     scaling: bool = False          # also time fastloss with n_threads=1
-    group: str = "issue3"          # "issue3" or "sweep"
+    group: str = "issue3"          # "issue3", "issue9" (options beyond PyTorch) or "sweep"
     series: str | None = None      # cases of one series make one line of the plot
 
     def shape_for(self, size: str) -> tuple[int, ...]:
@@ -141,6 +141,7 @@ class LossSpec:
     make_data: Callable
     kwargs: dict = dataclasses.field(default_factory=dict)
     rowwise: bool = True              # class loss (rows of C) or elementwise
+    extended: bool = False            # options beyond PyTorch: the baseline is torch ops
 
 
 LOSSES: dict[str, LossSpec] = {
@@ -148,6 +149,12 @@ LOSSES: dict[str, LossSpec] = {
     "sigmoid_ce": LossSpec("sigmoid_cross_entropy", _sigmoid_data, rowwise=False),
     "mse": LossSpec("mse", _mse_data, rowwise=False),
     "hinge_ww": LossSpec("hinge", _softmax_data, {"multiclass": "weston_watkins"}),
+    # issue 9: the options fused into the kernels, against the torch composition users write
+    "softmax_ce_capz": LossSpec("softmax_cross_entropy", _softmax_data,
+                                {"softcap": 30.0, "z_loss": 1e-4}, extended=True),
+    "sigmoid_focal": LossSpec("sigmoid_cross_entropy", _sigmoid_data,
+                              {"focal_gamma": 2.0, "focal_alpha": 0.25}, rowwise=False,
+                              extended=True),
 }
 
 _T = Target
@@ -171,6 +178,10 @@ CASES: tuple[Case, ...] = (
          targets=(_T("vs_torch", 3), _T("scaling", 1.7)), scaling=True, series="mse float32"),
     Case("hinge_ww-65536x100", "hinge_ww", (65536, 100), (16384, 100), (17, 100),
          targets=(_T("vs_torch", 5), _T("scaling", 1.7)), scaling=True),
+    Case("softmax_ce-softcap30-zloss-2048x32768", "softmax_ce_capz", (2048, 32768),
+         (256, 32768), (6, 333), targets=(_T("vs_torch", 8),), group="issue9"),
+    Case("sigmoid_focal-262144x100", "sigmoid_focal", (262144, 100), (32768, 100), (13, 100),
+         targets=(_T("vs_torch", 8),), group="issue9"),
     Case("tiny-softmax_ce-8x10", "softmax_ce", (8, 10), (8, 10), (8, 10), forms=("value",
          "value_and_grad"), targets=(_T("us_per_call", 2, "value"), _T("vs_torch", 10, "value"))),
     # ---- size sweep (throughput against size; the plot) ----
@@ -411,6 +422,22 @@ def _import_torch(n_threads):
     return torch
 
 
+def _torch_capz(torch, F, z, t, cap=30.0, z_loss=1e-4):
+    """Soft-capped logits + cross-entropy + z-loss, as written with torch ops today."""
+    zc = cap * torch.tanh(z / cap)
+    return F.cross_entropy(zc, t) + z_loss * (torch.logsumexp(zc, dim=-1) ** 2).mean()
+
+
+def _torch_focal(torch, F, z, t, alpha=0.25, gamma=2.0):
+    """torchvision.ops.sigmoid_focal_loss's formula (reduction="mean") in torch ops."""
+    p = torch.sigmoid(z)
+    ce = F.binary_cross_entropy_with_logits(z, t, reduction="none")
+    p_t = p * t + (1 - p) * (1 - t)
+    loss = ce * ((1 - p_t) ** gamma)
+    loss = (alpha * t + (1 - alpha) * (1 - t)) * loss
+    return loss.mean()
+
+
 def _torch_impl(case, form, pred, target, n_threads):
     torch = _import_torch(n_threads)
     F = torch.nn.functional
@@ -421,6 +448,8 @@ def _torch_impl(case, form, pred, target, n_threads):
         "sigmoid_ce": lambda z: F.binary_cross_entropy_with_logits(z, t),
         "mse": lambda z: F.mse_loss(z, t),
         "hinge_ww": lambda z: F.multi_margin_loss(z, t),
+        "softmax_ce_capz": lambda z: _torch_capz(torch, F, z, t),
+        "sigmoid_focal": lambda z: _torch_focal(torch, F, z, t),
     }[case.loss]
     note = f"torch.set_num_threads({torch.get_num_threads()})"
     if form == "value":
@@ -544,6 +573,9 @@ def build_impl(name: str, case: Case, form: str, pred, target, n_threads=None) -
         return _fastloss_impl(name, case, form, pred, target, n_threads)
     if name == COPY:
         return _copy_impl(pred, n_threads)
+    if LOSSES[case.loss].extended and name != "torch":
+        raise Unavailable(f"{name} has no {case.loss} (an option beyond PyTorch); the baseline "
+                          "is the torch composition")
     if name == "numpy":
         return _numpy_impl(case, form, pred, target)
     if name == "python":

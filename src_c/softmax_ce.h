@@ -353,7 +353,34 @@ FL_INLINE double FL_NAME(sce_row_opt)(const fl_rows_ctx *ctx, const FL_T *x, con
 
     /* pass 2: z, e = exp(z - m) (into g), and the sums */
     double rest = 0.0, neq = 0.0, S1 = 0.0, B = 0.0, Pn = 0.0;
-    for (k = 0; k < C; ++k) {
+    const int fast = labels && !w;     /* b_c = t'_c - label part = spread for every class */
+    if (fast) {
+        /* vectorised variants: no per-class weights or targets to load */
+        double sz = 0.0;
+#define FL_SCE_OPT_LOOP(ZEXPR, STORES)                                     \
+        FL_SIMD_SUM(rest, neq, sz)                                         \
+        for (k = 0; k < C; ++k) {                                          \
+            FL_T z = ZEXPR;                                                \
+            FL_T e = FL_EXP(z - m);                                        \
+            STORES                                                         \
+            rest += e == (FL_T)1 ? 0.0 : (double)e;                        \
+            neq += e == (FL_T)1 ? 1.0 : 0.0;                               \
+            sz += (double)m - (double)z;                                   \
+        }
+        if (cap > 0) {
+            if (g) { FL_SCE_OPT_LOOP(cap * FL_NAME(sce_tanh)(x[k * st] * inv_cap),
+                                     zbuf[k] = z; g[k * st] = e;) }
+            else { FL_SCE_OPT_LOOP(cap * FL_NAME(sce_tanh)(x[k * st] * inv_cap), ;) }
+        } else {
+            if (g) { FL_SCE_OPT_LOOP(x[k * st], g[k * st] = e;) }
+            else { FL_SCE_OPT_LOOP(x[k * st], ;) }
+        }
+#undef FL_SCE_OPT_LOOP
+        S1 = spread == 0.0 ? 0.0 : spread * sz;
+        B = spread * (double)C;
+        Pn = spread * (rest + neq);     /* sum_c spread e_c */
+    }
+    for (k = 0; !fast && k < C; ++k) {
         FL_T z = FL_NAME(sce_cap)(x[k * st], cap, inv_cap);
         FL_T e = FL_EXP(z - m);
         double b = (labels && eps == 0.0 && !w) ? 0.0 : FL_NAME(sce_b)(t, w, k, st, keep, spread);
@@ -405,7 +432,12 @@ FL_INLINE double FL_NAME(sce_row_opt)(const fl_rows_ctx *ctx, const FL_T *x, con
         const double alpha = (focal ? al_lab : kb * (B + wy1)) + al_add;
         const double kp = scale * roww * pe;      /* poly-1: g_c += kp p_c (p_t - t'_c) */
         const double inv_s = 1.0 / s;
-        for (k = 0; k < C; ++k) {
+        if (fast) {
+            const FL_T k1 = (FL_T)((alpha - kp * spread) * inv_s), k0 = (FL_T)(kb * spread);
+            FL_SIMD
+            for (k = 0; k < C; ++k) g[k * st] = k1 * g[k * st] - k0;
+        }
+        for (k = 0; !fast && k < C; ++k) {
             double p = (double)g[k * st] * inv_s;
             double b = (labels && eps == 0.0 && !w) ? 0.0 : FL_NAME(sce_b)(t, w, k, st, keep, spread);
             double tt = t ? keep * (double)t[k * st] + spread : spread;
@@ -417,6 +449,7 @@ FL_INLINE double FL_NAME(sce_row_opt)(const fl_rows_ctx *ctx, const FL_T *x, con
                                - kb * by);
         }
         if (cap > 0) {
+            FL_SIMD
             for (k = 0; k < C; ++k) {
                 FL_T zr = zbuf[k] * inv_cap;
                 g[k * st] = g[k * st] * ((FL_T)1 - zr * zr);
@@ -562,9 +595,13 @@ void FL_NAME(fl_sce_block)(const void *vctx, int64_t b, fl_partial *part, void *
             }
         }
         if (FL_NAME(sce_has_options)(a)) {
-            l = FL_NAME(sce_row_opt)(ctx, X + off, T ? T + off : NULL, G ? G + off : NULL,
-                                     (G && a->softcap > 0.0) ? (FL_T *)scratch : NULL, inner, r,
-                                     y, &top1, &topk);
+            FL_T *zbuf = (G && a->softcap > 0.0) ? (FL_T *)scratch : NULL;
+            if (inner == 1)     /* stride 1 as a constant: the vectorised build of the row */
+                l = FL_NAME(sce_row_opt)(ctx, X + off, T ? T + off : NULL, G ? G + off : NULL,
+                                         zbuf, 1, r, y, &top1, &topk);
+            else
+                l = FL_NAME(sce_row_opt)(ctx, X + off, T ? T + off : NULL, G ? G + off : NULL,
+                                         zbuf, inner, r, y, &top1, &topk);
         } else if (inner == 1 && scratch) {
             /* the row's gradient is built in the thread's buffer (L1/L2),
              * then streamed out: the output is never read */

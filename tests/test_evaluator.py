@@ -9,7 +9,7 @@ import pytest
 
 import fastloss
 from fastloss import Evaluator
-from fastloss.evaluate import EvalResult, resolve_loss
+from fastloss.evaluate import LOSSES, EvalResult, resolve_loss
 
 RTOL = 1e-12
 
@@ -38,6 +38,9 @@ def _case(name, dtype, rng):
         return ("softmax_cross_entropy",
                 {"weight": rng.uniform(0.5, 2, c), "ignore_index": 3, "label_smoothing": 0.1},
                 x, y, sw)
+    if name == "softmax_extras":             # the options beyond PyTorch's
+        return ("softmax_cross_entropy", {"z_loss": 1e-3, "softcap": 5.0, "focal_gamma": 2.0,
+                                          "poly1_epsilon": 0.5}, x, y, sw)
     if name == "softmax_axis1":
         x3 = rng.standard_normal((n, c, 3)).astype(dtype)
         return ("softmax_cross_entropy", {"axis": 1}, x3, rng.integers(0, c, (n, 3)),
@@ -49,6 +52,10 @@ def _case(name, dtype, rng):
         t = (rng.random((n, c)) < 0.3).astype(dtype)
         return "sigmoid_cross_entropy", {"pos_weight": rng.uniform(0.5, 2, c)}, x, t, \
             rng.uniform(0, 1, (n, c))
+    if name == "sigmoid_extras":             # the options beyond PyTorch's
+        t = (rng.random((n, c)) < 0.3).astype(dtype)
+        return ("sigmoid_cross_entropy", {"focal_gamma": 2.0, "focal_alpha": 0.25,
+                                          "poly1_epsilon": 0.5}, x, t, rng.uniform(0, 1, (n, c)))
     if name == "sigmoid_row_weight":
         t = rng.random((n, c)).astype(dtype)
         return "sigmoid_cross_entropy", {"weight": rng.uniform(0.5, 2, c)}, x, t, None
@@ -73,6 +80,10 @@ def _case(name, dtype, rng):
 CASES = ["softmax", "softmax_all_options", "softmax_axis1", "softmax_probs", "sigmoid",
          "sigmoid_row_weight", "hinge_ovr", "hinge_ww", "hinge_cs", "hinge_binary",
          "hinge_multilabel", "mse", "mse_1d"]
+if "z_loss" in LOSSES["softmax_cross_entropy"].extra:
+    CASES.append("softmax_extras")
+if "focal_gamma" in LOSSES["sigmoid_cross_entropy"].extra:
+    CASES.append("sigmoid_extras")
 
 
 def _one_call(loss, opts, x, t, per_row, reduction):
