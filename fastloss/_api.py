@@ -271,11 +271,16 @@ def _softmax(logits, target, weight, sample_weight, ignore_index, label_smoothin
         raise ValueError("label_smoothing must be in [0, 1], not %r" % (label_smoothing,))
     w = _class_weight(weight, n_classes)
     sw = _row_weight(sample_weight, row_shape)
-    zl = _option(z_loss, "z_loss", lambda v: v >= 0, "a number >= 0")
-    cap = 0.0 if softcap is None else _option(softcap, "softcap", lambda v: v > 0,
-                                              "None or a number > 0")
-    gam = _option(focal_gamma, "focal_gamma", lambda v: v >= 0, "a number >= 0")
-    pe = _option(poly1_epsilon, "poly1_epsilon", math.isfinite, "a finite number")
+    if (z_loss == 0.0 and softcap is None and focal_gamma == 0.0 and poly1_epsilon == 0.0
+            and type(z_loss) is float and type(focal_gamma) is float
+            and type(poly1_epsilon) is float):
+        zl = cap = gam = pe = 0.0           # the defaults: nothing to check
+    else:
+        zl = _option(z_loss, "z_loss", lambda v: v >= 0, "a number >= 0")
+        cap = 0.0 if softcap is None else _option(softcap, "softcap", lambda v: v > 0,
+                                                  "None or a number > 0")
+        gam = _option(focal_gamma, "focal_gamma", lambda v: v >= 0, "a number >= 0")
+        pe = _option(poly1_epsilon, "poly1_epsilon", math.isfinite, "a finite number")
     if gam != 0.0 and (probs is not None or eps != 0.0):
         raise ValueError("focal_gamma=%r needs integer labels and label_smoothing=0 (focal "
                          "loss has no accepted definition with %s)"
@@ -451,10 +456,14 @@ def _sigmoid(logits, target, weight, pos_weight, reduction, n_threads, want_valu
             raise ValueError("pos_weight has shape %s but must broadcast to the last axis of "
                              "logits, (%d,)" % (p.shape, row_len)) from None
         pw = _as_dtype(np.broadcast_to(p, (row_len,)), x.dtype, "pos_weight")
-    gam = _option(focal_gamma, "focal_gamma", lambda v: v >= 0, "a number >= 0")
-    alpha = -1.0 if focal_alpha is None else _option(
-        focal_alpha, "focal_alpha", lambda v: 0 <= v <= 1, "None or a number in [0, 1]")
-    pe = _option(poly1_epsilon, "poly1_epsilon", math.isfinite, "a finite number")
+    if (focal_gamma == 0.0 and focal_alpha is None and poly1_epsilon == 0.0
+            and type(focal_gamma) is float and type(poly1_epsilon) is float):
+        gam, alpha, pe = 0.0, -1.0, 0.0     # the defaults: nothing to check
+    else:
+        gam = _option(focal_gamma, "focal_gamma", lambda v: v >= 0, "a number >= 0")
+        alpha = -1.0 if focal_alpha is None else _option(
+            focal_alpha, "focal_alpha", lambda v: 0 <= v <= 1, "None or a number in [0, 1]")
+        pe = _option(poly1_epsilon, "poly1_epsilon", math.isfinite, "a finite number")
     g = None
     if want_grad:
         g = _grad_out(out, x, [("target", t), ("weight", w), ("pos_weight", pw)], "logits")
