@@ -23,10 +23,30 @@ from ._api import (
     softmax_cross_entropy_value_and_grad,
 )
 from ._config import show_config
+
+
+def get_include():
+    """The directory of fastloss's C headers, for extensions that call the kernels.
+
+    ``fastloss.h`` declares the kernels and their argument structs (raw
+    pointers, int64 sizes, status codes); ``fastloss_api.h`` gives other
+    extension modules the function table exported by ``fastloss._core``
+    (``fl_import()`` then ``FL_API->softmax_ce_f64(&args, &result)``).
+    Compile with ``-I`` this directory.  See README "C and Cython".
+    """
+    import os
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    for candidate in (os.path.join(here, "include"),                       # installed
+                      os.path.join(os.path.dirname(here), "src_c")):       # source tree
+        if os.path.isfile(os.path.join(candidate, "fastloss_api.h")):
+            return candidate
+    raise RuntimeError("fastloss's C headers are not installed next to %s" % here)
 from .evaluate import Evaluator
 
 __all__ = [
     "__version__",
+    "get_include",
     "show_config",
     "Evaluator",
     "softmax_cross_entropy",

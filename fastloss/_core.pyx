@@ -202,3 +202,19 @@ def overlap(cnp.ndarray a, cnp.ndarray b):
     if pa < pb + nb and pb < pa + na:
         return 1
     return 0
+
+
+# ---- the C API for other extensions (src_c/fastloss_api.h): a capsule of function pointers
+from cpython.pycapsule cimport PyCapsule_New
+
+cdef fl_api_table _api_table
+_api_table.version = FASTLOSS_API_VERSION
+_api_table.softmax_ce_f32 = fl_softmax_ce_f32
+_api_table.softmax_ce_f64 = fl_softmax_ce_f64
+_api_table.sigmoid_ce_f32 = fl_sigmoid_ce_f32
+_api_table.sigmoid_ce_f64 = fl_sigmoid_ce_f64
+_api_table.hinge_f32 = fl_hinge_f32
+_api_table.hinge_f64 = fl_hinge_f64
+_api_table.mse_f32 = fl_mse_f32
+_api_table.mse_f64 = fl_mse_f64
+_C_API = PyCapsule_New(<void *>&_api_table, b"fastloss._core._C_API", NULL)

@@ -1,6 +1,14 @@
-# Cython declarations of fastloss's public C API (src_c/fastloss.h).
-# Other Cython code can `from fastloss.capi cimport *` and call the kernels on
-# raw pointers without the GIL; compile against fastloss.get_include().
+# Cython declarations of fastloss's public C API (src_c/fastloss.h, fastloss_api.h).
+# Other Cython modules call the kernels through the function table that
+# fastloss._core exports (no link-time dependency), compiled with
+# include_dirs=[fastloss.get_include()]:
+#
+#     from fastloss.capi cimport *
+#     if fl_import() < 0: raise ImportError("fastloss")
+#     cdef fl_softmax_ce_args a   # fill it (zero the struct first)
+#     cdef fl_result r
+#     with nogil:
+#         st = FL_API.softmax_ce_f64(&a, &r)
 from libc.stdint cimport int64_t
 
 cdef extern from "fastloss.h" nogil:
@@ -111,3 +119,19 @@ cdef extern from "fastloss.h" nogil:
     const char *fl_simd_built()
     const char *fl_simd_supported()
     int fl_set_simd(const char *name)
+
+
+cdef extern from "fastloss_api.h":
+    ctypedef struct fl_api_table:
+        int version
+        fl_status (*softmax_ce_f32)(const fl_softmax_ce_args *, fl_result *) nogil
+        fl_status (*softmax_ce_f64)(const fl_softmax_ce_args *, fl_result *) nogil
+        fl_status (*sigmoid_ce_f32)(const fl_sigmoid_ce_args *, fl_result *) nogil
+        fl_status (*sigmoid_ce_f64)(const fl_sigmoid_ce_args *, fl_result *) nogil
+        fl_status (*hinge_f32)(const fl_hinge_args *, fl_result *) nogil
+        fl_status (*hinge_f64)(const fl_hinge_args *, fl_result *) nogil
+        fl_status (*mse_f32)(const fl_mse_args *, fl_result *) nogil
+        fl_status (*mse_f64)(const fl_mse_args *, fl_result *) nogil
+    int FASTLOSS_API_VERSION
+    const fl_api_table *FL_API
+    int fl_import() except -1
