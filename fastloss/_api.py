@@ -558,7 +558,7 @@ sigmoid_cross_entropy_value_and_grad.__doc__ = _SIGMOID_DOC.format(
 # ----------------------------------------------------------------- hinge
 
 def _hinge(scores, target, margin, squared, multiclass, weight, sample_weight, reduction, axis,
-           n_threads, want_value, want_grad, out, full=False):
+           n_threads, want_value, want_grad, out, full=False, top_k=0):
     x = _float_array(scores, "scores")
     red = _reduction(reduction)
     nt = _threads(n_threads)
@@ -616,7 +616,7 @@ def _hinge(scores, target, margin, squared, multiclass, weight, sample_weight, r
                                ("sample_weight", sw)], "scores")
     row_loss = np.empty(row_shape, dtype=x.dtype) if (want_value and red == 0) else None
     res = _core.hinge(x.itemsize == 8, x, labels, pm, w, sw, outer, n_classes, inner, margin,
-                      bool(squared), mode, red, row_loss, g, nt)
+                      bool(squared), mode, red, row_loss, g, nt, top_k if labels is not None else 0)
     if res[0] == _core.FL_STATUS_LABEL:
         raise _label_error(res, row_shape, "target", n_classes)
     if full:

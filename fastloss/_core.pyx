@@ -95,7 +95,8 @@ def sigmoid_ce(bint f64, object logits, object target, object weight, int64_t we
 
 def hinge(bint f64, object scores, object labels, object target, object class_weight,
           object sample_weight, int64_t outer, int64_t n_classes, int64_t inner, double margin,
-          bint squared, int mode, int reduction, object row_loss, object grad, int n_threads):
+          bint squared, int mode, int reduction, object row_loss, object grad, int n_threads,
+          int64_t top_k=0):
     cdef fl_hinge_args a
     cdef fl_result r
     cdef fl_status st
@@ -114,6 +115,7 @@ def hinge(bint f64, object scores, object labels, object target, object class_we
     a.n_threads = n_threads
     a.row_loss = _ptr(row_loss)
     a.grad = _ptr(grad)
+    a.top_k = top_k
     with nogil:
         st = fl_hinge_f64(&a, &r) if f64 else fl_hinge_f32(&a, &r)
     return _result(st, &r)

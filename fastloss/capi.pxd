@@ -90,6 +90,7 @@ cdef extern from "fastloss.h" nogil:
         int n_threads
         void *row_loss
         void *grad
+        int64_t top_k
 
     ctypedef struct fl_mse_args:
         int64_t n_rows, row_len

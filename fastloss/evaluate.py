@@ -383,10 +383,8 @@ class Evaluator:
         elif self.loss == "hinge":
             r = _api._hinge(x, t, opts["margin"], opts["squared"], opts["multiclass"],
                             opts["weight"], per_chunk, "sum", opts["axis"], nt, True, False,
-                            None, full=True)
-            hits = (0, 0)
-            if k and sig[2] == "integer labels":
-                hits = _hinge_hits(x, t, opts["axis"] % x.ndim, k)
+                            None, full=True, top_k=k if sig[2] == "integer labels" else 0)
+            hits = (r.stats["n_top1"], r.stats["n_topk"])
         elif self.loss == "sigmoid_cross_entropy":
             w = opts["weight"] if per_chunk is None else per_chunk
             r = _api._sigmoid(x, t, w, opts["pos_weight"], "sum", nt, True, False, None,
@@ -487,23 +485,3 @@ def _same_array(a, b):
     if a is None or b is None:
         return a is None and b is None
     return a.shape == b.shape and bool(np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"))
-
-
-def _hinge_hits(x, labels, ax, k, block_rows=65536):
-    """(top-1, top-k) hit counts of multi-class hinge with integer labels, in NumPy.
-
-    A row is a hit when fewer than 1 (k) classes score strictly higher than
-    its label's score and that score is not NaN: the rule of the softmax
-    kernel's counters.  Walks axis 0 in blocks to bound the temporaries.
-    """
-    labels = np.asarray(labels)
-    top1 = topk = 0
-    for i in range(0, x.shape[0], block_rows):
-        xb = x[i:i + block_rows]
-        yb = np.expand_dims(labels[i:i + block_rows].astype(np.intp, copy=False), ax)
-        xy = np.take_along_axis(xb, yb, axis=ax)
-        higher = np.count_nonzero(xb > xy, axis=ax)
-        valid = ~np.isnan(np.squeeze(xy, axis=ax))
-        top1 += int(np.count_nonzero((higher < 1) & valid))
-        topk += int(np.count_nonzero((higher < k) & valid))
-    return top1, topk

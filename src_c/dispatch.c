@@ -345,7 +345,7 @@ static fl_status fl_hinge(const fl_hinge_args *a, fl_result *res, int dt)
     fl_status st;
     int64_t n_rows;
     if (a->outer < 0 || a->n_classes < 1 || a->inner < 0 || a->reduction < 0 || a->reduction > 2
-        || a->mode < 0 || a->mode > 2 || (a->labels == NULL) == (a->target == NULL)
+        || a->mode < 0 || a->mode > 2 || (a->labels == NULL) == (a->target == NULL) || a->top_k < 0
         || (a->target != NULL && a->mode != FL_HINGE_OVR))
         return FL_ERR_ARG;
     n_rows = a->outer * a->inner;
@@ -371,6 +371,8 @@ static fl_status fl_hinge(const fl_hinge_args *a, fl_result *res, int dt)
     res->loss_sum = tot.loss;
     res->weight_sum = pre.weight;
     res->value = fl_reduce_value(a->reduction, tot.loss, pre.weight);
+    res->n_top1 = (int64_t)tot.top1;
+    res->n_topk = (int64_t)tot.topk;
     return FL_OK;
 }
 

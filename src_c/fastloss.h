@@ -135,6 +135,7 @@ typedef struct {
     int n_threads;
     void *row_loss;
     void *grad;
+    int64_t top_k;                /* > 0: count top-1 and top-k hits (labels only) */
 } fl_hinge_args;
 
 /* Mean squared error, elementwise over (n_rows, row_len).

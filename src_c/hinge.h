@@ -77,7 +77,8 @@ FL_INLINE FL_T FL_NAME(hinge_ww_v)(const FL_T *x, int64_t c, int64_t st, int64_t
 }
 
 FL_INLINE double FL_NAME(hinge_row)(const fl_rows_ctx *ctx, const FL_T *x, const FL_T *t, FL_T *g,
-                                    int64_t st, int64_t r, int64_t y)
+                                    int64_t st, int64_t r, int64_t y, double *top1,
+                                    double *topk)
 {
     const fl_hinge_args *a = (const fl_hinge_args *)ctx->args;
     const double *w = a->class_weight;
@@ -89,6 +90,17 @@ FL_INLINE double FL_NAME(hinge_row)(const fl_rows_ctx *ctx, const FL_T *x, const
     const FL_T mg = (FL_T)margin;
     double loss = 0.0;
     int64_t c;
+
+    if (a->labels && a->top_k > 0) {     /* accuracy in the same pass over the row */
+        const FL_T xy = x[y * st];
+        double cnt = 0.0;
+        FL_SIMD_SUM(cnt)
+        for (c = 0; c < C; ++c) cnt += x[c * st] > xy ? 1.0 : 0.0;
+        if (xy == xy) {
+            *top1 += cnt < 1.0 ? 1.0 : 0.0;
+            *topk += cnt < (double)a->top_k ? 1.0 : 0.0;
+        }
+    }
 
     /* The sums run in loops of their own, without the gradient stores, so that
      * the value and the value-and-gradient forms reduce in the same order. */
@@ -170,7 +182,7 @@ void FL_NAME(fl_hinge_block)(const void *vctx, int64_t b, fl_partial *part, void
     FL_T *RL = (FL_T *)a->row_loss;
     int64_t r0 = b * ctx->rows_per_block;
     int64_t r1 = r0 + ctx->rows_per_block < ctx->n_rows ? r0 + ctx->rows_per_block : ctx->n_rows;
-    double lsum = 0.0;
+    double lsum = 0.0, top1 = 0.0, topk = 0.0;
     int64_t r;
     for (r = r0; r < r1; ++r) {
         int64_t o = r / inner, j = r - o * inner;
@@ -178,11 +190,15 @@ void FL_NAME(fl_hinge_block)(const void *vctx, int64_t b, fl_partial *part, void
         int64_t y = a->labels ? a->labels[r] : -1;
         double l;
         if (inner == 1)
-            l = FL_NAME(hinge_row)(ctx, X + off, T ? T + off : NULL, G ? G + off : NULL, 1, r, y);
+            l = FL_NAME(hinge_row)(ctx, X + off, T ? T + off : NULL, G ? G + off : NULL, 1, r, y,
+                                   &top1, &topk);
         else
-            l = FL_NAME(hinge_row)(ctx, X + off, T ? T + off : NULL, G ? G + off : NULL, inner, r, y);
+            l = FL_NAME(hinge_row)(ctx, X + off, T ? T + off : NULL, G ? G + off : NULL, inner, r,
+                                   y, &top1, &topk);
         if (RL) RL[r] = (FL_T)l;
         lsum += l;
     }
     part->loss = lsum;
+    part->top1 = top1;
+    part->topk = topk;
 }
