@@ -107,9 +107,42 @@ int fl_openmp_enabled(void)
 #endif
 }
 
+/* Fork safety.  GNU libgomp's thread pool does not survive fork(): a child
+ * that enters a parallel region after its parent used the pool can hang
+ * forever.  So we note when the pool has been used, and a child forked after
+ * that runs every kernel serially (the same bits: blocks do not depend on the
+ * thread count).  Threads come back in the child's own children only if they
+ * fork before using the pool, which they cannot detect; they stay serial. */
+#if defined(_OPENMP) && !defined(_WIN32)
+#include <pthread.h>
+static volatile int fl_pool_used = 0;      /* this process entered a parallel region */
+static volatile int fl_serial_only = 0;    /* forked after the pool was used */
+static pthread_once_t fl_atfork_once = PTHREAD_ONCE_INIT;
+
+static void fl_atfork_child(void)
+{
+    if (fl_pool_used) fl_serial_only = 1;
+}
+
+static void fl_register_atfork(void) { pthread_atfork(NULL, NULL, fl_atfork_child); }
+
+static int fl_may_fork_threads(void)
+{
+    pthread_once(&fl_atfork_once, fl_register_atfork);
+    if (fl_serial_only) return 0;
+    fl_pool_used = 1;
+    return 1;
+}
+#else
+static int fl_may_fork_threads(void) { return 1; }
+#endif
+
 int fl_default_threads(void)
 {
 #ifdef _OPENMP
+#if !defined(_WIN32)
+    if (fl_serial_only) return 1;
+#endif
     return omp_get_max_threads();
 #else
     return 1;
@@ -121,6 +154,7 @@ static int fl_threads_for(int n_threads, int64_t work, int64_t n_blocks)
     int64_t nt = n_threads > 0 ? n_threads : fl_default_threads();
     if (work < FL_MIN_PARALLEL_ELEMS) nt = 1;
     if (nt > n_blocks) nt = n_blocks;
+    if (nt > 1 && !fl_may_fork_threads()) nt = 1;
     return nt < 1 ? 1 : (int)nt;
 }
 
@@ -463,18 +497,25 @@ fl_status fl_mse_f64(const fl_mse_args *a, fl_result *r) { return fl_mse(a, r, 1
 
 /* ------------------------------------------------------------------ copy */
 
+static void fl_copy_chunk(void *dst, const void *src, int64_t nbytes, int64_t chunk, int64_t i)
+{
+    int64_t off = i * chunk;
+    int64_t len = nbytes - off < chunk ? nbytes - off : chunk;
+    memcpy((char *)dst + off, (const char *)src + off, (size_t)len);
+}
+
 void fl_parallel_copy(void *dst, const void *src, int64_t nbytes, int n_threads)
 {
     const int64_t chunk = 1 << 20;
     int64_t n_chunks = (nbytes + chunk - 1) / chunk, i;
     int nt = fl_threads_for(n_threads, nbytes / 4, n_chunks);
 #ifdef _OPENMP
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-#endif
-    for (i = 0; i < n_chunks; ++i) {
-        int64_t off = i * chunk;
-        int64_t len = nbytes - off < chunk ? nbytes - off : chunk;
-        memcpy((char *)dst + off, (const char *)src + off, (size_t)len);
+    if (nt > 1) {
+#pragma omp parallel for schedule(static) num_threads(nt)
+        for (i = 0; i < n_chunks; ++i) fl_copy_chunk(dst, src, nbytes, chunk, i);
+        return;
     }
+#endif
     (void)nt;
+    for (i = 0; i < n_chunks; ++i) fl_copy_chunk(dst, src, nbytes, chunk, i);
 }
