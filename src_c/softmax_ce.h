@@ -152,6 +152,9 @@ FL_INLINE double FL_NAME(sce_row)(const fl_rows_ctx *ctx, const FL_T *x, const F
     const int general = (w != NULL) || (eps != 0.0) || !labels;
     int64_t k;
 
+    /* the max pass streams the row in first; x_y is read after it (no lone
+     * cache miss), and before anything is written (g may be x) */
+    FL_T m = FL_NAME(sce_max)(x, C, st);
     FL_T xy = labels ? x[y * st] : (FL_T)0;
     if (labels && a->top_k > 0) {
         double cnt = 0.0;
@@ -163,7 +166,6 @@ FL_INLINE double FL_NAME(sce_row)(const fl_rows_ctx *ctx, const FL_T *x, const F
         }
     }
 
-    FL_T m = FL_NAME(sce_max)(x, C, st);
     if (m == (FL_T)INFINITY) {
         if (a->lse_out) {
             int nan = 0;
@@ -593,6 +595,13 @@ void FL_NAME(fl_sce_block)(const void *vctx, int64_t b, fl_partial *part, void *
                 }
                 continue;
             }
+        }
+        if (inner == 1 && r + 1 < r1) {
+            /* start the next row's first 8 KiB on its way from memory while this
+             * row computes: each row otherwise begins with DRAM latency */
+            const char *nx = (const char *)(X + off + C);
+            int64_t nb = C * (int64_t)sizeof(FL_T) < 8192 ? C * (int64_t)sizeof(FL_T) : 8192, q;
+            for (q = 0; q < nb; q += 64) FL_PREFETCH(nx + q);
         }
         if (FL_NAME(sce_has_options)(a)) {
             FL_T *zbuf = (G && a->softcap > 0.0) ? (FL_T *)scratch : NULL;
