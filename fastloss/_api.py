@@ -65,7 +65,7 @@ def _threads(n_threads):
                          % (n_threads,)) from None
     if n < 1:
         raise ValueError("n_threads must be None or a positive integer, not %r" % (n_threads,))
-    return n
+    return min(n, 1 << 16)      # the C layer caps it further; results never depend on it
 
 
 def _axis(axis, ndim, name):
@@ -78,7 +78,7 @@ def _axis(axis, ndim, name):
     return ax % ndim
 
 
-def _grad_out(out, x, inputs, name, out_name="out"):
+def _grad_out(out, x, inputs, name, out_name="out", in_place=True):
     """Validate `out` (or allocate it) for a gradient of x's shape and dtype."""
     if out is None:
         return np.empty(x.shape, dtype=x.dtype)
@@ -94,6 +94,9 @@ def _grad_out(out, x, inputs, name, out_name="out"):
     if out.dtype.byteorder not in "=|":
         raise ValueError("%s must be in native byte order" % out_name)
     # every array here is C-contiguous, so byte ranges decide overlap
+    if not in_place and _core.overlap(out, x):
+        raise ValueError("%s may not share memory with %s (the gradient still needs it)"
+                         % (out_name, name))
     if _core.overlap(out, x) == 1:
         raise ValueError("%s overlaps %s without being the same array; pass %s=%s "
                          "for an in-place result or a separate buffer"
@@ -161,7 +164,7 @@ def _option(value, name, ok, expected):
         raise ValueError("%s must be %s, not %r" % (name, expected, value))
     try:
         v = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ValueError("%s must be %s, not %r" % (name, expected, value)) from None
     if not (v == v and ok(v)):
         raise ValueError("%s must be %s, not %r" % (name, expected, value))
@@ -188,6 +191,17 @@ def _elem_weight(weight, x, name="weight"):
     if weight is None:
         return None, 0
     w = np.asarray(weight)
+    if x.size == 0:         # nothing to weigh: check the shape, allocate nothing
+        if w.dtype.kind not in "biuf":
+            raise TypeError("%s has dtype %s; expected real numbers" % (name, w.dtype))
+        try:
+            ok = np.broadcast_shapes(w.shape, x.shape) == x.shape
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ValueError("%s has shape %s, which does not broadcast to the shape %s of "
+                             "the predictions" % (name, w.shape, x.shape))
+        return None, 0
     if w.dtype.kind not in "biuf":
         raise TypeError("%s has dtype %s; expected real numbers" % (name, w.dtype))
     try:
@@ -252,6 +266,8 @@ def _softmax(logits, target, weight, sample_weight, ignore_index, label_smoothin
             ignore = operator.index(ignore_index)
         except TypeError:
             raise ValueError("ignore_index must be an integer, not %r" % (ignore_index,)) from None
+        if not -2**63 <= ignore < 2**63:
+            raise ValueError("ignore_index must fit in int64 (labels are int64), not %d" % ignore)
     elif t.dtype.kind == "f":
         if t.shape != shape:
             raise ValueError(
@@ -264,7 +280,7 @@ def _softmax(logits, target, weight, sample_weight, ignore_index, label_smoothin
                         "probabilities" % t.dtype)
     try:
         eps = float(label_smoothing)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ValueError("label_smoothing must be a number in [0, 1], not %r"
                          % (label_smoothing,)) from None
     if not 0.0 <= eps <= 1.0:
@@ -309,7 +325,7 @@ def _softmax(logits, target, weight, sample_weight, ignore_index, label_smoothin
     if want_hess:
         h = _grad_out(hess_out, x, [("target", probs if probs is not None else labels),
                                     ("weight", w), ("sample_weight", sw), ("out", g)],
-                      "logits", "hess_out")
+                      "logits", "hess_out", in_place=False)
     row_loss = np.empty(row_shape, dtype=x.dtype) if (want_value and red == 0) else None
     res = _core.softmax_ce(x.itemsize == 8, x, labels, probs, w, sw, outer, n_classes, inner,
                            ignore, eps, red, top_k, row_loss, g, h, nt, zl, cap, gam, pe, lse)
@@ -455,7 +471,8 @@ def _sigmoid(logits, target, weight, pos_weight, reduction, n_threads, want_valu
         except ValueError:
             raise ValueError("pos_weight has shape %s but must broadcast to the last axis of "
                              "logits, (%d,)" % (p.shape, row_len)) from None
-        pw = _as_dtype(np.broadcast_to(p, (row_len,)), x.dtype, "pos_weight")
+        pw = None if x.size == 0 else _as_dtype(np.broadcast_to(p, (row_len,)), x.dtype,
+                                                 "pos_weight")
     if (focal_gamma == 0.0 and focal_alpha is None and poly1_epsilon == 0.0
             and type(focal_gamma) is float and type(poly1_epsilon) is float):
         gam, alpha, pe = 0.0, -1.0, 0.0     # the defaults: nothing to check
@@ -470,7 +487,7 @@ def _sigmoid(logits, target, weight, pos_weight, reduction, n_threads, want_valu
     h = None
     if want_hess:
         h = _grad_out(hess_out, x, [("target", t), ("weight", w), ("pos_weight", pw), ("out", g)],
-                      "logits", "hess_out")
+                      "logits", "hess_out", in_place=False)
     loss = np.empty(x.shape, dtype=x.dtype) if (want_value and red == 0) else None
     res = _core.sigmoid_ce(x.itemsize == 8, x, t, w, w_stride, pw, n_rows, row_len, red, loss,
                            g, h, nt, gam, alpha, pe)
@@ -569,7 +586,11 @@ def _hinge(scores, target, margin, squared, multiclass, weight, sample_weight, r
     if isinstance(margin, (bool, np.bool_)) or not isinstance(margin, (int, float, np.integer,
                                                                           np.floating)):
         raise ValueError("margin must be a real number, not %r" % (margin,))
-    margin = float(margin)
+    try:
+        margin = float(margin)
+    except OverflowError:
+        raise ValueError("margin must be a real number a float can hold, not %r"
+                         % (margin,)) from None
     t = np.asarray(target)
     if t.dtype.kind not in "biuf":
         raise TypeError("target has dtype %s; expected class labels or +-1 / {0, 1} targets"
@@ -734,7 +755,8 @@ def _mse(pred, target, weight, reduction, n_threads, want_value, want_grad, out,
         g = _grad_out(out, x, [("target", t), ("weight", w)], "pred")
     h = None
     if want_hess:
-        h = _grad_out(hess_out, x, [("target", t), ("weight", w), ("out", g)], "pred", "hess_out")
+        h = _grad_out(hess_out, x, [("target", t), ("weight", w), ("out", g)], "pred", "hess_out",
+                      in_place=False)
     loss = np.empty(x.shape, dtype=x.dtype) if (want_value and red == 0) else None
     res = _core.mse(x.itemsize == 8, x, t, w, w_stride, n_rows, row_len, red, loss, g, h, nt)
     if full:

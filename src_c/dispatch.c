@@ -152,6 +152,10 @@ int fl_default_threads(void)
 static int fl_threads_for(int n_threads, int64_t work, int64_t n_blocks)
 {
     int64_t nt = n_threads > 0 ? n_threads : fl_default_threads();
+#ifdef _OPENMP
+    /* more threads than 4 per processor only costs (results do not depend on it) */
+    if (nt > 4 * (int64_t)omp_get_num_procs()) nt = 4 * (int64_t)omp_get_num_procs();
+#endif
     if (work < FL_MIN_PARALLEL_ELEMS) nt = 1;
     if (nt > n_blocks) nt = n_blocks;
     if (nt > 1 && !fl_may_fork_threads()) nt = 1;
@@ -337,8 +341,14 @@ static fl_status fl_softmax_ce(const fl_softmax_ce_args *a, fl_result *res, int 
     ctx.n_rows = n_rows;
     ctx.rows_per_block = fl_rows_per_block(a->n_classes);
     ctx.grad_scale = fl_grad_scale(a->reduction, pre.weight);
+    /* sum of class weights: only label smoothing uses it, and only rows need it */
     ctx.class_weight_sum = 0.0;
-    for (c = 0; c < a->n_classes; ++c) ctx.class_weight_sum += a->class_weight ? a->class_weight[c] : 1.0;
+    if (n_rows > 0 && a->label_smoothing != 0.0) {
+        if (a->class_weight)
+            for (c = 0; c < a->n_classes; ++c) ctx.class_weight_sum += a->class_weight[c];
+        else
+            ctx.class_weight_sum = (double)a->n_classes;
+    }
     /* Rows of a large gradient go through a per-thread row buffer and leave
      * with non-temporal stores: no read-for-ownership of the output, so the
      * memory traffic is one read of the logits and one write of the gradient. */

@@ -330,10 +330,15 @@ FL_INLINE double FL_NAME(sce_row_opt)(const fl_rows_ctx *ctx, const FL_T *x, con
          * focal's factor (1 - p_y)^gamma is 0 or 1, poly-1 adds eps (1 - t'_inf);
          * z-loss has lse = +inf: loss +inf and no finite gradient. */
         int64_t kinf = -1, ninf = 0;
-        double l = FL_NAME(sce_row_inf)(a, x, t, g, NULL, C, st, labels ? y : -1, sw, scale,
-                                        keep, spread);
-        for (k = 0; k < C; ++k)
+        int nan = 0;
+        double l;
+        for (k = 0; k < C; ++k) {
             if (x[k * st] == (FL_T)INFINITY) { ninf++; kinf = k; }
+            nan |= x[k * st] != x[k * st];
+        }
+        if (a->lse_out) a->lse_out[r] = nan ? NAN : INFINITY;
+        l = FL_NAME(sce_row_inf)(a, x, t, g, NULL, C, st, labels ? y : -1, sw, scale, keep,
+                                 spread);
         if (l != l || ninf != 1) return l;
         if (focal && kinf == y) {
             l = 0.0;
@@ -348,7 +353,6 @@ FL_INLINE double FL_NAME(sce_row_opt)(const fl_rows_ctx *ctx, const FL_T *x, con
             l = INFINITY;
             if (g) for (k = 0; k < C; ++k) g[k * st] = (FL_T)NAN;
         }
-        if (a->lse_out) a->lse_out[r] = INFINITY;
         return l;
     }
     const FL_T m = cap > 0 ? FL_NAME(sce_cap)(mx, cap, inv_cap) : mx;
