@@ -114,7 +114,7 @@ def _labels(target, row_shape, name, x_shape, ax):
         raise ValueError(
             "%s has shape %s but integer labels for logits of shape %s must have shape %s "
             "(the class axis %d removed)" % (name, t.shape, x_shape, row_shape, ax))
-    if t.dtype == np.uint64 and t.size and t.max() > np.iinfo(np.int64).max:
+    if t.dtype == np.uint64 and t.size and t.max() > np.uint64(2**63 - 1):
         pos = tuple(int(p) for p in np.unravel_index(int(np.argmax(t)), t.shape))
         raise ValueError("%s has label %d at position %s, outside [0, %d)"
                          % (name, int(t[pos]), pos, x_shape[ax]))
