@@ -102,10 +102,23 @@ def _grad_out(out, x, inputs, name, out_name="out", in_place=True):
                          "for an in-place result or a separate buffer"
                          % (out_name, name, out_name, name))
     for other_name, other in inputs:
-        if other is not None and _core.overlap(out, other):
+        if other is None:
+            continue
+        # converted inputs are C-contiguous (byte ranges decide); a caller's original
+        # that was converted may be any view: ask NumPy
+        if (_core.overlap(out, other) if other.flags.c_contiguous
+                else np.may_share_memory(out, other)):
             raise ValueError("%s shares memory with %s; only %s=%s is allowed in place"
                              % (out_name, other_name, out_name, name))
     return out
+
+
+def _orig(user, converted):
+    """The caller's array when fastloss converted it to another buffer, else None."""
+    if user is None or converted is None:
+        return None
+    a = user if type(user) is np.ndarray else np.asarray(user)
+    return None if a is converted or a.size == 0 else a
 
 
 def _labels(target, row_shape, name, x_shape, ax):
@@ -313,8 +326,9 @@ def _softmax(logits, target, weight, sample_weight, ignore_index, label_smoothin
     g = None
     if want_grad:
         g = _grad_out(out, x, [("target", probs if probs is not None else labels),
-                               ("weight", w), ("sample_weight", sw), ("lse_out", lse)],
-                      "logits")
+                               ("weight", w), ("sample_weight", sw), ("lse_out", lse),
+                               ("target", _orig(target, probs if probs is not None else labels)),
+                               ("sample_weight", _orig(sample_weight, sw))], "logits")
     if lse is not None:
         for other_name, other in (("logits", x), ("target", probs if probs is not None
                                                    else labels),
@@ -483,7 +497,9 @@ def _sigmoid(logits, target, weight, pos_weight, reduction, n_threads, want_valu
         pe = _option(poly1_epsilon, "poly1_epsilon", math.isfinite, "a finite number")
     g = None
     if want_grad:
-        g = _grad_out(out, x, [("target", t), ("weight", w), ("pos_weight", pw)], "logits")
+        g = _grad_out(out, x, [("target", t), ("weight", w), ("pos_weight", pw),
+                               ("target", _orig(target, t)), ("weight", _orig(weight, w)),
+                               ("pos_weight", _orig(pos_weight, pw))], "logits")
     h = None
     if want_hess:
         h = _grad_out(hess_out, x, [("target", t), ("weight", w), ("pos_weight", pw), ("out", g)],
@@ -634,7 +650,9 @@ def _hinge(scores, target, margin, squared, multiclass, weight, sample_weight, r
     g = None
     if want_grad:
         g = _grad_out(out, x, [("target", pm if pm is not None else labels), ("weight", w),
-                               ("sample_weight", sw)], "scores")
+                               ("sample_weight", sw),
+                               ("target", _orig(target, pm if pm is not None else labels)),
+                               ("sample_weight", _orig(sample_weight, sw))], "scores")
     row_loss = np.empty(row_shape, dtype=x.dtype) if (want_value and red == 0) else None
     res = _core.hinge(x.itemsize == 8, x, labels, pm, w, sw, outer, n_classes, inner, margin,
                       bool(squared), mode, red, row_loss, g, nt, top_k if labels is not None else 0)
@@ -752,7 +770,8 @@ def _mse(pred, target, weight, reduction, n_threads, want_value, want_grad, out,
     w, w_stride = _elem_weight(weight, x)
     g = None
     if want_grad:
-        g = _grad_out(out, x, [("target", t), ("weight", w)], "pred")
+        g = _grad_out(out, x, [("target", t), ("weight", w), ("target", _orig(target, t)),
+                               ("weight", _orig(weight, w))], "pred")
     h = None
     if want_hess:
         h = _grad_out(hess_out, x, [("target", t), ("weight", w), ("out", g)], "pred", "hess_out",

@@ -363,8 +363,8 @@ static fl_status fl_softmax_ce(const fl_softmax_ce_args *a, fl_result *res, int 
             ctx.stream = 1;
             scratch = (size_t)a->n_classes * esz;
         }
-        if (options && a->softcap > 0.0 && a->grad != NULL)
-            scratch = (size_t)a->n_classes * esz;     /* the capped row, for dz/dx */
+        if (options && a->softcap > 0.0)
+            scratch = (size_t)a->n_classes * esz;     /* the capped row */
         st = fl_run_blocks(fl_table()->softmax_ce[dt], &ctx,
                            (n_rows + ctx.rows_per_block - 1) / ctx.rows_per_block, a->n_threads,
                            n_rows * a->n_classes, scratch, &tot);

@@ -292,8 +292,9 @@ FL_INLINE double FL_NAME(sce_lse)(const fl_softmax_ce_args *a, const FL_T *x, in
 
 /* One row with options.  z = capped logits; everything of sce_row is done
  * on z, then the chain rule multiplies by dz/dx = 1 - (z / cap)^2.
- * zbuf (C values, the thread's scratch) keeps z for that last step when the
- * gradient is written in place. */
+ * zbuf (C values, the thread's scratch; NULL without softcap) holds z: it is
+ * computed once, so the value and gradient forms see the same bits, and it
+ * survives an in-place gradient. */
 FL_INLINE double FL_NAME(sce_row_opt)(const fl_rows_ctx *ctx, const FL_T *x, const FL_T *t,
                                       FL_T *g, FL_T *zbuf, int64_t st, int64_t r, int64_t y,
                                       double *top1, double *topk)
@@ -356,6 +357,11 @@ FL_INLINE double FL_NAME(sce_row_opt)(const fl_rows_ctx *ctx, const FL_T *x, con
         return l;
     }
     const FL_T m = cap > 0 ? FL_NAME(sce_cap)(mx, cap, inv_cap) : mx;
+    if (cap > 0) {
+        /* the capped row, once, in a loop of its own: every form reads the same z */
+        FL_SIMD
+        for (k = 0; k < C; ++k) zbuf[k] = cap * FL_NAME(sce_tanh)(x[k * st] * inv_cap);
+    }
 
     /* pass 2: z, e = exp(z - m) (into g), and the sums */
     double rest = 0.0, neq = 0.0, S1 = 0.0, B = 0.0, Pn = 0.0;
@@ -374,9 +380,8 @@ FL_INLINE double FL_NAME(sce_row_opt)(const fl_rows_ctx *ctx, const FL_T *x, con
             sz += (double)m - (double)z;                                   \
         }
         if (cap > 0) {
-            if (g) { FL_SCE_OPT_LOOP(cap * FL_NAME(sce_tanh)(x[k * st] * inv_cap),
-                                     zbuf[k] = z; g[k * st] = e;) }
-            else { FL_SCE_OPT_LOOP(cap * FL_NAME(sce_tanh)(x[k * st] * inv_cap), ;) }
+            if (g) { FL_SCE_OPT_LOOP(zbuf[k], g[k * st] = e;) }
+            else { FL_SCE_OPT_LOOP(zbuf[k], ;) }
         } else {
             if (g) { FL_SCE_OPT_LOOP(x[k * st], g[k * st] = e;) }
             else { FL_SCE_OPT_LOOP(x[k * st], ;) }
@@ -387,11 +392,10 @@ FL_INLINE double FL_NAME(sce_row_opt)(const fl_rows_ctx *ctx, const FL_T *x, con
         Pn = spread * (rest + neq);     /* sum_c spread e_c */
     }
     for (k = 0; !fast && k < C; ++k) {
-        FL_T z = FL_NAME(sce_cap)(x[k * st], cap, inv_cap);
+        FL_T z = cap > 0 ? zbuf[k] : x[k * st];
         FL_T e = FL_EXP(z - m);
         double b = (labels && eps == 0.0 && !w) ? 0.0 : FL_NAME(sce_b)(t, w, k, st, keep, spread);
         double tt = t ? keep * (double)t[k * st] + spread : spread;
-        if (zbuf) zbuf[k] = z;
         if (g) g[k * st] = e;
         rest += e == (FL_T)1 ? 0.0 : (double)e;
         neq += e == (FL_T)1 ? 1.0 : 0.0;
@@ -608,7 +612,7 @@ void FL_NAME(fl_sce_block)(const void *vctx, int64_t b, fl_partial *part, void *
             for (q = 0; q < nb; q += 64) FL_PREFETCH(nx + q);
         }
         if (FL_NAME(sce_has_options)(a)) {
-            FL_T *zbuf = (G && a->softcap > 0.0) ? (FL_T *)scratch : NULL;
+            FL_T *zbuf = a->softcap > 0.0 ? (FL_T *)scratch : NULL;
             if (inner == 1)     /* stride 1 as a constant: the vectorised build of the row */
                 l = FL_NAME(sce_row_opt)(ctx, X + off, T ? T + off : NULL, G ? G + off : NULL,
                                          zbuf, 1, r, y, &top1, &topk);

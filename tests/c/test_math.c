@@ -25,7 +25,10 @@ int main(void){ double mx=0; double worst=0;
  check("log1p01 f32", mx, 2.5);
  mx=0; for (double v=1e-300; v<1e300; v*=1.0007){ double a=fl_log_f64(v); long double b=logl((long double)v); double bd=(double)b; if(bd==0) continue; double e=fabs((double)((long double)a-b))/fabs(nextafter(bd,INFINITY)-bd); if(e>mx){mx=e;worst=v;} }
  for (double v=4.9e-324; v<2.3e-308; v*=3.0){ double a=fl_log_f64(v); long double b=logl((long double)v); double bd=(double)b; double e=fabs((double)((long double)a-b))/fabs(nextafter(bd,INFINITY)-bd); if(e>mx){mx=e;worst=v;} }
+ /* and densely around 1, where log is small (its worst case, ~2 ulp near 0.706) */
+ for (double v=0.5; v<2.0; v+=3e-7){ double a=fl_log_f64(v); long double b=logl((long double)v); double bd=(double)b; if(bd==0) continue; double e=fabs((double)((long double)a-b))/fabs(nextafter(bd,INFINITY)-bd); if(e>mx){mx=e;worst=v;} }
  check("log f64", mx, 2.5);
+ if (!(isinf(fl_log_f64(-0.0)) && fl_log_f64(-0.0) < 0 && isnan(fl_log_f64(-INFINITY)) && fl_log_f64(1.0) == 0.0)) fails++;
  if (!(isinf(fl_log_f64(0.0)) && fl_log_f64(0.0) < 0 && isinf(fl_log_f64(INFINITY)) && isnan(fl_log_f64(-1.0)) && isnan(fl_log_f64(NAN)))) fails++;
  printf("%s\n", fails ? "FAILED" : "ok");
  return fails != 0;
