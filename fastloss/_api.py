@@ -21,9 +21,28 @@ _I64 = np.dtype(np.int64)
 
 # ---------------------------------------------------------------- checks
 
+def _array(x):
+    """Any array-like as an ndarray, without a copy where the producer allows one:
+    DLPack (PyTorch CPU tensors, JAX CPU arrays, CuPy refuses: not on the CPU),
+    the buffer protocol and ``__array__`` (memory maps, array subclasses)."""
+    if type(x) is np.ndarray:
+        return x
+    if hasattr(x, "__dlpack__") and not isinstance(x, np.ndarray):
+        try:
+            return np.from_dlpack(x)
+        except (TypeError, ValueError, RuntimeError, BufferError):
+            pass        # e.g. a device array: __array__ below says what is wrong
+    return np.asarray(x)
+
+
+def _ret(out, g):
+    """The gradient as returned: the caller's own `out` object when one was given."""
+    return g if out is None or type(out) is np.ndarray else out
+
+
 def _float_array(x, name):
     """pred-like input -> C-contiguous aligned native float32/float64 array."""
-    arr = x if type(x) is np.ndarray else np.asarray(x)
+    arr = x if type(x) is np.ndarray else _array(x)
     dt = arr.dtype
     if dt is not _F32 and dt is not _F64:
         if dt.kind == "f" and dt.itemsize in (4, 8):      # non-native byte order
@@ -83,7 +102,16 @@ def _grad_out(out, x, inputs, name, out_name="out", in_place=True):
     if out is None:
         return np.empty(x.shape, dtype=x.dtype)
     if not isinstance(out, np.ndarray):
-        raise ValueError("%s must be a NumPy array, not %s" % (out_name, type(out).__name__))
+        # a tensor / array of another library, written through a zero-copy view
+        try:
+            view = _array(out)
+        except Exception:
+            view = None
+        if not isinstance(view, np.ndarray) or view.base is None and view is not out:
+            raise ValueError("%s must be a NumPy array or an object NumPy can view without a "
+                             "copy (DLPack, buffer protocol), not %s"
+                             % (out_name, type(out).__name__))
+        out = view
     if out.shape != x.shape or out.dtype != x.dtype:
         raise ValueError("%s has shape %s and dtype %s but the gradient of %s needs shape %s "
                          "and dtype %s" % (out_name, out.shape, out.dtype, name, x.shape, x.dtype))
@@ -122,7 +150,7 @@ def _orig(user, converted):
 
 
 def _labels(target, row_shape, name, x_shape, ax):
-    t = target if type(target) is np.ndarray else np.asarray(target)
+    t = _array(target)
     if t.shape != row_shape:
         raise ValueError(
             "%s has shape %s but integer labels for logits of shape %s must have shape %s "
@@ -271,7 +299,7 @@ def _softmax(logits, target, weight, sample_weight, ignore_index, label_smoothin
     row_shape = shape[:ax] + shape[ax + 1:]
     outer = math.prod(shape[:ax])
     inner = math.prod(shape[ax + 1:])
-    t = target if type(target) is np.ndarray else np.asarray(target)
+    t = _array(target)
     labels = probs = None
     if t.dtype.kind in "iu":
         labels = _labels(t, row_shape, "target", shape, ax)
@@ -330,15 +358,21 @@ def _softmax(logits, target, weight, sample_weight, ignore_index, label_smoothin
                                ("target", _orig(target, probs if probs is not None else labels)),
                                ("sample_weight", _orig(sample_weight, sw))], "logits")
     if lse is not None:
-        for other_name, other in (("logits", x), ("target", probs if probs is not None
-                                                   else labels),
-                                  ("weight", w), ("sample_weight", sw)):
-            if other is not None and _core.overlap(lse, other):
+        tgt = probs if probs is not None else labels
+        for other_name, other in (("logits", x), ("target", tgt), ("weight", w),
+                                  ("sample_weight", sw), ("target", _orig(target, tgt)),
+                                  ("sample_weight", _orig(sample_weight, sw)),
+                                  ("weight", _orig(weight, w)), ("logits", _orig(logits, x))):
+            if other is not None and (_core.overlap(lse, other) if other.flags.c_contiguous
+                                      else np.may_share_memory(lse, other)):
                 raise ValueError("lse_out shares memory with %s" % other_name)
     h = None
     if want_hess:
         h = _grad_out(hess_out, x, [("target", probs if probs is not None else labels),
-                                    ("weight", w), ("sample_weight", sw), ("out", g)],
+                                    ("weight", w), ("sample_weight", sw), ("out", g),
+                                    ("target", _orig(target, probs if probs is not None
+                                                     else labels)),
+                                    ("sample_weight", _orig(sample_weight, sw))],
                       "logits", "hess_out", in_place=False)
     row_loss = np.empty(row_shape, dtype=x.dtype) if (want_value and red == 0) else None
     res = _core.softmax_ce(x.itemsize == 8, x, labels, probs, w, sw, outer, n_classes, inner,
@@ -347,8 +381,8 @@ def _softmax(logits, target, weight, sample_weight, ignore_index, label_smoothin
         raise _label_error(res, row_shape, "target", n_classes)
     value = _value(res, red, row_loss)
     if full:
-        return _Out(value, g, h, res, outer * inner)
-    return value, g
+        return _Out(value, _ret(out, g), h, res, outer * inner)
+    return value, _ret(out, g)
 
 
 _SOFTMAX_DOC = """{summary}
@@ -469,7 +503,7 @@ def _sigmoid(logits, target, weight, pos_weight, reduction, n_threads, want_valu
     x = _float_array(logits, "logits")
     red = _reduction(reduction)
     nt = _threads(n_threads)
-    t = np.asarray(target)
+    t = _array(target)
     if t.shape != x.shape:
         raise ValueError("target has shape %s but logits has shape %s; they must be equal"
                          % (t.shape, x.shape))
@@ -502,14 +536,16 @@ def _sigmoid(logits, target, weight, pos_weight, reduction, n_threads, want_valu
                                ("pos_weight", _orig(pos_weight, pw))], "logits")
     h = None
     if want_hess:
-        h = _grad_out(hess_out, x, [("target", t), ("weight", w), ("pos_weight", pw), ("out", g)],
+        h = _grad_out(hess_out, x, [("target", t), ("weight", w), ("pos_weight", pw), ("out", g),
+                                    ("target", _orig(target, t)), ("weight", _orig(weight, w)),
+                                    ("pos_weight", _orig(pos_weight, pw))],
                       "logits", "hess_out", in_place=False)
     loss = np.empty(x.shape, dtype=x.dtype) if (want_value and red == 0) else None
     res = _core.sigmoid_ce(x.itemsize == 8, x, t, w, w_stride, pw, n_rows, row_len, red, loss,
                            g, h, nt, gam, alpha, pe)
     if full:
-        return _Out(_value(res, red, loss), g, h, res, x.size)
-    return _value(res, red, loss), g
+        return _Out(_value(res, red, loss), _ret(out, g), h, res, x.size)
+    return _value(res, red, loss), _ret(out, g)
 
 
 _SIGMOID_DOC = """{summary}
@@ -607,7 +643,7 @@ def _hinge(scores, target, margin, squared, multiclass, weight, sample_weight, r
     except OverflowError:
         raise ValueError("margin must be a real number a float can hold, not %r"
                          % (margin,)) from None
-    t = np.asarray(target)
+    t = _array(target)
     if t.dtype.kind not in "biuf":
         raise TypeError("target has dtype %s; expected class labels or +-1 / {0, 1} targets"
                         % t.dtype)
@@ -659,8 +695,8 @@ def _hinge(scores, target, margin, squared, multiclass, weight, sample_weight, r
     if res[0] == _core.FL_STATUS_LABEL:
         raise _label_error(res, row_shape, "target", n_classes)
     if full:
-        return _Out(_value(res, red, row_loss), g, None, res, outer * inner)
-    return _value(res, red, row_loss), g
+        return _Out(_value(res, red, row_loss), _ret(out, g), None, res, outer * inner)
+    return _value(res, red, row_loss), _ret(out, g)
 
 
 def _pm_target(t, dtype, binary):
@@ -761,7 +797,7 @@ def _mse(pred, target, weight, reduction, n_threads, want_value, want_grad, out,
     x = _float_array(pred, "pred")
     red = _reduction(reduction)
     nt = _threads(n_threads)
-    t = np.asarray(target)
+    t = _array(target)
     if t.shape != x.shape:
         raise ValueError("target has shape %s but pred has shape %s; they must be equal"
                          % (t.shape, x.shape))
@@ -774,13 +810,14 @@ def _mse(pred, target, weight, reduction, n_threads, want_value, want_grad, out,
                                ("weight", _orig(weight, w))], "pred")
     h = None
     if want_hess:
-        h = _grad_out(hess_out, x, [("target", t), ("weight", w), ("out", g)], "pred", "hess_out",
-                      in_place=False)
+        h = _grad_out(hess_out, x, [("target", t), ("weight", w), ("out", g),
+                                    ("target", _orig(target, t)), ("weight", _orig(weight, w))],
+                      "pred", "hess_out", in_place=False)
     loss = np.empty(x.shape, dtype=x.dtype) if (want_value and red == 0) else None
     res = _core.mse(x.itemsize == 8, x, t, w, w_stride, n_rows, row_len, red, loss, g, h, nt)
     if full:
-        return _Out(_value(res, red, loss), g, h, res, x.size)
-    return _value(res, red, loss), g
+        return _Out(_value(res, red, loss), _ret(out, g), h, res, x.size)
+    return _value(res, red, loss), _ret(out, g)
 
 
 _MSE_DOC = """{summary}

@@ -144,7 +144,7 @@ def _run(script, use_parent_pool, timeout=CHILD_TIMEOUT):
     proc = subprocess.run([sys.executable, "-c", textwrap.dedent(script),
                            "1" if use_parent_pool else "0", str(timeout)],
                           capture_output=True, text=True, timeout=timeout + 60, env=env,
-                          cwd=ROOT)
+                          cwd=ROOT, check=False)
     return proc.returncode, proc.stdout + proc.stderr
 
 

@@ -299,10 +299,9 @@ def _split(loss, pred, target, kwargs, k):
         for name, value in kwargs.items():
             if not isinstance(value, np.ndarray):
                 continue
-            if name == "sample_weight":
-                kw[name] = value[sl]
-            elif (name in ("weight", "pos_weight") and loss in ("sigmoid_cross_entropy", "mse")
-                  and value.ndim == pred.ndim and value.shape[0] == n):
+            if name == "sample_weight" or (
+                    name in ("weight", "pos_weight") and loss in ("sigmoid_cross_entropy", "mse")
+                    and value.ndim == pred.ndim and value.shape[0] == n):
                 kw[name] = value[sl]
         parts.append((pred[sl], np.asarray(target)[sl], kw))
     return parts
@@ -318,7 +317,7 @@ def test_sum_of_a_concatenation_is_the_sum_of_the_parts(data, cut):
     assume(pred.ndim >= 1 and not (loss == "softmax_cross_entropy" and pred.ndim == 1))
     fl = public()
     n = pred.shape[0]
-    k = int(round(cut * n))
+    k = round(cut * n)
     fn = getattr(fl, loss)
     whole = fn(pred, target, reduction="sum", **kwargs)
     (p0, t0, k0), (p1, t1, k1) = _split(loss, pred, target, kwargs, k)

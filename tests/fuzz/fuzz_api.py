@@ -306,7 +306,7 @@ INVALID_ANY = [None, "x", 1.5, -1, 2**70, float("nan"), [1, 2], object()]
 
 def gen_call(src, names, fixed_name=None):
     name = fixed_name or src.pick(names)
-    fam, form = family(name)
+    fam, _ = family(name)
     fl = _fl()
     params = inspect.signature(getattr(fl, name)).parameters
     rng = np.random.default_rng(src.int(0, 2**32 - 1))
@@ -515,8 +515,18 @@ def gen_call(src, names, fixed_name=None):
     if "hess_out" in params and src.bool(0.4):
         kwargs["hess_out"] = gen_out("hess_out")
     if "lse_out" in params and src.bool(0.25):
-        choice = src.pick(["ok", "ok", "f32", "shape", "ro", "pred", "F", "list"])
+        choice = src.pick(["ok", "ok", "f32", "shape", "ro", "pred", "F", "list", "alias"])
         notes.append("lse_out=" + choice)
+
+        def _alias():
+            # float64 over the bytes of the target / sample_weight (maybe converted copies)
+            base = src.pick([target, kwargs.get("sample_weight"), kwargs.get("weight")])
+            rs = cap(row_shape)
+            need = math.prod(rs) * 8
+            if (isinstance(base, np.ndarray) and base.flags.c_contiguous
+                    and base.flags.writeable and base.dtype.kind != "O" and base.nbytes >= need):
+                return base.reshape(-1).view(np.uint8)[:need].view(np.float64).reshape(rs)
+            return None
         try:
             kwargs["lse_out"] = {
                 "ok": lambda: np.full(cap(row_shape), 5.0),
@@ -526,6 +536,7 @@ def gen_call(src, names, fixed_name=None):
                 "pred": lambda: "PRED",
                 "F": lambda: np.asfortranarray(np.zeros(cap(row_shape))),
                 "list": lambda: [0.0],
+                "alias": _alias,
             }[choice]()
         except (TypeError, ValueError):
             pass
@@ -592,7 +603,7 @@ def _float_dtype(a):
 
 
 def _check_result(call, result):
-    fam, form = family(call.name)
+    _, form = family(call.name)
     pred = np.asarray(call.pred)
     dt = _float_dtype(pred)
     red = call.kwargs.get("reduction", "mean")
@@ -770,7 +781,7 @@ def run_call(call, check_oracles=True):
                           % (call.name, type(e).__name__, e, changed)) from e
         return "error:" + type(e).__name__
     # ---- success
-    value, grad, hess = _check_result(call, result)
+    value, grad, _ = _check_result(call, result)
     changed = _written(call, snap, allowed_writes)
     if changed:
         raise Finding("%s modified its input(s) %s" % (call.name, changed))
@@ -880,12 +891,12 @@ class Campaign:
             self.outcomes[out] = self.outcomes.get(out, 0) + 1
             if self.args.verbose:
                 print("  ->", out, flush=True)
-        except Exception as exc:   # noqa: BLE001 -- every other exception is a finding
+        except Exception as exc:   # every other exception is a finding
             sig = finding_signature(exc)
             first = sig not in self.findings
             self.findings.setdefault(sig, [0, reproducer, call.describe()])[0] += 1
             if first:
-                text = "".join(traceback.format_exception(exc))
+                text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
                 path = os.path.join(self.args.findings_dir, "finding-%s.txt"
                                     % hashlib.sha1(sig.encode()).hexdigest()[:12])
                 if data is not None:        # the atheris input, for --repro
@@ -936,7 +947,7 @@ def main_plain(args):
             camp.one(PlainSource(s), "python tests/fuzz/fuzz_api.py --plain --seed %d "
                                         "--iterations 1 -v" % s)
             i += 1
-    except Exception:
+    except Exception:  # noqa: BLE001 -- a --strict finding: report, then fail
         traceback.print_exc()
         camp.report(final=True)
         return 1

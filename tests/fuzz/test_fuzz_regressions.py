@@ -243,3 +243,41 @@ def test_softmax_value_form_equals_value_and_grad_bitwise(each_simd_path, option
                     assert_identical((value, None), (both[0], None),
                                      err_msg=f"{path} {np.dtype(dtype).name} {reduction} "
                                              f"trial {trial}")
+
+
+@pytest.mark.parametrize("name, which", [("mse", "target"), ("mse", "weight"),
+                                         ("sigmoid_cross_entropy", "target"),
+                                         ("softmax_cross_entropy", "target")])
+def test_hess_out_aliasing_the_bytes_of_a_converted_input_is_rejected(name, which):
+    """Found by the fuzzer after the out= fix (campaign 3): the same hole for hess_out of the
+    *_grad_hess functions. float32 pred, float64 target / weight, hess_out a float32 view of
+    their bytes: accepted, and the Hessian overwrites the caller's target (weight).
+    Expected: ValueError."""
+    fl = public()
+    x = np.array([[1.0, 2.0], [0.0, 1.0]], dtype=np.float32)
+    arrays = {"target": np.array([[0.3, 0.7], [0.5, 0.5]]), "weight": np.ones((2, 2))}
+    kwargs = {"weight": arrays["weight"]} if name == "mse" else {}
+    before = arrays[which].copy()
+    hess_out = arrays[which].reshape(-1).view(np.float32)[:4].reshape(2, 2)
+    assert np.shares_memory(hess_out, arrays[which])
+    with pytest.raises(ValueError):
+        getattr(fl, name + "_grad_hess")(x, arrays["target"], hess_out=hess_out, **kwargs)
+    np.testing.assert_array_equal(arrays[which], before)
+
+
+def test_lse_out_aliasing_converted_probability_targets_is_rejected():
+    """Same hole for lse_out: float32 logits, float64 probability targets (converted to a
+    float32 copy), lse_out = a float64 view into the caller's targets: accepted, and the
+    log-sum-exps overwrite the targets (with float64 logits the same call is rejected,
+    "lse_out shares memory with target"). Expected: ValueError."""
+    fl = public()
+    if "lse_out" not in inspect.signature(fl.softmax_cross_entropy).parameters:
+        pytest.skip("no lse_out")
+    x = np.array([[1.0, 2.0], [0.0, 1.0]], dtype=np.float32)
+    probs = np.array([[0.3, 0.7], [0.5, 0.5]])
+    before = probs.copy()
+    lse_out = probs.reshape(-1)[:2]
+    assert np.shares_memory(lse_out, probs)
+    with pytest.raises(ValueError):
+        fl.softmax_cross_entropy(x, probs, reduction="none", lse_out=lse_out)
+    np.testing.assert_array_equal(probs, before)
