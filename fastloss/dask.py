@@ -20,12 +20,17 @@ import math
 
 import numpy as np
 
-try:
-    import dask
-    import dask.array as da
-except ImportError as e:                                        # pragma: no cover
-    raise ImportError("fastloss.dask needs Dask: pip install 'dask[array,distributed]' "
-                      "(%s)" % e) from None
+def _import_dask():
+    try:
+        import dask
+        import dask.array as da
+    except ImportError as exc:                                  # pragma: no cover
+        raise ImportError("fastloss.dask needs Dask: pip install 'dask[array,distributed]' "
+                          "(%s)" % exc) from None
+    return dask, da
+
+
+dask, da = _import_dask()
 
 from .evaluate import LOSSES, EvalResult, Evaluator, _neumaier, resolve_loss
 
