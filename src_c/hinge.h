@@ -91,16 +91,8 @@ FL_INLINE double FL_NAME(hinge_row)(const fl_rows_ctx *ctx, const FL_T *x, const
     double loss = 0.0;
     int64_t c;
 
-    if (a->labels && a->top_k > 0) {     /* accuracy in the same pass over the row */
-        const FL_T xy = x[y * st];
-        double cnt = 0.0;
-        FL_SIMD_SUM(cnt)
-        for (c = 0; c < C; ++c) cnt += x[c * st] > xy ? 1.0 : 0.0;
-        if (xy == xy) {
-            *top1 += cnt < 1.0 ? 1.0 : 0.0;
-            *topk += cnt < (double)a->top_k ? 1.0 : 0.0;
-        }
-    }
+    if (a->labels && a->top_k > 0)       /* accuracy in the same pass over the row */
+        FL_NAME(sce_topk)(x, C, st, x[y * st], a->top_k, top1, topk);   /* softmax_ce.h */
 
     /* The sums run in loops of their own, without the gradient stores, so that
      * the value and the value-and-gradient forms reduce in the same order. */

@@ -58,6 +58,21 @@ FL_INLINE void FL_NAME(sce_expsum)(const FL_T *x, FL_T *g, int64_t C, int64_t st
     *neq_out = neq;
 }
 
+/* Top-1 / top-k hits of a row: fewer than 1 (k) classes score strictly higher
+ * than the target's x_y (ties count as hits; a NaN x_y is a miss). */
+FL_INLINE void FL_NAME(sce_topk)(const FL_T *x, int64_t C, int64_t st, FL_T xy, int64_t k,
+                                 double *top1, double *topk)
+{
+    double cnt = 0.0;
+    int64_t c;
+    FL_SIMD_SUM(cnt)
+    for (c = 0; c < C; ++c) cnt += x[c * st] > xy ? 1.0 : 0.0;
+    if (xy == xy) {
+        *top1 += cnt < 1.0 ? 1.0 : 0.0;
+        *topk += cnt < (double)k ? 1.0 : 0.0;
+    }
+}
+
 /* b_k: the part of a_k that is not the integer label's one-hot. */
 FL_INLINE double FL_NAME(sce_b)(const FL_T *t, const double *w, int64_t k, int64_t st,
                                 double keep, double spread)
@@ -156,15 +171,7 @@ FL_INLINE double FL_NAME(sce_row)(const fl_rows_ctx *ctx, const FL_T *x, const F
      * cache miss), and before anything is written (g may be x) */
     FL_T m = FL_NAME(sce_max)(x, C, st);
     FL_T xy = labels ? x[y * st] : (FL_T)0;
-    if (labels && a->top_k > 0) {
-        double cnt = 0.0;
-        FL_SIMD_SUM(cnt)
-        for (k = 0; k < C; ++k) cnt += x[k * st] > xy ? 1.0 : 0.0;
-        if (xy == xy) {
-            *top1 += cnt < 1.0 ? 1.0 : 0.0;
-            *topk += cnt < (double)a->top_k ? 1.0 : 0.0;
-        }
-    }
+    if (labels && a->top_k > 0) FL_NAME(sce_topk)(x, C, st, xy, a->top_k, top1, topk);
 
     if (m == (FL_T)INFINITY) {
         if (a->lse_out) {
@@ -316,15 +323,7 @@ FL_INLINE double FL_NAME(sce_row_opt)(const fl_rows_ctx *ctx, const FL_T *x, con
     int64_t k;
 
     FL_T xy = labels ? x[y * st] : (FL_T)0;
-    if (labels && a->top_k > 0) {
-        double cnt = 0.0;
-        FL_SIMD_SUM(cnt)
-        for (k = 0; k < C; ++k) cnt += x[k * st] > xy ? 1.0 : 0.0;
-        if (xy == xy) {
-            *top1 += cnt < 1.0 ? 1.0 : 0.0;
-            *topk += cnt < (double)a->top_k ? 1.0 : 0.0;
-        }
-    }
+    if (labels && a->top_k > 0) FL_NAME(sce_topk)(x, C, st, xy, a->top_k, top1, topk);
     FL_T mx = FL_NAME(sce_max)(x, C, st);
     if (mx == (FL_T)INFINITY && cap == 0) {
         /* p is one-hot at the single +inf (else NaN): the cross-entropy limit,
