@@ -138,13 +138,17 @@ def _cli_help():
     """`fastloss --help` and each command's, as the installed fastloss prints them."""
     from fastloss.__main__ import COMMANDS
 
+    # cwd: docs/, so that `-m fastloss` is the fastloss this build imported, not a
+    # checkout's uncompiled source next to an installed copy
     env = dict(os.environ, COLUMNS="96")
-    out = subprocess.run([sys.executable, "-m", "fastloss", "--help"], env=env, check=True,
-                         capture_output=True, text=True).stdout
+    env["PYTHONPATH"] = os.pathsep.join(
+        [os.path.dirname(os.path.dirname(fastloss.__file__))]
+        + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
+    run = dict(env=env, check=True, capture_output=True, text=True, cwd=HERE)
+    out = subprocess.run([sys.executable, "-m", "fastloss", "--help"], **run).stdout
     _write("cli_fastloss.txt", out)
     for name in COMMANDS:
-        out = subprocess.run([sys.executable, "-m", "fastloss", name, "--help"], env=env,
-                             check=True, capture_output=True, text=True).stdout
+        out = subprocess.run([sys.executable, "-m", "fastloss", name, "--help"], **run).stdout
         _write("cli_%s.txt" % name, out)
 
 

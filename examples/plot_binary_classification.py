@@ -103,7 +103,7 @@ def forward(params, x):
     return h, h @ w2 + b2
 
 
-def train(loss_fn, n_out, steps=600, lr=0.5, momentum=0.9):
+def train(loss_fn, n_out, steps=600, lr=0.2, momentum=0.9):
     params = init(n_out)
     velocity = [np.zeros_like(p) for p in params]
     history = []

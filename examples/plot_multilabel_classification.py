@@ -127,21 +127,25 @@ for name, (loss_fn, to_score, decide) in LOSSES.items():
 # supply (the one above gives an F1 like the others'); the per-label sigmoid
 # and hinge answer each label's yes/no question directly, with their natural
 # thresholds, and are the choice when the labels are independent.
-fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(12, 4), sharex=True)
+fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(12, 4.4), sharex=True)
 width = 0.27
 for i, (name, r) in enumerate(results.items()):
     pos = np.arange(K) + (i - 1) * width
-    ax0.bar(pos, r["auc"], width, label="%s (mean %.3f)" % (name, r["auc"].mean()))
-    ax1.bar(pos, r["f1"], width, label="%s (mean %.3f)" % (name, r["f1"].mean()))
+    ax0.bar(pos, r["auc"], width, label=name)
+    ax1.bar(pos, r["f1"], width)
 ax0.set_ylim(0.5, 1.0)
 ax0.set_ylabel("ROC AUC on the test set")
+ax0.set_title("ROC AUC per label (means %s)"
+              % " / ".join("%.3f" % r["auc"].mean() for r in results.values()), fontsize=10)
 ax1.set_ylim(0.0, 1.0)
 ax1.set_ylabel("F1 on the test set")
+ax1.set_title("F1 per label (means %s)"
+              % " / ".join("%.3f" % r["f1"].mean() for r in results.values()), fontsize=10)
 for ax in (ax0, ax1):
     ax.set_xticks(np.arange(K))
     ax.set_xlabel("label")
-    ax.legend(fontsize=8, loc="lower right")
-fig.tight_layout()
+fig.legend(loc="upper center", ncol=3, frameon=False)
+fig.tight_layout(rect=(0, 0, 1, 0.92))
 
 # %%
 # Training curves
