@@ -107,7 +107,8 @@ sphinx_gallery_conf = {
 
 html_theme = "pydata_sphinx_theme"
 html_title = "fastloss %s" % release
-html_static_path = []
+html_static_path = ["_static"]
+html_css_files = ["fastloss.css"]
 html_show_sourcelink = False
 html_theme_options = {
     "navigation_with_keys": False,
@@ -152,9 +153,12 @@ def _cli_help():
         _write("cli_%s.txt" % name, out)
 
 
+NONE = "\u2013"       # an en dash: a lone "-" in a list-table cell would be a bullet list
+
+
 def _fmt_time(s):
     if s is None:
-        return "-"
+        return NONE
     for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
         if s >= scale:
             return "%.3g %s" % (s / scale, unit)
@@ -162,7 +166,7 @@ def _fmt_time(s):
 
 
 def _fmt_ratio(r):
-    return "-" if r is None else ("%.2fx" % r if r < 10 else "%.1fx" % r)
+    return NONE if r is None else ("%.2fx" % r if r < 10 else "%.1fx" % r)
 
 
 def _bench_table():
@@ -171,7 +175,7 @@ def _bench_table():
         data = json.load(f)
     meta = data.get("meta", {})
     versions = meta.get("versions", {})
-    head = ["case", "form", "fastloss", "GB/s", "x copy", "out= x copy", "1 -> 2 threads",
+    head = ["case", "dtype", "form", "fastloss", "GB/s", "x copy", "out= x copy", "1 -> 2 thr.",
             "NumPy", "PyTorch", "scikit-learn", "JAX"]
     rows = []
     for r in data["results"]:
@@ -191,7 +195,7 @@ def _bench_table():
         t_one = best("fastloss[1 thread]")
         form = {"value_and_grad": "v+g", "value": "value"}.get(r.get("form"), r.get("form"))
         rows.append([
-            "%s (%s)" % (r["case"], r.get("dtype", "").replace("float", "f")), form,
+            r["case"], r.get("dtype", "").replace("float", "f"), form,
             _fmt_time(t), "%.1f" % impls["fastloss"].get("gbps", float("nan")),
             _fmt_ratio(t / copy if copy else None),
             _fmt_ratio(t_out / copy if copy and t_out else None),
