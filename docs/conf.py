@@ -73,7 +73,7 @@ numpydoc_xref_param_type = False
 HAVE_TORCH = importlib.util.find_spec("torch") is not None
 if not HAVE_TORCH:
     autodoc_mock_imports = ["torch"]
-    warnings.warn("docs: torch is not installed; examples/plot_digits_torch.py is not run")
+    warnings.warn("docs: torch is not installed; examples/plot_pytorch_digits.py is not run")
 
 # -- doctest -------------------------------------------------------------------------------
 
@@ -89,8 +89,9 @@ sphinx_gallery_conf = {
     "examples_dirs": os.path.join(ROOT, "examples"),
     "gallery_dirs": "auto_examples",
     # every plot_*.py is run; the PyTorch one only where torch is installed
-    "filename_pattern": r"/plot_" if HAVE_TORCH else r"/plot_(?!digits_torch)",
+    "filename_pattern": r"/plot_" if HAVE_TORCH else r"/plot_(?!pytorch_digits)",
     "ignore_pattern": r"__init__\.py",
+    # by file name: binary, multiclass, multilabel (the three sample problems), pytorch
     "within_subsection_order": "FileNameSortKey",
     "doc_module": ("fastloss",),
     "backreferences_dir": os.path.join("api", "generated", "backreferences"),

@@ -17,7 +17,7 @@ is faster):
   The loss is a small part of a step here, so this ratio stays near 1.
 - "loss": the loss's own forward + backward on a batch of logits.
 
-Run it as a script too: ``python examples/plot_digits_torch.py`` (fastloss,
+Run it as a script too: ``python examples/plot_pytorch_digits.py`` (fastloss,
 torch, scikit-learn and matplotlib installed; a few seconds).
 """
 import time
