@@ -12,7 +12,7 @@ import numpy as np
 
 from . import _core
 
-_REDUCTIONS = {"none": 0, "sum": 1, "mean": 2}
+_REDUCTIONS = {"none": 0, "sum": 1, "mean": 2, "batchmean": 3, "fullmean": 4}
 _HINGE_MODES = {"ovr": 0, "weston_watkins": 1, "crammer_singer": 2}
 _F32 = np.dtype(np.float32)
 _F64 = np.dtype(np.float64)
@@ -71,7 +71,32 @@ def _reduction(reduction):
     try:
         return _REDUCTIONS[reduction]
     except (KeyError, TypeError):
-        raise ValueError("reduction must be 'none', 'sum' or 'mean', not %r" % (reduction,)) from None
+        raise ValueError("reduction must be 'none', 'sum', 'mean', 'batchmean' or 'fullmean', "
+                         "not %r" % (reduction,)) from None
+
+
+def _batch_size(shape):
+    """BATCHMEAN's divisor N: the first axis of the per-row (class losses) or
+    per-element (elementwise losses) shape; 1 for a single row or 0-d pred."""
+    return shape[0] if shape else 1
+
+
+def _ignore_value(ignore_index, dtype):
+    """sigmoid_cross_entropy's ignore_index as a float of pred's dtype (None: no mask)."""
+    if ignore_index is None:
+        return None
+    if isinstance(ignore_index, (bool, np.bool_)) or not isinstance(
+            ignore_index, (int, float, np.integer, np.floating)):
+        raise ValueError("ignore_index must be None or a real number (e.g. -1 or 255), not %r"
+                         % (ignore_index,))
+    try:
+        v = float(ignore_index)
+    except OverflowError:
+        v = math.inf
+    if not math.isfinite(v) or float(dtype.type(v)) != v or v != ignore_index:
+        raise ValueError("ignore_index=%r must be a finite number that %s holds exactly"
+                         % (ignore_index, dtype))
+    return v
 
 
 def _threads(n_threads):
@@ -376,7 +401,8 @@ def _softmax(logits, target, weight, sample_weight, ignore_index, label_smoothin
                       "logits", "hess_out", in_place=False)
     row_loss = np.empty(row_shape, dtype=x.dtype) if (want_value and red == 0) else None
     res = _core.softmax_ce(x.itemsize == 8, x, labels, probs, w, sw, outer, n_classes, inner,
-                           ignore, eps, red, top_k, row_loss, g, h, nt, zl, cap, gam, pe, lse)
+                           ignore, eps, red, top_k, row_loss, g, h, nt, zl, cap, gam, pe, lse,
+                           _batch_size(row_shape))
     if res[0] == _core.FL_STATUS_LABEL:
         raise _label_error(res, row_shape, "target", n_classes)
     value = _value(res, red, row_loss)
@@ -415,7 +441,7 @@ _SOFTMAX_DOC = """{summary}
     ignore_index : int, default -100
         Rows with this label contribute nothing (integer labels only).
     label_smoothing : float in [0, 1], default 0
-    reduction : {{"mean", "sum", "none"}}
+    reduction : {{"mean", "sum", "none", "batchmean", "fullmean"}}
     axis : int, default -1
         The class axis; ``axis=1`` takes PyTorch's layout without a copy.
     n_threads : int, optional
@@ -499,10 +525,11 @@ softmax_cross_entropy_value_and_grad.__doc__ = _SOFTMAX_DOC.format(
 
 def _sigmoid(logits, target, weight, pos_weight, reduction, n_threads, want_value, want_grad,
              out, want_hess=False, hess_out=None, full=False, focal_gamma=0.0, focal_alpha=None,
-             poly1_epsilon=0.0):
+             poly1_epsilon=0.0, ignore_index=None):
     x = _float_array(logits, "logits")
     red = _reduction(reduction)
     nt = _threads(n_threads)
+    ign = _ignore_value(ignore_index, x.dtype)
     t = _array(target)
     if t.shape != x.shape:
         raise ValueError("target has shape %s but logits has shape %s; they must be equal"
@@ -542,7 +569,7 @@ def _sigmoid(logits, target, weight, pos_weight, reduction, n_threads, want_valu
                       "logits", "hess_out", in_place=False)
     loss = np.empty(x.shape, dtype=x.dtype) if (want_value and red == 0) else None
     res = _core.sigmoid_ce(x.itemsize == 8, x, t, w, w_stride, pw, n_rows, row_len, red, loss,
-                           g, h, nt, gam, alpha, pe)
+                           g, h, nt, gam, alpha, pe, _batch_size(x.shape), ign)
     if full:
         return _Out(_value(res, red, loss), _ret(out, g), h, res, x.size)
     return _value(res, red, loss), _ret(out, g)
@@ -558,7 +585,9 @@ _SIGMOID_DOC = """{summary}
     computed as softplus with ``log1p(exp(-|x|))`` (tiny losses of confident
     predictions are kept), with the limits at ``x = +-inf``.
     ``reduction="mean"`` divides by the number of elements, weights or not
-    (torch's rule); sums are accumulated in float64.
+    (torch's rule); ``"batchmean"`` by the size of logits' first axis (Caffe's
+    BATCH_SIZE) and ``"fullmean"`` by the number of elements, ignored ones
+    included (Caffe's FULL).  Sums are accumulated in float64.
 
     Parameters
     ----------
@@ -568,7 +597,7 @@ _SIGMOID_DOC = """{summary}
         Broadcasts to logits' shape.
     pos_weight : array_like, optional
         Weight of positive examples; broadcasts to the last axis.
-    reduction : {{"mean", "sum", "none"}}
+    reduction : {{"mean", "sum", "none", "batchmean", "fullmean"}}
     n_threads : int, optional{out_doc}
     focal_gamma, focal_alpha : float, optional
         Focal loss as torchvision's ``sigmoid_focal_loss`` defines it:
@@ -577,6 +606,11 @@ _SIGMOID_DOC = """{summary}
         ``focal_alpha`` is None).
     poly1_epsilon : float, default 0
         Poly-1: adds ``epsilon * (1 - p_t)`` per element.
+    ignore_index : float, optional
+        Caffe's ``ignore_label``: target elements equal to it (e.g. -1 or 255;
+        the target may then be an integer array) contribute 0 to the loss and
+        the gradient, and ``reduction="mean"`` divides by the number of
+        elements not ignored.
 
     Returns
     -------
@@ -591,26 +625,28 @@ _SIGMOID_DOC = """{summary}
 
 
 def sigmoid_cross_entropy(logits, target, *, weight=None, pos_weight=None, reduction="mean",
-                          n_threads=None, focal_gamma=0.0, focal_alpha=None, poly1_epsilon=0.0):
+                          n_threads=None, focal_gamma=0.0, focal_alpha=None, poly1_epsilon=0.0,
+                          ignore_index=None):
     return _sigmoid(logits, target, weight, pos_weight, reduction, n_threads, True, False,
                     None, focal_gamma=focal_gamma, focal_alpha=focal_alpha,
-                    poly1_epsilon=poly1_epsilon)[0]
+                    poly1_epsilon=poly1_epsilon, ignore_index=ignore_index)[0]
 
 
 def sigmoid_cross_entropy_grad(logits, target, *, weight=None, pos_weight=None, reduction="mean",
                                n_threads=None, out=None, focal_gamma=0.0, focal_alpha=None,
-                               poly1_epsilon=0.0):
+                               poly1_epsilon=0.0, ignore_index=None):
     return _sigmoid(logits, target, weight, pos_weight, reduction, n_threads, False, True, out,
                     focal_gamma=focal_gamma, focal_alpha=focal_alpha,
-                    poly1_epsilon=poly1_epsilon)[1]
+                    poly1_epsilon=poly1_epsilon, ignore_index=ignore_index)[1]
 
 
 def sigmoid_cross_entropy_value_and_grad(logits, target, *, weight=None, pos_weight=None,
                                          reduction="mean", n_threads=None, out=None,
-                                         focal_gamma=0.0, focal_alpha=None, poly1_epsilon=0.0):
+                                         focal_gamma=0.0, focal_alpha=None, poly1_epsilon=0.0,
+                                         ignore_index=None):
     return _sigmoid(logits, target, weight, pos_weight, reduction, n_threads, True, True, out,
                     focal_gamma=focal_gamma, focal_alpha=focal_alpha,
-                    poly1_epsilon=poly1_epsilon)
+                    poly1_epsilon=poly1_epsilon, ignore_index=ignore_index)
 
 
 sigmoid_cross_entropy.__doc__ = _SIGMOID_DOC.format(
@@ -691,7 +727,8 @@ def _hinge(scores, target, margin, squared, multiclass, weight, sample_weight, r
                                ("sample_weight", _orig(sample_weight, sw))], "scores")
     row_loss = np.empty(row_shape, dtype=x.dtype) if (want_value and red == 0) else None
     res = _core.hinge(x.itemsize == 8, x, labels, pm, w, sw, outer, n_classes, inner, margin,
-                      bool(squared), mode, red, row_loss, g, nt, top_k if labels is not None else 0)
+                      bool(squared), mode, red, row_loss, g, nt, top_k if labels is not None else 0,
+                      _batch_size(row_shape))
     if res[0] == _core.FL_STATUS_LABEL:
         raise _label_error(res, row_shape, "target", n_classes)
     if full:
@@ -744,7 +781,7 @@ _HINGE_DOC = """{summary}
         Class weights (not for binary hinge).
     sample_weight : array_like, optional
         One weight per row (per element for binary hinge).
-    reduction : {{"mean", "sum", "none"}}
+    reduction : {{"mean", "sum", "none", "batchmean", "fullmean"}}
     axis : int, default -1
     n_threads : int, optional{out_doc}
 
@@ -814,7 +851,8 @@ def _mse(pred, target, weight, reduction, n_threads, want_value, want_grad, out,
                                     ("target", _orig(target, t)), ("weight", _orig(weight, w))],
                       "pred", "hess_out", in_place=False)
     loss = np.empty(x.shape, dtype=x.dtype) if (want_value and red == 0) else None
-    res = _core.mse(x.itemsize == 8, x, t, w, w_stride, n_rows, row_len, red, loss, g, h, nt)
+    res = _core.mse(x.itemsize == 8, x, t, w, w_stride, n_rows, row_len, red, loss, g, h, nt,
+                    _batch_size(x.shape))
     if full:
         return _Out(_value(res, red, loss), _ret(out, g), h, res, x.size)
     return _value(res, red, loss), _ret(out, g)
@@ -833,7 +871,7 @@ _MSE_DOC = """{summary}
     target : array_like of pred's shape
     weight : array_like, optional
         Broadcasts to pred's shape.
-    reduction : {{"mean", "sum", "none"}}
+    reduction : {{"mean", "sum", "none", "batchmean", "fullmean"}}
     n_threads : int, optional{out_doc}
 
     Returns
@@ -899,9 +937,9 @@ def softmax_cross_entropy_grad_hess(logits, target, *, weight=None, sample_weigh
 
 
 def sigmoid_cross_entropy_grad_hess(logits, target, *, weight=None, pos_weight=None,
-                                    n_threads=None, out=None, hess_out=None):
+                                    n_threads=None, out=None, hess_out=None, ignore_index=None):
     r = _sigmoid(logits, target, weight, pos_weight, "none", n_threads, False, True, out,
-                 want_hess=True, hess_out=hess_out, full=True)
+                 want_hess=True, hess_out=hess_out, full=True, ignore_index=ignore_index)
     return r.grad, r.hess
 
 
@@ -919,7 +957,7 @@ softmax_cross_entropy_grad_hess.__doc__ = _GRAD_HESS_DOC.format(
 sigmoid_cross_entropy_grad_hess.__doc__ = _GRAD_HESS_DOC.format(
     what="sigmoid cross-entropy",
     hess="``w * (pw * t + 1 - t) * s * (1 - s)`` with ``s = sigmoid(x)``",
-    params="logits, target, weight, pos_weight : as in sigmoid_cross_entropy.")
+    params="logits, target, weight, pos_weight, ignore_index : as in sigmoid_cross_entropy.")
 mse_grad_hess.__doc__ = _GRAD_HESS_DOC.format(
     what="the squared error", hess="``2 * w``",
     params="pred, target, weight : as in mse.")

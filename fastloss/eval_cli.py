@@ -345,7 +345,11 @@ def _parser():
     p.add_argument("-l", "--loss", default="softmax_cross_entropy",
                    help="softmax_cross_entropy (default; alias softmax, ce), "
                         "sigmoid_cross_entropy (sigmoid, bce), hinge, mse")
-    p.add_argument("--reduction", default="mean", choices=("mean", "sum"))
+    p.add_argument("--reduction", default="mean",
+                   choices=("mean", "sum", "batchmean", "fullmean"),
+                   help="mean (default; torch's, Caffe's VALID), sum (Caffe's NONE), batchmean "
+                        "(the sum / rows along axis 0: Caffe's BATCH_SIZE), fullmean (the sum / "
+                        "every output location, ignored ones included: Caffe's FULL)")
     p.add_argument("-k", "--top-k", type=int, default=5,
                    help="k of the top-k accuracy of class losses (default 5; 0: no accuracy)")
     g = p.add_argument_group("loss options (as the Python functions name them)")
@@ -355,7 +359,9 @@ def _parser():
     g.add_argument("--sample-weight", metavar="FILE",
                    help="one weight per row (softmax, hinge), read in chunks")
     g.add_argument("--pos-weight", metavar="FILE", help="sigmoid: weight of positives")
-    g.add_argument("--ignore-index", type=int, help="softmax: label to ignore (default -100)")
+    g.add_argument("--ignore-index", type=int,
+                   help="softmax: label to ignore (default -100); sigmoid: target value whose "
+                        "elements are ignored (Caffe's ignore_label, e.g. -1 or 255; default none)")
     g.add_argument("--label-smoothing", type=float, help="softmax: in [0, 1]")
     g.add_argument("--axis", type=int, help="softmax, hinge: the class axis (default -1)")
     g.add_argument("--margin", type=float, help="hinge (default 1)")
@@ -383,7 +389,7 @@ def _parser():
 
 # option flag -> (Evaluator option, losses it applies to)
 _LOSS_FLAGS = {
-    "ignore_index": ("--ignore-index", ("softmax_cross_entropy",)),
+    "ignore_index": ("--ignore-index", ("softmax_cross_entropy", "sigmoid_cross_entropy")),
     "label_smoothing": ("--label-smoothing", ("softmax_cross_entropy",)),
     "axis": ("--axis", ("softmax_cross_entropy", "hinge")),
     "margin": ("--margin", ("hinge",)),

@@ -309,15 +309,20 @@ EMPTY = [
 @pytest.mark.parametrize("loss, shape, target, kwargs, none_shape", EMPTY,
                          ids=[f"{e[0]}-{i}" for i, e in enumerate(EMPTY)])
 def test_empty_batch(impl, loss, shape, target, kwargs, none_shape, dtype, form):
-    """mean is NaN, sum is 0, none is an empty array, gradients are empty arrays."""
+    """mean is NaN, sum is 0, none is an empty array, gradients are empty arrays; fullmean is
+    NaN (0 / 0 locations) and batchmean 0 / N: NaN for N = 0 rows, 0 for rows of no locations."""
     pred = np.zeros(shape, dtype=dtype)
     results = {r: call(impl, loss, form, pred, target, kwargs, reduction=r) for r in REDUCTIONS}
     if form != "grad":
-        mean, total, none = (results[r][0] for r in REDUCTIONS)
+        mean, total, none = (results[r][0] for r in ("mean", "sum", "none"))
         assert type(mean) is float and math.isnan(mean)
         assert type(total) is float and total == 0.0
         assert isinstance(none, np.ndarray) and none.dtype == dtype
         assert none.shape == none_shape
+        full, batch = results["fullmean"][0], results["batchmean"][0]
+        assert type(full) is float and math.isnan(full)
+        n_batch = none_shape[0] if none_shape else 1
+        assert type(batch) is float and (math.isnan(batch) if n_batch == 0 else batch == 0.0)
     if form != "value":
         for reduction in REDUCTIONS:
             grad = results[reduction][1]
@@ -330,16 +335,18 @@ def test_empty_batch(impl, loss, shape, target, kwargs, none_shape, dtype, form)
                                      {"weight": np.array([1.0, 2.0, 3.0, 4.0])}],
                          ids=["default", "ignore_2", "smoothing", "weight"])
 def test_all_rows_ignored(impl, options, dtype, form):
-    """mean is NaN (0/0), sum is 0, none is zeros, the gradient is all zeros."""
+    """mean is NaN (0/0), sum is 0, batchmean and fullmean 0 (0/3: they count ignored rows),
+    none is zeros, the gradient is all zeros."""
     ignore_index = options.get("ignore_index", -100)
     logits = np.random.default_rng(0).standard_normal((3, 4)).astype(dtype)
     labels = np.full(3, ignore_index)
     results = {r: call(impl, "softmax_cross_entropy", form, logits, labels, options,
                        reduction=r) for r in REDUCTIONS}
     if form != "grad":
-        mean, total, none = (results[r][0] for r in REDUCTIONS)
+        mean, total, none = (results[r][0] for r in ("mean", "sum", "none"))
         assert type(mean) is float and math.isnan(mean)
         assert type(total) is float and total == 0.0
+        assert results["batchmean"][0] == 0.0 and results["fullmean"][0] == 0.0
         np.testing.assert_array_equal(none, np.zeros(3, dtype=dtype))
         assert none.dtype == dtype
     if form != "value":
