@@ -15,8 +15,8 @@ replace ``forward``::
 
 How it works: each loss is a ``torch.autograd.Function``.  Its forward runs the
 fused value-and-gradient kernel once, on the tensors' memory (no copy for
-C-contiguous CPU tensors), and saves only that gradient (plus the logits when a
-floating target needs a gradient too).  Its backward scales the saved gradient by
+C-contiguous CPU tensors), and saves that gradient (the input and target are kept
+by reference for a ``create_graph`` backward, not copied).  Its backward scales the saved gradient by
 the incoming one: a scalar for ``reduction="mean"``/``"sum"``; for
 ``reduction="none"`` the saved gradient is that of the sum and each row (each
 element) is multiplied by its own incoming gradient.  When nothing needs a
