@@ -471,10 +471,10 @@ _SOFTMAX_DOC = """{summary}
         The class axis; ``axis=1`` takes PyTorch's layout without a copy.
     n_threads : int, optional
         Threads for this call (default: OpenMP's, OMP_NUM_THREADS).{out_doc}
-    z_loss : float >= 0, default 0
+    z_loss : finite float >= 0, default 0
         Adds ``z_loss * lse**2`` per row (PaLM / ST-MoE), ``lse`` the row's
         log-sum-exp of the (capped) logits, weighted like the row.
-    softcap : float > 0, optional
+    softcap : finite float > 0, optional
         Replaces the logits by ``softcap * tanh(x / softcap)`` first (Gemma 2);
         the gradient is with respect to the raw logits; no capped copy is made.
     lse_out : ndarray of float64, row shape, optional

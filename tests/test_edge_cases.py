@@ -419,3 +419,15 @@ def test_squared_hinge_gradients_do_not_overflow_in_float32(multiclass, x, y, ex
     _, g = fastloss.hinge_value_and_grad(np.full(3, -2e38, np.float32), np.ones(3),
                                          squared=True)
     np.testing.assert_allclose(g, -2 * (1 + 2e38) / 3, rtol=1e-6)
+
+
+@pytest.mark.parametrize("nan_at", [0, 1])
+def test_weston_watkins_nan_score_gives_nan_row(nan_at):
+    """A documented difference from torch's multi_margin_loss, which skips the NaN terms."""
+    import fastloss
+    x = np.array([[0.0, 0.5, 1.0], [0.2, 0.1, -0.3]])
+    x[0, nan_at] = np.nan
+    loss, g = fastloss.hinge_value_and_grad(x, np.array([0, 1]), multiclass="weston_watkins",
+                                            reduction="none")
+    assert np.isnan(loss[0]) and np.isfinite(loss[1])
+    assert np.isnan(g[0]).any() and np.all(np.isfinite(g[1]))
