@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import inspect
 import math
-import operator
 from dataclasses import asdict, dataclass
 from typing import Optional
 
@@ -252,7 +251,7 @@ class Evaluator:
         self.reduction = reduction
         if top_k is not None:
             try:
-                top_k = operator.index(top_k)
+                top_k = _api._int(top_k)
             except TypeError:
                 raise ValueError("top_k must be a positive integer or None, not %r"
                                  % (top_k,)) from None
@@ -273,7 +272,7 @@ class Evaluator:
         opts.update(options)
         if spec.classes:
             try:
-                opts["axis"] = operator.index(opts["axis"])
+                opts["axis"] = _api._int(opts["axis"])
             except TypeError:
                 raise ValueError("axis must be an integer, not %r" % (opts["axis"],)) from None
         _check_scalar_options(self.loss, opts)   # before any chunk: a bad option is no data error

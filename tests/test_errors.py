@@ -310,6 +310,12 @@ def test_bool_ignore_index_refused_by_the_evaluator_and_the_drop_in():
     fl = public()
     with pytest.raises(ValueError, match="ignore_index"):
         fl.Evaluator("softmax_cross_entropy", ignore_index=True)
+    with pytest.raises(ValueError, match="top_k"):
+        fl.Evaluator("softmax_cross_entropy", top_k=True)
+    with pytest.raises(ValueError, match="axis"):
+        fl.Evaluator("softmax_cross_entropy", axis=True)
+    with pytest.raises(ValueError, match="n_threads"):
+        fl.Evaluator("softmax_cross_entropy", n_threads=True)
     torch = pytest.importorskip("torch")
     import fastloss.torch as flt
     with pytest.raises(ValueError, match="ignore_index"):
