@@ -75,6 +75,7 @@ class _Source:
         self.spec, self.role = spec, role
         self._file = self._stream = None
         self._mapped = False
+        self._crc = None                   # a stored .npz member: (crc so far, next row, zip info)
         path, key = _split_spec(spec)
         if not os.path.exists(path):
             raise DataError("%s file %s does not exist" % (role, path))
@@ -150,6 +151,10 @@ class _Source:
             self._read_header(self._file)
             # the member's data ends where the zip says, not at the end of the file
             self._map(self._file.tell(), start + info.compress_size)
+            # its CRC (which np.load checks) is taken over the rows as they are read, in order
+            here = self._file.tell()
+            self._file.seek(start)
+            self._crc = (zlib.crc32(self._file.read(here - start)), 0, info, start)
         else:
             # Compressed (np.savez_compressed): stream it, chunk after chunk.
             self._zip = zipfile.ZipFile(self._file)
@@ -198,10 +203,12 @@ class _Source:
         if self._mapped:
             lo, hi = self._span(start, stop)
             if hi <= lo:
+                self._check_crc(start, stop, b"")
                 return np.empty(shape, self.dtype)
             base = lo - lo % mmap.ALLOCATIONGRANULARITY
             mm = _map_window(self._file.fileno(), hi - base, base)
             self._windows[start] = mm
+            self._check_crc(start, stop, memoryview(mm)[lo - base:])
             return np.ndarray(shape, self.dtype, buffer=mm, offset=lo - base)
         if self._stream is not None:
             if start != self._pos:
@@ -221,6 +228,30 @@ class _Source:
             self._pos = stop
             return np.frombuffer(buf, self.dtype).reshape(shape)
         return np.empty(shape, self.dtype)
+
+    def _check_crc(self, start, stop, data):
+        """Add rows [start, stop) to the CRC of a stored .npz member; after its last row
+        (and any bytes behind the array), compare with the zip's: a flipped byte is a data
+        error, as np.load makes it, not a wrong number."""
+        if self._crc is None:
+            return
+        crc, row, info, member_start = self._crc
+        if start != row:                     # not read in order: no CRC (never in eval)
+            self._crc = None
+            return
+        crc = zlib.crc32(data, crc)
+        if stop >= self.n_rows:
+            end = member_start + info.compress_size
+            tail = end - (self._offset + self.nbytes)
+            if tail > 0:
+                self._file.seek(self._offset + self.nbytes)
+                crc = zlib.crc32(self._file.read(tail), crc)
+            self._crc = None
+            if crc != info.CRC:
+                raise DataError("%s in %s is damaged: its CRC does not match the zip's"
+                                % (self.role, self.spec))
+            return
+        self._crc = (crc, stop, info, member_start)
 
     def prefetch(self, start, stop):
         """Ask the OS to read rows [start, stop) into its page cache, in the background."""

@@ -234,6 +234,11 @@ def _write_damaged_npz(d, x, y):
     np.savez(d / "short_target.npz", pred=x)
     with zipfile.ZipFile(d / "short_target.npz", "a") as zf:
         zf.writestr("target.npy", _npy_bytes(y[:n - 1], header_shape=(n,)))
+    np.savez(d / "stored.npz", pred=x, target=y)
+    raw = bytearray((d / "stored.npz").read_bytes())
+    at = raw.find(x[500].tobytes())            # a byte of row 500 of pred, in the file
+    raw[at + 1] ^= 0x01
+    (d / "flip_stored.npz").write_bytes(bytes(raw))
     np.savez_compressed(d / "packed.npz", pred=x, target=y)
     raw = bytearray((d / "packed.npz").read_bytes())
     with zipfile.ZipFile(d / "packed.npz") as zf:
@@ -269,6 +274,8 @@ BAD = [
     (["short_stored.npz"], 1, "truncated"),
     (["short_compressed.npz"], 1, "truncated"),
     (["short_target.npz"], 1, "truncated"),
+    (["flip_stored.npz"], 1, "pred in"),
+    (["flip_stored.npz", "--chunk-rows", "64"], 1, "CRC"),
     (["flip_header.npz"], 1, "pred file"),
     (["flip_start.npz"], 1, "pred in"),
     (["flip_end.npz"], 1, "pred in"),
