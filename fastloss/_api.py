@@ -67,6 +67,67 @@ def _as_dtype(x, dtype, name, shape=None):
     return np.require(arr, dtype=dtype, requirements=["C", "A"])
 
 
+def _int(value):
+    """operator.index without bool: True is not an index, a count or an axis."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError("a bool is not an integer here")
+    return operator.index(value)
+
+
+def _ignore_index(ignore_index):
+    """ignore_index as an int64-range int (a bool is refused)."""
+    try:
+        ignore = _int(ignore_index)
+    except TypeError:
+        raise ValueError("ignore_index must be an integer, not %r" % (ignore_index,)) from None
+    if not -2**63 <= ignore < 2**63:
+        raise ValueError("ignore_index must fit in int64 (labels are int64), not %d" % ignore)
+    return ignore
+
+
+def _softmax_options(z_loss, softcap, focal_gamma, poly1_epsilon):
+    """The softmax options beyond PyTorch's, checked: (z_loss, softcap or 0, gamma, eps)."""
+    if (z_loss == 0.0 and softcap is None and focal_gamma == 0.0 and poly1_epsilon == 0.0
+            and type(z_loss) is float and type(focal_gamma) is float
+            and type(poly1_epsilon) is float):
+        return 0.0, 0.0, 0.0, 0.0           # the defaults: nothing to check
+    return (_option(z_loss, "z_loss", _finite_nonneg, "a finite number >= 0"),
+            0.0 if softcap is None else _option(softcap, "softcap",
+                                                lambda v: 0 < v < math.inf,
+                                                "None or a finite number > 0"),
+            _option(focal_gamma, "focal_gamma", _finite_nonneg, "a finite number >= 0"),
+            _option(poly1_epsilon, "poly1_epsilon", math.isfinite, "a finite number"))
+
+
+def _sigmoid_options(focal_gamma, focal_alpha, poly1_epsilon):
+    """The sigmoid options beyond PyTorch's, checked: (gamma, alpha or -1, eps)."""
+    if (focal_gamma == 0.0 and focal_alpha is None and poly1_epsilon == 0.0
+            and type(focal_gamma) is float and type(poly1_epsilon) is float):
+        return 0.0, -1.0, 0.0               # the defaults: nothing to check
+    return (_option(focal_gamma, "focal_gamma", _finite_nonneg, "a finite number >= 0"),
+            -1.0 if focal_alpha is None else _option(
+                focal_alpha, "focal_alpha", lambda v: 0 <= v <= 1, "None or a number in [0, 1]"),
+            _option(poly1_epsilon, "poly1_epsilon", math.isfinite, "a finite number"))
+
+
+def _finite_nonneg(v):
+    return 0 <= v < math.inf
+
+
+def _margin(margin):
+    if isinstance(margin, (bool, np.bool_)) or not isinstance(margin, (int, float, np.integer,
+                                                                          np.floating)):
+        raise ValueError("margin must be a real number, not %r" % (margin,))
+    try:
+        m = float(margin)
+    except OverflowError:
+        raise ValueError("margin must be a real number a float can hold, not %r"
+                         % (margin,)) from None
+    if m != m:
+        raise ValueError("margin must be a real number, not %r" % (margin,))
+    return m
+
+
 def _reduction(reduction):
     try:
         return _REDUCTIONS[reduction]
@@ -103,7 +164,7 @@ def _threads(n_threads):
     if n_threads is None:
         return 0
     try:
-        n = operator.index(n_threads)
+        n = _int(n_threads)
     except TypeError:
         raise ValueError("n_threads must be None or a positive integer, not %r"
                          % (n_threads,)) from None
@@ -114,7 +175,7 @@ def _threads(n_threads):
 
 def _axis(axis, ndim, name):
     try:
-        ax = operator.index(axis)
+        ax = _int(axis)
     except TypeError:
         raise ValueError("axis must be an integer, not %r" % (axis,)) from None
     if not -ndim <= ax < ndim:
@@ -161,8 +222,10 @@ def _grad_out(out, x, inputs, name, out_name="out", in_place=True):
         # that was converted may be any view: ask NumPy
         if (_core.overlap(out, other) if other.flags.c_contiguous
                 else np.may_share_memory(out, other)):
-            raise ValueError("%s shares memory with %s; only %s=%s is allowed in place"
-                             % (out_name, other_name, out_name, name))
+            raise ValueError("%s shares memory with %s; %s"
+                             % (out_name, other_name,
+                                ("only %s=%s is allowed in place" % (out_name, name)) if in_place
+                                else "%s must be a buffer of its own" % out_name))
     return out
 
 
@@ -328,12 +391,7 @@ def _softmax(logits, target, weight, sample_weight, ignore_index, label_smoothin
     labels = probs = None
     if t.dtype.kind in "iu":
         labels = _labels(t, row_shape, "target", shape, ax)
-        try:
-            ignore = operator.index(ignore_index)
-        except TypeError:
-            raise ValueError("ignore_index must be an integer, not %r" % (ignore_index,)) from None
-        if not -2**63 <= ignore < 2**63:
-            raise ValueError("ignore_index must fit in int64 (labels are int64), not %d" % ignore)
+        ignore = _ignore_index(ignore_index)
     elif t.dtype.kind == "f":
         if t.shape != shape:
             raise ValueError(
@@ -353,16 +411,7 @@ def _softmax(logits, target, weight, sample_weight, ignore_index, label_smoothin
         raise ValueError("label_smoothing must be in [0, 1], not %r" % (label_smoothing,))
     w = _class_weight(weight, n_classes)
     sw = _row_weight(sample_weight, row_shape)
-    if (z_loss == 0.0 and softcap is None and focal_gamma == 0.0 and poly1_epsilon == 0.0
-            and type(z_loss) is float and type(focal_gamma) is float
-            and type(poly1_epsilon) is float):
-        zl = cap = gam = pe = 0.0           # the defaults: nothing to check
-    else:
-        zl = _option(z_loss, "z_loss", lambda v: v >= 0, "a number >= 0")
-        cap = 0.0 if softcap is None else _option(softcap, "softcap", lambda v: v > 0,
-                                                  "None or a number > 0")
-        gam = _option(focal_gamma, "focal_gamma", lambda v: v >= 0, "a number >= 0")
-        pe = _option(poly1_epsilon, "poly1_epsilon", math.isfinite, "a finite number")
+    zl, cap, gam, pe = _softmax_options(z_loss, softcap, focal_gamma, poly1_epsilon)
     if gam != 0.0 and (probs is not None or eps != 0.0):
         raise ValueError("focal_gamma=%r needs integer labels and label_smoothing=0 (focal "
                          "loss has no accepted definition with %s)"
@@ -381,6 +430,7 @@ def _softmax(logits, target, weight, sample_weight, ignore_index, label_smoothin
         g = _grad_out(out, x, [("target", probs if probs is not None else labels),
                                ("weight", w), ("sample_weight", sw), ("lse_out", lse),
                                ("target", _orig(target, probs if probs is not None else labels)),
+                               ("weight", _orig(weight, w)),
                                ("sample_weight", _orig(sample_weight, sw))], "logits")
     if lse is not None:
         tgt = probs if probs is not None else labels
@@ -397,6 +447,7 @@ def _softmax(logits, target, weight, sample_weight, ignore_index, label_smoothin
                                     ("weight", w), ("sample_weight", sw), ("out", g),
                                     ("target", _orig(target, probs if probs is not None
                                                      else labels)),
+                                    ("weight", _orig(weight, w)),
                                     ("sample_weight", _orig(sample_weight, sw))],
                       "logits", "hess_out", in_place=False)
     row_loss = np.empty(row_shape, dtype=x.dtype) if (want_value and red == 0) else None
@@ -446,10 +497,10 @@ _SOFTMAX_DOC = """{summary}
         The class axis; ``axis=1`` takes PyTorch's layout without a copy.
     n_threads : int, optional
         Threads for this call (default: OpenMP's, OMP_NUM_THREADS).{out_doc}
-    z_loss : float >= 0, default 0
+    z_loss : finite float >= 0, default 0
         Adds ``z_loss * lse**2`` per row (PaLM / ST-MoE), ``lse`` the row's
         log-sum-exp of the (capped) logits, weighted like the row.
-    softcap : float > 0, optional
+    softcap : finite float > 0, optional
         Replaces the logits by ``softcap * tanh(x / softcap)`` first (Gemma 2);
         the gradient is with respect to the raw logits; no capped copy is made.
     lse_out : ndarray of float64, row shape, optional
@@ -548,14 +599,7 @@ def _sigmoid(logits, target, weight, pos_weight, reduction, n_threads, want_valu
                              "logits, (%d,)" % (p.shape, row_len)) from None
         pw = None if x.size == 0 else _as_dtype(np.broadcast_to(p, (row_len,)), x.dtype,
                                                  "pos_weight")
-    if (focal_gamma == 0.0 and focal_alpha is None and poly1_epsilon == 0.0
-            and type(focal_gamma) is float and type(poly1_epsilon) is float):
-        gam, alpha, pe = 0.0, -1.0, 0.0     # the defaults: nothing to check
-    else:
-        gam = _option(focal_gamma, "focal_gamma", lambda v: v >= 0, "a number >= 0")
-        alpha = -1.0 if focal_alpha is None else _option(
-            focal_alpha, "focal_alpha", lambda v: 0 <= v <= 1, "None or a number in [0, 1]")
-        pe = _option(poly1_epsilon, "poly1_epsilon", math.isfinite, "a finite number")
+    gam, alpha, pe = _sigmoid_options(focal_gamma, focal_alpha, poly1_epsilon)
     g = None
     if want_grad:
         g = _grad_out(out, x, [("target", t), ("weight", w), ("pos_weight", pw),
@@ -671,14 +715,7 @@ def _hinge(scores, target, margin, squared, multiclass, weight, sample_weight, r
         raise ValueError("multiclass must be 'ovr', 'weston_watkins' or 'crammer_singer', not %r"
                          % (multiclass,))
     mode = _HINGE_MODES[multiclass]
-    if isinstance(margin, (bool, np.bool_)) or not isinstance(margin, (int, float, np.integer,
-                                                                          np.floating)):
-        raise ValueError("margin must be a real number, not %r" % (margin,))
-    try:
-        margin = float(margin)
-    except OverflowError:
-        raise ValueError("margin must be a real number a float can hold, not %r"
-                         % (margin,)) from None
+    margin = _margin(margin)
     t = _array(target)
     if t.dtype.kind not in "biuf":
         raise TypeError("target has dtype %s; expected class labels or +-1 / {0, 1} targets"
@@ -724,6 +761,7 @@ def _hinge(scores, target, margin, squared, multiclass, weight, sample_weight, r
         g = _grad_out(out, x, [("target", pm if pm is not None else labels), ("weight", w),
                                ("sample_weight", sw),
                                ("target", _orig(target, pm if pm is not None else labels)),
+                               ("weight", _orig(weight, w)),
                                ("sample_weight", _orig(sample_weight, sw))], "scores")
     row_loss = np.empty(row_shape, dtype=x.dtype) if (want_value and red == 0) else None
     res = _core.hinge(x.itemsize == 8, x, labels, pm, w, sw, outer, n_classes, inner, margin,
@@ -748,8 +786,9 @@ def _pm_target(t, dtype, binary):
     if bad.size:
         raise ValueError("%s must be in {-1, +1} or {0, 1}; target has value %r"
                          % (what, bad[0].item()))
-    raise ValueError("%s must be all in {-1, +1} or all in {0, 1}; target mixes -1, 0 and 1"
-                     % what)
+    present = [str(int(v)) for v in vals]
+    raise ValueError("%s must be all in {-1, +1} or all in {0, 1}; target mixes %s"
+                     % (what, ", ".join(present[:-1]) + " and " + present[-1]))
 
 
 _HINGE_DOC = """{summary}

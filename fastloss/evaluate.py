@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import inspect
 import math
-import operator
 from dataclasses import asdict, dataclass
 from typing import Optional
 
@@ -157,6 +156,26 @@ def _total(s, c):
 
 # ------------------------------------------------------------ the evaluator
 
+def _check_scalar_options(loss, opts):
+    """The checks the kernel call would make on the scalar options, made once, up front."""
+    if loss == "softmax_cross_entropy":
+        _api._ignore_index(opts["ignore_index"])
+        eps = opts["label_smoothing"]
+        try:
+            ok = 0.0 <= float(eps) <= 1.0
+        except (TypeError, ValueError, OverflowError):
+            ok = False
+        if not ok:
+            raise ValueError("label_smoothing must be a number in [0, 1], not %r" % (eps,))
+        _api._softmax_options(*(opts.get(k, 0.0) if k != "softcap" else opts.get(k)
+                                for k in ("z_loss", "softcap", "focal_gamma", "poly1_epsilon")))
+    elif loss == "sigmoid_cross_entropy":
+        _api._sigmoid_options(opts.get("focal_gamma", 0.0), opts.get("focal_alpha"),
+                              opts.get("poly1_epsilon", 0.0))
+    elif loss == "hinge":
+        _api._margin(opts["margin"])
+
+
 class Evaluator:
     """Streaming loss and metrics: ``update`` over chunks, ``result`` at the end.
 
@@ -239,7 +258,7 @@ class Evaluator:
         self.reduction = reduction
         if top_k is not None:
             try:
-                top_k = operator.index(top_k)
+                top_k = _api._int(top_k)
             except TypeError:
                 raise ValueError("top_k must be a positive integer or None, not %r"
                                  % (top_k,)) from None
@@ -260,9 +279,10 @@ class Evaluator:
         opts.update(options)
         if spec.classes:
             try:
-                opts["axis"] = operator.index(opts["axis"])
+                opts["axis"] = _api._int(opts["axis"])
             except TypeError:
                 raise ValueError("axis must be an integer, not %r" % (opts["axis"],)) from None
+        _check_scalar_options(self.loss, opts)   # before any chunk: a bad option is no data error
         for name in _ARRAY_OPTIONS:
             if opts.get(name) is not None:
                 opts[name] = np.array(opts[name])      # a private copy: merge() compares it

@@ -386,3 +386,55 @@ def test_none_returns_zero_dim_arrays(impl, dtype):
         value, grad = vg(impl, loss, logits, target)
         assert isinstance(value, np.ndarray) and value.shape == () and value.dtype == dtype
         assert grad.shape == (3,) and grad.dtype == dtype
+
+
+# ---------------------------------------------------------------------------------------------
+# squared hinge near the largest float32: h' = 2 v is scaled (1/C, 1/N, weights) before it
+# could overflow, as torch's multi_margin_loss(p=2) does
+# ---------------------------------------------------------------------------------------------
+
+
+def test_squared_weston_watkins_gradient_does_not_overflow_in_float32():
+    import fastloss
+    x = np.array([[0, -2e38 / 1.5, 5e37]], dtype=np.float32)
+    _, g = fastloss.hinge_value_and_grad(x, np.array([1]), multiclass="weston_watkins",
+                                         squared=True, reduction="sum")
+    assert np.all(np.isfinite(g)), g
+    # torch's multi_margin_loss(p=2): 2 z / C per class, the label's the negated sum
+    z = np.array([1 + 2e38 / 1.5, 1 + 2e38 / 1.5 + 5e37])
+    expected = np.array([2 * z[0] / 3, -2 * z.sum() / 3, 2 * z[1] / 3])
+    np.testing.assert_allclose(g[0], expected, rtol=1e-6)
+    torch = pytest.importorskip("torch")
+    xt = torch.tensor(x, requires_grad=True)
+    torch.nn.functional.multi_margin_loss(xt, torch.tensor([1]), p=2, reduction="sum").backward()
+    np.testing.assert_allclose(g, xt.grad.numpy(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("multiclass, x, y, expected", [
+    # ovr, mean over 3 rows: -2 (1 + 2e38) / 3 for the label's column, 2 / 3 for the others
+    ("ovr", [[-2e38, 0, 0]] * 3, [0] * 3, [-2 * (1 + 2e38) / 3, 2 / 3, 2 / 3]),
+    # crammer_singer, mean over 4 rows: 2 (1 + 1.4e38 + 1e38) / 4 = 1.2e38
+    ("crammer_singer", [[1.4e38, 0, -1e38]] * 4, [2] * 4, [1.2e38, 0, -1.2e38]),
+])
+def test_squared_hinge_gradients_do_not_overflow_in_float32(multiclass, x, y, expected):
+    import fastloss
+    _, g = fastloss.hinge_value_and_grad(np.array(x, dtype=np.float32), np.array(y),
+                                         multiclass=multiclass, squared=True)
+    assert np.all(np.isfinite(g)), g
+    np.testing.assert_allclose(g[0], expected, rtol=1e-6)
+    # binary hinge, the same ovr loop
+    _, g = fastloss.hinge_value_and_grad(np.full(3, -2e38, np.float32), np.ones(3),
+                                         squared=True)
+    np.testing.assert_allclose(g, -2 * (1 + 2e38) / 3, rtol=1e-6)
+
+
+@pytest.mark.parametrize("nan_at", [0, 1])
+def test_weston_watkins_nan_score_gives_nan_row(nan_at):
+    """A documented difference from torch's multi_margin_loss, which skips the NaN terms."""
+    import fastloss
+    x = np.array([[0.0, 0.5, 1.0], [0.2, 0.1, -0.3]])
+    x[0, nan_at] = np.nan
+    loss, g = fastloss.hinge_value_and_grad(x, np.array([0, 1]), multiclass="weston_watkins",
+                                            reduction="none")
+    assert np.isnan(loss[0]) and np.isfinite(loss[1])
+    assert np.isnan(g[0]).any() and np.all(np.isfinite(g[1]))
