@@ -64,14 +64,23 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _print(text: str) -> None:
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:  # e.g. `| head`: not an error of the benchmark
+        sys.stdout = open(os.devnull, "w")
+
+
 def main(argv=None) -> int:
     """``fastloss bench [options]``; returns the exit status."""
     args = _parser().parse_args(argv)
     if args.list:
+        lines = []
         for c in select_cases(args.cases):
             opts = ", ".join(f"{k}={v!r}" for k, v in c.kwargs.items())
-            print(f"{c.name:<38} {c.loss}({opts}) {c.dtype} "
-                  f"{'x'.join(map(str, c.shape))} (quick {'x'.join(map(str, c.quick_shape))})")
+            lines.append(f"{c.name:<38} {c.loss}({opts}) {c.dtype} {'x'.join(map(str, c.shape))}"
+                         f" (quick {'x'.join(map(str, c.quick_shape))})")
+        _print("\n".join(lines))
         return 0
     if args.plot:
         try:
@@ -92,10 +101,7 @@ def main(argv=None) -> int:
     except (RuntimeError, ValueError) as e:
         print(f"fastloss bench: {e}", file=sys.stderr)
         return 2
-    try:
-        print(format_table(res), flush=True)
-    except BrokenPipeError:  # e.g. `| head`: not an error of the benchmark
-        sys.stdout = open(os.devnull, "w")
+    _print(format_table(res))
     if args.json:
         tmp = args.json + ".tmp"
         with open(tmp, "w") as f:
