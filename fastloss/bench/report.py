@@ -185,6 +185,13 @@ def format_table(res: dict) -> str:
     return "\n".join(lines)
 
 
+def _log_xlim(ax, values) -> None:
+    """Log x axis from below the smallest bar (and 1) to room for the labels of the largest."""
+    ax.set_xscale("log")
+    lo, hi = min(values + [1.0]), max(values + [1.0])
+    ax.set_xlim(lo / 1.6, hi * 2.2)
+
+
 def write_plot(res: dict, path: str) -> None:
     """Two panels, one bar per case and form: fastloss time over the machine's limit, and
     PyTorch's time over fastloss's."""
@@ -205,9 +212,9 @@ def write_plot(res: dict, path: str) -> None:
             ax.text(x, y, f" {x:.2f}", va="center", fontsize=7)
     handles, names = ax.get_legend_handles_labels()
     uniq = dict(zip(names, handles))
-    ax.legend(uniq.values(), [f"x {n}" for n in uniq], fontsize=8, loc="lower right")
+    ax.legend(uniq.values(), [f"x {n}" for n in uniq], fontsize=8, loc="upper right")
     ax.axvline(1.0, color="k", lw=0.8)
-    ax.set_xscale("log")
+    _log_xlim(ax, [x for r in rows for x in r["x_limits"].values()])
     ax.set_xlabel("fastloss time / the machine's limit (1 = at the limit; lower is better)")
     ax.set_yticks(ys)
     ax.set_yticklabels(labels, fontsize=8)
@@ -219,7 +226,7 @@ def write_plot(res: dict, path: str) -> None:
             ax.barh(y, x, color="tab:orange")
             ax.text(x, y, f" {x:.1f}x", va="center", fontsize=7)
     ax.axvline(1.0, color="k", lw=0.8)
-    ax.set_xscale("log")
+    _log_xlim(ax, [r["ratios"]["torch"] for r in rows if r["ratios"].get("torch")])
     ax.set_xlabel("PyTorch time / fastloss time (higher is better)")
     ax.grid(True, axis="x", which="both", alpha=0.3)
     busy = meta.get("other_load")
