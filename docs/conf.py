@@ -167,46 +167,45 @@ def _fmt_time(s):
 
 
 def _fmt_ratio(r):
-    return NONE if r is None else ("%.2fx" % r if r < 10 else "%.1fx" % r)
+    return NONE if r is None else ("%.2f" % r if r < 10 else "%.1f" % r)
 
 
 def _bench_table():
-    """The benchmark table of the committed run (bench/results.json) as an RST table."""
+    """The benchmark table of the committed run (bench/results.json) as an RST table:
+    one row per case and form, and for value-and-gradient cases a "v+g new" row for
+    the default call (a fresh gradient), as ``fastloss bench`` prints it."""
     with open(os.path.join(ROOT, "bench", "results.json"), encoding="utf-8") as f:
         data = json.load(f)
     meta = data.get("meta", {})
     versions = meta.get("versions", {})
-    head = ["case", "dtype", "form", "fastloss", "GB/s", "x copy", "out= x copy", "1 -> 2 thr.",
-            "NumPy", "PyTorch", "scikit-learn", "JAX"]
+    limits = ["memcpy", "read", "np call"]
+    baselines = ["torch", "jax", "sklearn", "numpy", "python"]
+    head = (["case", "shape", "dtype", "form", "fastloss", "GB/s"]
+            + ["x " + k for k in limits] + ["1 -> 2 thr."] + baselines)
     rows = []
+
+    def row(r, form, t, gbps, x_limits, scaling, ratios):
+        rows.append([r["case"], "x".join(str(n) for n in r.get("shape", ())),
+                     r.get("dtype", "").replace("float", "f"), form, _fmt_time(t),
+                     "%.1f" % gbps if gbps is not None else NONE]
+                    + [_fmt_ratio(x_limits.get(k)) for k in limits]
+                    + [_fmt_ratio(scaling)]
+                    + [_fmt_ratio(ratios.get(k)) for k in baselines])
+
     for r in data["results"]:
         impls = r.get("impls", {})
-
-        def best(name):
-            v = impls.get(name, {})
-            return v.get("best_s") if isinstance(v, dict) else None
-
-        t = best("fastloss")
-        if t is None:
-            continue
-        ratio = {k: (best(k) / t if best(k) else None)
-                 for k in ("numpy", "torch", "sklearn", "jax")}
-        copy = best("copy")
-        t_out = best("fastloss[out=]")
-        t_one = best("fastloss[1 thread]")
-        form = {"value_and_grad": "v+g", "value": "value"}.get(r.get("form"), r.get("form"))
-        rows.append([
-            r["case"], r.get("dtype", "").replace("float", "f"), form,
-            _fmt_time(t), "%.1f" % impls["fastloss"].get("gbps", float("nan")),
-            _fmt_ratio(t / copy if copy else None),
-            _fmt_ratio(t_out / copy if copy and t_out else None),
-            _fmt_ratio(t_one / t if t_one else None),
-            _fmt_ratio(ratio["numpy"]), _fmt_ratio(ratio["torch"]),
-            _fmt_ratio(ratio["sklearn"]), _fmt_ratio(ratio["jax"])])
+        vg = r.get("form") == "value_and_grad"
+        main = impls.get("fastloss[out=]" if vg else "fastloss", {})
+        row(r, "v+g" if vg else r.get("form"), r.get("fastloss_s"), main.get("gbps"),
+            r.get("x_limits", {}), r.get("scaling"), r.get("ratios", {}))
+        d = r.get("default_call")
+        if vg and d:
+            row(r, "v+g new", d.get("fastloss_s"), impls.get("fastloss", {}).get("gbps"),
+                d.get("x_limits", {}), None, d.get("ratios", {}))
     lines = [".. list-table::", "   :header-rows: 1", "   :class: fastloss-bench", ""]
-    for row in [head] + rows:
-        lines.append("   * - " + row[0])
-        lines.extend("     - " + c for c in row[1:])
+    for cells in [head] + rows:
+        lines.append("   * - " + cells[0])
+        lines.extend("     - " + c for c in cells[1:])
     lines.append("")
     when = meta.get("date", "?")[:10]
     intro = ("One full run of ``fastloss bench`` (%s; fastloss %s, NumPy %s, PyTorch %s, "
