@@ -32,7 +32,8 @@ def _import_dask():
 
 dask, da = _import_dask()
 
-from .evaluate import LOSSES, EvalResult, Evaluator, _neumaier, resolve_loss
+from . import _registry
+from .evaluate import EvalResult, Evaluator, _neumaier, resolve_loss
 
 __all__ = ["evaluate"]
 
@@ -85,7 +86,7 @@ def evaluate(pred, target, *, loss="softmax_cross_entropy", sample_weight=None, 
     True
     """
     loss = resolve_loss(loss)
-    spec = LOSSES[loss]
+    spec = _registry.current()[loss]            # its per-row option, whether it has classes
     pred = da.asarray(pred)
     if pred.ndim == 0:
         pred = pred.reshape(1)

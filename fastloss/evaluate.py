@@ -11,15 +11,15 @@ concatenation.  ``fastloss eval`` (fastloss/eval_cli.py) and
 
 from __future__ import annotations
 
-import inspect
 import math
 import operator
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Optional
 
 import numpy as np
 
-from . import _api
+from . import _api, _registry
 
 __all__ = ["Evaluator", "EvalResult", "LOSSES", "resolve_loss"]
 
@@ -27,64 +27,42 @@ __all__ = ["Evaluator", "EvalResult", "LOSSES", "resolve_loss"]
 # --------------------------------------------------------------- the losses
 
 class _Spec:
-    """What the Evaluator needs to know about one loss."""
+    """What the Evaluator needs to know about one loss, read off its registry entry
+    (fastloss/_registry.py)."""
 
-    def __init__(self, name, defaults, chunk_option, classes):
-        self.name = name
-        self.defaults = defaults          # constructor options and their defaults
-        self.chunk_option = chunk_option  # the per-row array that update() takes
-        self.classes = classes            # a class loss: accuracy, rows along axis 0
-        self.extra = ()                   # keyword options of the kernel call beyond these
+    def __init__(self, info):
+        self.info = info
+        self.name = info.name
+        # constructor options and their defaults: the options that hold for every chunk
+        self.defaults = {k: info.option_info[k].default for k in info.loss_options()}
+        self.chunk_option = info.chunk_option    # the per-row array that update() takes
+        self.classes = info.classes              # a class loss: accuracy, rows along axis 0
+        # keyword options beyond PyTorch's (those without a torch counterpart)
+        self.extra = tuple(k for k in self.defaults if info.option_info[k].beyond_torch)
 
 
-LOSSES = {
-    "softmax_cross_entropy": _Spec(
-        "softmax_cross_entropy",
-        {"weight": None, "ignore_index": -100, "label_smoothing": 0.0, "axis": -1},
-        "sample_weight", True),
-    "sigmoid_cross_entropy": _Spec(
-        "sigmoid_cross_entropy", {"weight": None, "pos_weight": None}, "weight", False),
-    "hinge": _Spec(
-        "hinge",
-        {"margin": 1.0, "squared": False, "multiclass": "ovr", "weight": None, "axis": -1},
-        "sample_weight", True),
-    "mse": _Spec("mse", {"weight": None}, "weight", False),
-}
+class _Specs(Mapping):
+    """Loss name -> :class:`_Spec`, derived from the registry in effect."""
 
-# Options beyond PyTorch's (SPEC): passed through to the kernels that have them.
-_EXTRA_OPTIONS = {
-    "softmax_cross_entropy": (_api._softmax, {"z_loss": 0.0, "softcap": None,
-                                              "focal_gamma": 0.0, "poly1_epsilon": 0.0}),
-    "sigmoid_cross_entropy": (_api._sigmoid, {"focal_gamma": 0.0, "focal_alpha": None,
-                                              "poly1_epsilon": 0.0}),
-}
-for _name, (_fn, _extra) in _EXTRA_OPTIONS.items():
-    _params = inspect.signature(_fn).parameters
-    LOSSES[_name].extra = tuple(k for k in _extra if k in _params)
-    LOSSES[_name].defaults.update({k: _extra[k] for k in LOSSES[_name].extra})
+    def __getitem__(self, name):
+        return _Spec(_registry.current()[name])
 
-_ALIASES = {
-    "softmax": "softmax_cross_entropy", "cross_entropy": "softmax_cross_entropy",
-    "ce": "softmax_cross_entropy",
-    "sigmoid": "sigmoid_cross_entropy", "bce": "sigmoid_cross_entropy",
-    "binary_cross_entropy": "sigmoid_cross_entropy",
-    "binary_cross_entropy_with_logits": "sigmoid_cross_entropy",
-    "mean_squared_error": "mse",
-}
+    def __iter__(self):
+        return iter(_registry.current())
 
-_ARRAY_OPTIONS = ("weight", "pos_weight")   # compared with np.array_equal in merge()
+    def __len__(self):
+        return len(_registry.current())
+
+
+LOSSES = _Specs()
 
 
 def resolve_loss(loss):
     """Canonical loss name of ``loss``: a name, an alias, or a fastloss loss function."""
-    name = getattr(loss, "__name__", loss) if callable(loss) else loss
-    if isinstance(name, str):
-        key = name.strip().lower().replace("-", "_")
-        key = _ALIASES.get(key, key)
-        if key in LOSSES:
-            return key
-    raise ValueError("unknown loss %r; expected one of %s (or an alias: %s)"
-                     % (loss, ", ".join(LOSSES), ", ".join(sorted(_ALIASES))))
+    return _registry.resolve(loss)
+
+
+_ARRAY_OPTIONS = ("weight", "pos_weight")   # compared with np.array_equal in merge()
 
 
 # ------------------------------------------------------------- the result
@@ -318,13 +296,16 @@ class Evaluator:
                              % (sig[2], old[2]))
 
     def _target_kind(self, x, t):
-        if self.loss == "softmax_cross_entropy":
+        info = LOSSES[self.loss].info
+        if not info.classes:
+            return "targets"
+        if "probs" in info.targets:
             return "integer labels" if t.dtype.kind in "iu" else "probabilities"
-        if self.loss == "hinge":
-            if x.ndim == 1:
-                return "binary targets"
-            return "multi-label targets" if t.shape == x.shape else "integer labels"
-        return "targets"
+        if "binary" in info.targets and x.ndim == 1:
+            return "binary targets"
+        if "multilabel" in info.targets and t.shape == x.shape:
+            return "multi-label targets"
+        return "integer labels"
 
     def update(self, pred, target, *, sample_weight=None, weight=None):
         """Add one chunk of rows (axis 0): predictions, targets and per-row weights.
@@ -357,7 +338,8 @@ class Evaluator:
         x = pred if isinstance(pred, np.ndarray) else np.asarray(pred)
         t = target if isinstance(target, np.ndarray) else np.asarray(target)
         opts = self.options
-        if spec.classes and not (self.loss == "hinge" and x.ndim <= 1 and t.shape == x.shape):
+        if spec.classes and not ("binary" in spec.info.targets and x.ndim <= 1
+                                 and t.shape == x.shape):
             if x.ndim < 2 or opts["axis"] % x.ndim == 0:
                 raise ValueError(
                     "pred has shape %s with the class axis %d; an Evaluator stacks chunks "
@@ -373,27 +355,13 @@ class Evaluator:
         if self._signature is not None and x.dtype.kind == "f" and x.dtype.itemsize in (4, 8):
             self._check_signature(sig)     # other dtypes: the kernel's TypeError says more
 
-        nt = self.n_threads
-        k = self.top_k or 0
-        if self.loss == "softmax_cross_entropy":
-            r = _api._softmax(x, t, opts["weight"], per_chunk, opts["ignore_index"],
-                              opts["label_smoothing"], "sum", opts["axis"], nt, True, False,
-                              None, top_k=k, full=True, **{e: opts[e] for e in spec.extra})
-            hits = (r.stats["n_top1"], r.stats["n_topk"])
-        elif self.loss == "hinge":
-            r = _api._hinge(x, t, opts["margin"], opts["squared"], opts["multiclass"],
-                            opts["weight"], per_chunk, "sum", opts["axis"], nt, True, False,
-                            None, full=True, top_k=k if sig[2] == "integer labels" else 0)
-            hits = (r.stats["n_top1"], r.stats["n_topk"])
-        elif self.loss == "sigmoid_cross_entropy":
-            w = opts["weight"] if per_chunk is None else per_chunk
-            r = _api._sigmoid(x, t, w, opts["pos_weight"], "sum", nt, True, False, None,
-                              full=True, **{e: opts[e] for e in spec.extra})
-            hits = (0, 0)
-        else:
-            w = opts["weight"] if per_chunk is None else per_chunk
-            r = _api._mse(x, t, w, "sum", nt, True, False, None, full=True)
-            hits = (0, 0)
+        # one driver call, the same for every loss: its options, this chunk's per-row array
+        kw = dict(opts)
+        if per_chunk is not None or spec.chunk_option not in kw:
+            kw[spec.chunk_option] = per_chunk
+        k = (self.top_k or 0) if spec.info.hits else 0
+        r = spec.info.driver(x, t, reduction="sum", n_threads=self.n_threads, top_k=k, **kw)
+        hits = (r.stats["n_top1"], r.stats["n_topk"]) if k else (0, 0)
         st = r.stats
         self._check_signature(sig)
         self._add_stats(st["loss_sum"], st["weight_sum"], st["n_rows"], st["n_ignored"], *hits)
