@@ -13,10 +13,9 @@ takes their data pointers.  ``reduction`` and ``mode`` are the C enums
 1 weston_watkins, 2 crammer_singer); ``n_threads`` <= 0 means the OpenMP
 default.  Each returns one :class:`Result`.
 """
-from typing import Dict, Optional
+from typing import Dict, Optional, final
 
 import numpy as np
-from typing_extensions import disjoint_base
 
 _Array = Optional[np.ndarray]
 
@@ -26,7 +25,7 @@ FL_STATUS_NOMEM: int
 FL_STATUS_ARG: int
 FIELDS: Dict[int, str]
 
-@disjoint_base
+@final
 class Result:
     """What a kernel returned: its status and its fl_result, by name."""
     @property
