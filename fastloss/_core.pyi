@@ -9,7 +9,7 @@ ndarrays that the Python layer (_api.py) has already made C-contiguous,
 aligned, native-endian and of the kernel's dtype (float32 or float64, as the
 first array; int64 labels; float64 class and sample weights): the bridge only
 takes their data pointers.  ``reduction`` and ``mode`` are the C enums
-(``fl_reduction``: 0 none, 1 sum, 2 mean; ``fl_hinge_mode``: 0 ovr,
+(``fl_reduction``: 0 none, 1 sum, 2 mean, 3 batchmean, 4 fullmean; ``fl_hinge_mode``: 0 ovr,
 1 weston_watkins, 2 crammer_singer); ``n_threads`` <= 0 means the OpenMP
 default.  Each returns one :class:`Result`.
 """
@@ -58,25 +58,27 @@ def softmax_ce(
     inner: int, ignore_index: int = -100, label_smoothing: float = 0.0, reduction: int = 2,
     top_k: int = 0, row_loss: _Array = None, grad: _Array = None, hess: _Array = None,
     n_threads: int = 0, z_loss: float = 0.0, softcap: float = 0.0, focal_gamma: float = 0.0,
-    poly1_epsilon: float = 0.0, lse_out: _Array = None,
+    poly1_epsilon: float = 0.0, lse_out: _Array = None, batch_size: int = 0,
 ) -> Result: ...
 def sigmoid_ce(
     *, logits: np.ndarray, target: np.ndarray, weight: _Array = None,
     weight_row_stride: int = 0, pos_weight: _Array = None, n_rows: int, row_len: int,
     reduction: int = 2, loss: _Array = None, grad: _Array = None, hess: _Array = None,
     n_threads: int = 0, focal_gamma: float = 0.0, focal_alpha: float = -1.0,
-    poly1_epsilon: float = 0.0,
+    poly1_epsilon: float = 0.0, batch_size: int = 0, has_ignore: bool = False,
+    ignore_value: float = 0.0,
 ) -> Result: ...
 def hinge(
     *, scores: np.ndarray, labels: _Array = None, target: _Array = None,
     class_weight: _Array = None, sample_weight: _Array = None, outer: int, n_classes: int,
     inner: int, margin: float = 1.0, squared: bool = False, mode: int = 0, reduction: int = 2,
     row_loss: _Array = None, grad: _Array = None, n_threads: int = 0, top_k: int = 0,
+    batch_size: int = 0,
 ) -> Result: ...
 def mse(
     *, pred: np.ndarray, target: np.ndarray, weight: _Array = None, weight_row_stride: int = 0,
     n_rows: int, row_len: int, reduction: int = 2, loss: _Array = None, grad: _Array = None,
-    hess: _Array = None, n_threads: int = 0,
+    hess: _Array = None, n_threads: int = 0, batch_size: int = 0,
 ) -> Result: ...
 
 # The fast path: the common call (C-contiguous aligned native float32/float64 predictions,

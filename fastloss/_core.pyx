@@ -19,6 +19,7 @@ caller then takes the general path (which also reports every error).
 cimport cython
 cimport numpy as cnp
 from libc.stdint cimport int64_t
+from libc.string cimport memset
 from fastloss.capi cimport *
 
 cnp.import_array()
@@ -36,7 +37,7 @@ FIELDS = {
     FL_FIELD_Z_LOSS: "z_loss", FL_FIELD_SOFTCAP: "softcap", FL_FIELD_FOCAL_GAMMA: "focal_gamma",
     FL_FIELD_POLY1_EPSILON: "poly1_epsilon", FL_FIELD_FOCAL_TARGET: "focal_target",
     FL_FIELD_HESS: "hess", FL_FIELD_MODE: "mode", FL_FIELD_WEIGHT_STRIDE: "weight_row_stride",
-    FL_FIELD_FOCAL_ALPHA: "focal_alpha",
+    FL_FIELD_FOCAL_ALPHA: "focal_alpha", FL_FIELD_IGNORE_VALUE: "ignore_value",
 }
 
 
@@ -98,11 +99,13 @@ def softmax_ce(*, object logits, object labels=None, object probs=None,
                double label_smoothing=0.0, int reduction=FL_REDUCE_MEAN, int64_t top_k=0,
                object row_loss=None, object grad=None, object hess=None, int n_threads=0,
                double z_loss=0.0, double softcap=0.0, double focal_gamma=0.0,
-               double poly1_epsilon=0.0, object lse_out=None):
+               double poly1_epsilon=0.0, object lse_out=None, int64_t batch_size=0):
     cdef fl_softmax_ce_args a
     cdef fl_result r
     cdef fl_status st
     cdef bint f64 = _is_f64(logits)
+    memset(&a, 0, sizeof(a))
+    a.batch_size = batch_size
     a.outer = outer
     a.n_classes = n_classes
     a.inner = inner
@@ -133,11 +136,16 @@ def sigmoid_ce(*, object logits, object target, object weight=None,
                int64_t weight_row_stride=0, object pos_weight=None, int64_t n_rows,
                int64_t row_len, int reduction=FL_REDUCE_MEAN, object loss=None,
                object grad=None, object hess=None, int n_threads=0, double focal_gamma=0.0,
-               double focal_alpha=-1.0, double poly1_epsilon=0.0):
+               double focal_alpha=-1.0, double poly1_epsilon=0.0, int64_t batch_size=0,
+               bint has_ignore=False, double ignore_value=0.0):
     cdef fl_sigmoid_ce_args a
     cdef fl_result r
     cdef fl_status st
     cdef bint f64 = _is_f64(logits)
+    memset(&a, 0, sizeof(a))
+    a.batch_size = batch_size
+    a.has_ignore = has_ignore
+    a.ignore_value = ignore_value
     a.n_rows = n_rows
     a.row_len = row_len
     a.logits = _ptr(logits)
@@ -162,11 +170,13 @@ def hinge(*, object scores, object labels=None, object target=None, object class
           object sample_weight=None, int64_t outer, int64_t n_classes, int64_t inner,
           double margin=1.0, bint squared=False, int mode=FL_HINGE_OVR,
           int reduction=FL_REDUCE_MEAN, object row_loss=None, object grad=None,
-          int n_threads=0, int64_t top_k=0):
+          int n_threads=0, int64_t top_k=0, int64_t batch_size=0):
     cdef fl_hinge_args a
     cdef fl_result r
     cdef fl_status st
     cdef bint f64 = _is_f64(scores)
+    memset(&a, 0, sizeof(a))
+    a.batch_size = batch_size
     a.outer = outer
     a.n_classes = n_classes
     a.inner = inner
@@ -190,11 +200,13 @@ def hinge(*, object scores, object labels=None, object target=None, object class
 
 def mse(*, object pred, object target, object weight=None, int64_t weight_row_stride=0,
         int64_t n_rows, int64_t row_len, int reduction=FL_REDUCE_MEAN, object loss=None,
-        object grad=None, object hess=None, int n_threads=0):
+        object grad=None, object hess=None, int n_threads=0, int64_t batch_size=0):
     cdef fl_mse_args a
     cdef fl_result r
     cdef fl_status st
     cdef bint f64 = _is_f64(pred)
+    memset(&a, 0, sizeof(a))
+    a.batch_size = batch_size
     a.n_rows = n_rows
     a.row_len = row_len
     a.pred = _ptr(pred)
@@ -266,6 +278,7 @@ def softmax_ce_value(object logits, object target):
     cdef fl_result r
     cdef fl_status st
     cdef int nd
+    memset(&a, 0, sizeof(a))      # batch_size 0, no ignore value: the defaults
     if f64 < 0:
         return None
     x = <cnp.ndarray>logits
@@ -328,6 +341,7 @@ def sigmoid_ce_value(object logits, object target):
     cdef fl_sigmoid_ce_args a
     cdef fl_result r
     cdef fl_status st
+    memset(&a, 0, sizeof(a))      # batch_size 0, no ignore value: the defaults
     if f64 < 0 or not _fast_elem(logits, target, &a.n_rows, &a.row_len):
         return None
     a.logits = cnp.PyArray_DATA(<cnp.ndarray>logits)
@@ -356,6 +370,7 @@ def mse_value(object pred, object target):
     cdef fl_mse_args a
     cdef fl_result r
     cdef fl_status st
+    memset(&a, 0, sizeof(a))      # batch_size 0, no ignore value: the defaults
     if f64 < 0 or not _fast_elem(pred, target, &a.n_rows, &a.row_len):
         return None
     a.pred = cnp.PyArray_DATA(<cnp.ndarray>pred)

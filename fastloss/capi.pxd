@@ -35,11 +35,14 @@ cdef extern from "fastloss.h" nogil:
         FL_FIELD_MODE
         FL_FIELD_WEIGHT_STRIDE
         FL_FIELD_FOCAL_ALPHA
+        FL_FIELD_IGNORE_VALUE
 
     ctypedef enum fl_reduction:
         FL_REDUCE_NONE
         FL_REDUCE_SUM
         FL_REDUCE_MEAN
+        FL_REDUCE_BATCHMEAN
+        FL_REDUCE_FULLMEAN
 
     ctypedef enum fl_hinge_mode:
         FL_HINGE_OVR
@@ -77,6 +80,7 @@ cdef extern from "fastloss.h" nogil:
         double focal_gamma
         double poly1_epsilon
         double *lse_out
+        int64_t batch_size
 
     ctypedef struct fl_sigmoid_ce_args:
         int64_t n_rows, row_len
@@ -93,6 +97,9 @@ cdef extern from "fastloss.h" nogil:
         double focal_gamma
         double focal_alpha
         double poly1_epsilon
+        int64_t batch_size
+        int has_ignore
+        double ignore_value
 
     ctypedef struct fl_hinge_args:
         int64_t outer, n_classes, inner
@@ -109,6 +116,7 @@ cdef extern from "fastloss.h" nogil:
         void *row_loss
         void *grad
         int64_t top_k
+        int64_t batch_size
 
     ctypedef struct fl_mse_args:
         int64_t n_rows, row_len
@@ -121,6 +129,7 @@ cdef extern from "fastloss.h" nogil:
         void *loss
         void *grad
         void *hess
+        int64_t batch_size
 
     fl_status fl_softmax_ce_f32(const fl_softmax_ce_args *args, fl_result *result)
     fl_status fl_softmax_ce_f64(const fl_softmax_ce_args *args, fl_result *result)

@@ -45,11 +45,11 @@ typedef enum {
     FL_FIELD_NONE = 0,
     FL_FIELD_SIZES = 1,            /* outer / inner / n_rows / row_len < 0 */
     FL_FIELD_N_CLASSES = 2,        /* n_classes < 1 */
-    FL_FIELD_REDUCTION = 3,        /* not an fl_reduction */
+    FL_FIELD_REDUCTION = 3,        /* not an fl_reduction, or BATCHMEAN with batch_size < 0 */
     FL_FIELD_TARGET = 4,           /* labels and probs (target) both given or both NULL */
     FL_FIELD_LABEL_SMOOTHING = 5,  /* outside [0, 1] or NaN */
     FL_FIELD_TOP_K = 6,            /* < 0 */
-    FL_FIELD_Z_LOSS = 7,           /* < 0 or NaN */
+    FL_FIELD_Z_LOSS = 7,           /* < 0, infinite or NaN */
     FL_FIELD_SOFTCAP = 8,          /* < 0 or NaN */
     FL_FIELD_FOCAL_GAMMA = 9,      /* < 0, infinite or NaN */
     FL_FIELD_POLY1_EPSILON = 10,   /* not finite */
@@ -57,13 +57,16 @@ typedef enum {
     FL_FIELD_HESS = 12,            /* hess requested together with an option that has none */
     FL_FIELD_MODE = 13,            /* not an fl_hinge_mode, or a +-1 target with a mode but ovr */
     FL_FIELD_WEIGHT_STRIDE = 14,   /* weight_row_stride neither 0 nor row_len */
-    FL_FIELD_FOCAL_ALPHA = 15      /* > 1 or NaN (negative: off) */
+    FL_FIELD_FOCAL_ALPHA = 15,     /* > 1 or NaN (negative: off) */
+    FL_FIELD_IGNORE_VALUE = 16     /* has_ignore with a NaN ignore_value */
 } fl_field;
 
 typedef enum {
     FL_REDUCE_NONE = 0,
     FL_REDUCE_SUM = 1,
-    FL_REDUCE_MEAN = 2
+    FL_REDUCE_MEAN = 2,
+    FL_REDUCE_BATCHMEAN = 3,  /* the sum / batch_size (Caffe's BATCH_SIZE normalization) */
+    FL_REDUCE_FULLMEAN = 4    /* the sum / every output location, ignored ones included (Caffe's FULL) */
 } fl_reduction;
 
 typedef enum {
@@ -73,9 +76,9 @@ typedef enum {
 } fl_hinge_mode;
 
 typedef struct {
-    double value;       /* SUM: the sum; MEAN: sum / weight_sum (NaN when weight_sum == 0); NONE: the sum */
+    double value;       /* SUM, NONE: the sum; MEAN, BATCHMEAN, FULLMEAN: sum / weight_sum (NaN when 0) */
     double loss_sum;    /* sum of the weighted per-row (per-element) losses, in double */
-    double weight_sum;  /* the MEAN denominator */
+    double weight_sum;  /* the denominator of MEAN, BATCHMEAN (batch_size) or FULLMEAN (n_rows) */
     int64_t n_rows;     /* rows (class losses) or elements (elementwise losses) */
     int64_t n_ignored;  /* rows whose label was ignore_index */
     int64_t n_top1;     /* rows whose target class has the highest score (top_k > 0) */
@@ -113,6 +116,7 @@ typedef struct {
     double focal_gamma;           /* focal loss (1 - p_y)^gamma * CE (labels, no smoothing) */
     double poly1_epsilon;         /* + epsilon * (1 - p_t) per row (PolyLoss) */
     double *lse_out;              /* out: outer * inner log-sum-exps (of the capped logits) or NULL */
+    int64_t batch_size;           /* BATCHMEAN: the divisor (pred's first axis), >= 0 */
 } fl_softmax_ce_args;
 
 /* Sigmoid cross-entropy (binary and multi-label), elementwise over the
@@ -136,6 +140,12 @@ typedef struct {
     double focal_gamma;
     double focal_alpha;           /* < 0: no alpha weighting */
     double poly1_epsilon;
+    int64_t batch_size;           /* BATCHMEAN: the divisor (pred's first axis), >= 0 */
+    /* Caffe's ignore_label: target elements equal to ignore_value (when
+     * has_ignore) contribute 0 to the loss, gradient and Hessian; MEAN then
+     * divides by the number of elements not ignored (n_ignored reports them). */
+    int has_ignore;
+    double ignore_value;
 } fl_sigmoid_ce_args;
 
 /* Hinge losses over (outer, C, inner) scores.  Binary hinge is OVR with C == 1
@@ -159,6 +169,7 @@ typedef struct {
     void *row_loss;
     void *grad;
     int64_t top_k;                /* > 0: count top-1 and top-k hits (labels only) */
+    int64_t batch_size;           /* BATCHMEAN: the divisor (pred's first axis), >= 0 */
 } fl_hinge_args;
 
 /* Mean squared error, elementwise over (n_rows, row_len).
@@ -175,6 +186,7 @@ typedef struct {
     void *loss;
     void *grad;
     void *hess;
+    int64_t batch_size;           /* BATCHMEAN: the divisor (pred's first axis), >= 0 */
 } fl_mse_args;
 
 fl_status fl_softmax_ce_f32(const fl_softmax_ce_args *args, fl_result *result);
