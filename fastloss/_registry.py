@@ -125,6 +125,16 @@ class Loss:
             return self.driver_callable
         return getattr(importlib.import_module(self.module), self.driver_name)
 
+    def __getitem__(self, key: str) -> Any:
+        """The description read as a mapping too: ``losses[name]["options"]``."""
+        if key in self.keys():
+            return getattr(self, key)
+        raise KeyError(key)
+
+    def keys(self) -> Tuple[str, ...]:
+        return ("name", "summary", "pred", "targets", "classes", "options", "option_info",
+                "forms", "functions", "reference", "aliases", "chunk_option", "torch_oracle")
+
     def loss_options(self) -> Tuple[str, ...]:
         """Options that hold for a whole evaluation (the Evaluator's constructor options)."""
         return tuple(k for k, o in self.option_info.items() if o.scope == "loss")

@@ -37,6 +37,12 @@ def test_losses_is_a_read_only_mapping_of_every_loss():
     assert info.options["label_smoothing"] == 0.0
     assert info.options["ignore_index"] == -100
     assert fastloss.losses["hinge"].options["multiclass"] == "ovr"
+    # read as a mapping too
+    assert fastloss.losses["mse"]["options"] == {"weight": None}
+    assert fastloss.losses["mse"]["functions"]["value"] is fastloss.mse
+    assert set(dict(fastloss.losses["mse"])) >= {"options", "functions", "forms"}
+    with pytest.raises(KeyError):
+        fastloss.losses["mse"]["nothing"]
 
 
 @pytest.mark.parametrize("name", list(fastloss.losses))
