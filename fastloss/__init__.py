@@ -2,7 +2,8 @@
 
 Every loss comes in three forms: ``L`` (the value), ``L_grad`` (the gradient
 with respect to the predictions) and ``L_value_and_grad`` (both, in one pass).
-The contract is the project's SPEC: see README.md.
+``fastloss.losses`` describes every loss: its options and defaults, its target
+kinds and its functions by form.  See README.md.
 """
 from ._version import __version__
 from ._api import (
@@ -23,9 +24,10 @@ from ._api import (
     softmax_cross_entropy_value_and_grad,
 )
 from ._config import show_config
+from ._registry import LOSSES as losses
 
 
-def get_include():
+def get_include() -> str:
     """The directory of fastloss's C headers, for extensions that call the kernels.
 
     ``fastloss.h`` declares the kernels and their argument structs (raw
@@ -48,6 +50,7 @@ __all__ = [
     "__version__",
     "get_include",
     "show_config",
+    "losses",
     "Evaluator",
     "softmax_cross_entropy",
     "softmax_cross_entropy_grad",

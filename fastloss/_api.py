@@ -5,12 +5,31 @@ the C kernels C-contiguous, aligned, native-endian arrays; the kernels then
 compute in one pass (see src_c/fastloss.h).  Errors are raised here, or from
 the kernel's label check, before any output buffer is written.
 """
+from __future__ import annotations
+
 import math
 import operator
+from typing import Any, Literal, Optional, Tuple, Union
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
-from . import _core
+from . import _core, _registry
+
+# A reduced loss (a float for "mean" and "sum") or the per-row losses ("none").
+_Value = Union[float, NDArray[np.floating]]
+# (unions of one-value Literals: at run time, as for the type checker, a typing.Union)
+_Reduction = Union[Literal["mean"], Literal["sum"], Literal["none"], Literal["batchmean"],
+                   Literal["fullmean"]]
+_HingeMode = Union[Literal["ovr"], Literal["weston_watkins"], Literal["crammer_singer"]]
+
+# The default values of the public functions, as objects: an argument that IS one of them
+# was not given (or given as the same value), which is how the value functions recognise
+# the common call in a few identity tests before handing it to the fast path in C.
+_ZERO = 0.0
+_IGNORE = -100
+_MEAN: _Reduction = "mean"
+_LAST = -1
 
 _REDUCTIONS = {"none": 0, "sum": 1, "mean": 2, "batchmean": 3, "fullmean": 4}
 _HINGE_MODES = {"ovr": 0, "weston_watkins": 1, "crammer_singer": 2}
@@ -83,35 +102,6 @@ def _ignore_index(ignore_index):
     if not -2**63 <= ignore < 2**63:
         raise ValueError("ignore_index must fit in int64 (labels are int64), not %d" % ignore)
     return ignore
-
-
-def _softmax_options(z_loss, softcap, focal_gamma, poly1_epsilon):
-    """The softmax options beyond PyTorch's, checked: (z_loss, softcap or 0, gamma, eps)."""
-    if (z_loss == 0.0 and softcap is None and focal_gamma == 0.0 and poly1_epsilon == 0.0
-            and type(z_loss) is float and type(focal_gamma) is float
-            and type(poly1_epsilon) is float):
-        return 0.0, 0.0, 0.0, 0.0           # the defaults: nothing to check
-    return (_option(z_loss, "z_loss", _finite_nonneg, "a finite number >= 0"),
-            0.0 if softcap is None else _option(softcap, "softcap",
-                                                lambda v: 0 < v < math.inf,
-                                                "None or a finite number > 0"),
-            _option(focal_gamma, "focal_gamma", _finite_nonneg, "a finite number >= 0"),
-            _option(poly1_epsilon, "poly1_epsilon", math.isfinite, "a finite number"))
-
-
-def _sigmoid_options(focal_gamma, focal_alpha, poly1_epsilon):
-    """The sigmoid options beyond PyTorch's, checked: (gamma, alpha or -1, eps)."""
-    if (focal_gamma == 0.0 and focal_alpha is None and poly1_epsilon == 0.0
-            and type(focal_gamma) is float and type(poly1_epsilon) is float):
-        return 0.0, -1.0, 0.0               # the defaults: nothing to check
-    return (_option(focal_gamma, "focal_gamma", _finite_nonneg, "a finite number >= 0"),
-            -1.0 if focal_alpha is None else _option(
-                focal_alpha, "focal_alpha", lambda v: 0 <= v <= 1, "None or a number in [0, 1]"),
-            _option(poly1_epsilon, "poly1_epsilon", math.isfinite, "a finite number"))
-
-
-def _finite_nonneg(v):
-    return 0 <= v < math.inf
 
 
 def _margin(margin):
@@ -253,18 +243,53 @@ def _labels(target, row_shape, name, x_shape, ax):
 
 
 def _label_error(res, target_shape, name, n_classes):
-    pos = np.unravel_index(res[7], target_shape) if target_shape else ()
+    pos = np.unravel_index(res.bad_index, target_shape) if target_shape else ()
     pos = tuple(int(p) for p in pos)
     return ValueError("%s has label %d at position %s, outside [0, %d) and not ignore_index"
-                      % (name, res[8], pos, n_classes))
+                      % (name, res.bad_value, pos, n_classes))
 
 
-def _check_status(res):
-    if res[0] == _core.FL_STATUS_NOMEM:
+def _domain(loss, name):
+    return _registry.LOSSES[loss].option_info[name].domain
+
+
+def _number(value, loss, name):
+    """A float option as a float; its domain is checked by the kernel (C), which names the
+    field that is outside it (see _check)."""
+    if type(value) is float:
+        return value
+    if not isinstance(value, (bool, np.bool_, str, bytes)):
+        try:
+            return float(value)
+        except (TypeError, ValueError, OverflowError):
+            pass
+    raise ValueError("%s must be %s, not %r" % (name, _domain(loss, name), value))
+
+
+def _check(res, loss, given, row_shape=None, n_classes=0):
+    """Raise the error a kernel's status stands for, named from the caller's arguments:
+    ``given`` maps the option names to the values the caller passed."""
+    st = res.status
+    if st == _core.FL_STATUS_OK:
+        return
+    if st == _core.FL_STATUS_LABEL:
+        raise _label_error(res, row_shape, "target", n_classes)
+    if st == _core.FL_STATUS_NOMEM:
         raise MemoryError("fastloss: a scratch allocation failed")
-    if res[0] != _core.FL_STATUS_OK:
-        raise RuntimeError("fastloss: the kernel rejected its arguments (status %d); "
-                           "please report this" % res[0])
+    field = res.bad_field if st == _core.FL_STATUS_ARG else ""
+    if field in given:
+        raise ValueError("%s must be %s, not %r" % (field, _domain(loss, field), given[field]))
+    if field == "n_classes":
+        name = _registry.LOSSES[loss].pred
+        raise ValueError("%s has shape %s: 0 classes along axis %d"
+                         % (name, given["shape"], given["axis"]))
+    if field == "focal_target":
+        raise ValueError("focal_gamma=%r needs integer labels and label_smoothing=0 (focal "
+                         "loss has no accepted definition with %s)"
+                         % (given["focal_gamma_given"], "probability targets"
+                            if given["probs"] else "label smoothing"))
+    raise RuntimeError("fastloss: the kernel rejected its arguments (status %d%s); "
+                       "please report this" % (st, ", field " + field if field else ""))
 
 
 def _class_weight(weight, n_classes, name="weight"):
@@ -288,7 +313,8 @@ def _row_weight(sample_weight, row_shape, name="sample_weight"):
 
 
 def _option(value, name, ok, expected):
-    """A float option checked against its domain (ValueError naming it)."""
+    """A float option checked here against its domain (ValueError naming it): for the
+    options whose "off" value (None) the kernel receives as a sentinel in its domain."""
     if isinstance(value, (bool, np.bool_)):
         raise ValueError("%s must be %s, not %r" % (name, expected, value))
     try:
@@ -350,30 +376,36 @@ def _elem_weight(weight, x, name="weight"):
     return np.require(full, dtype=x.dtype, requirements=["C", "A"]), row_len
 
 
-def _value(res, reduction, row_loss):
-    _check_status(res)
-    if reduction == 0:
-        return row_loss
-    return float(res[1])
-
-
 class _Out:
-    """What one kernel call produced: the value, gradient, Hessian and the
-    kernel's statistics (loss_sum, weight_sum, n_rows, n_ignored, n_top1, n_topk)."""
-    __slots__ = ("value", "grad", "hess", "stats")
+    """What one driver call produced: ``value`` (a float, or the per-row array for
+    reduction="none"), ``grad``, ``hess`` (None when not asked for) and ``result``, the
+    kernel's :class:`fastloss._core.Result` (loss_sum, weight_sum, n_rows, n_ignored, n_top1,
+    n_topk)."""
+    __slots__ = ("value", "grad", "hess", "result")
 
-    def __init__(self, value, grad, hess, res, n_rows):
-        self.value, self.grad, self.hess = value, grad, hess
-        self.stats = {"loss_sum": res[2], "weight_sum": res[3], "n_rows": n_rows,
-                      "n_ignored": res[4], "n_top1": res[5], "n_topk": res[6]}
+    def __init__(self, value, grad, hess, result):
+        self.value, self.grad, self.hess, self.result = value, grad, hess, result
+
+    @property
+    def stats(self):
+        """The kernel's statistics as a dict."""
+        r = self.result
+        return {"loss_sum": r.loss_sum, "weight_sum": r.weight_sum, "n_rows": r.n_rows,
+                "n_ignored": r.n_ignored, "n_top1": r.n_top1, "n_topk": r.n_topk}
+
+
+def _finish(res, reduction, row_loss, out, g, h):
+    return _Out(row_loss if reduction == 0 else res.value, _ret(out, g), h, res)
 
 
 # --------------------------------------------------- softmax cross-entropy
 
-def _softmax(logits, target, weight, sample_weight, ignore_index, label_smoothing, reduction,
-             axis, n_threads, want_value, want_grad, out, top_k=0, want_hess=False,
-             hess_out=None, full=False, z_loss=0.0, softcap=None, lse_out=None,
-             focal_gamma=0.0, poly1_epsilon=0.0):
+def _softmax(logits, target, *, weight=None, sample_weight=None, ignore_index=-100,
+             label_smoothing=0.0, reduction="mean", axis=-1, n_threads=None, z_loss=0.0,
+             softcap=None, lse_out=None, focal_gamma=0.0, poly1_epsilon=0.0, out=None,
+             hess_out=None, value=True, grad=False, hess=False, top_k=0):
+    """The driver of every softmax cross-entropy form: arguments -> one kernel request ->
+    an :class:`_Out`.  ``value``, ``grad`` and ``hess`` switch the outputs on."""
     x = _float_array(logits, "logits")
     if x.ndim == 0:
         raise ValueError("logits is 0-d; softmax cross-entropy needs a class axis")
@@ -382,8 +414,6 @@ def _softmax(logits, target, weight, sample_weight, ignore_index, label_smoothin
     ax = _axis(axis, x.ndim, "logits")
     shape = x.shape
     n_classes = shape[ax]
-    if n_classes == 0:
-        raise ValueError("logits has shape %s: 0 classes along axis %d" % (shape, ax))
     row_shape = shape[:ax] + shape[ax + 1:]
     outer = math.prod(shape[:ax])
     inner = math.prod(shape[ax + 1:])
@@ -402,21 +432,15 @@ def _softmax(logits, target, weight, sample_weight, ignore_index, label_smoothin
     else:
         raise TypeError("target has dtype %s; expected integer class labels or floating "
                         "probabilities" % t.dtype)
-    try:
-        eps = float(label_smoothing)
-    except (TypeError, ValueError, OverflowError):
-        raise ValueError("label_smoothing must be a number in [0, 1], not %r"
-                         % (label_smoothing,)) from None
-    if not 0.0 <= eps <= 1.0:
-        raise ValueError("label_smoothing must be in [0, 1], not %r" % (label_smoothing,))
+    name = "softmax_cross_entropy"
+    eps = _number(label_smoothing, name, "label_smoothing")
     w = _class_weight(weight, n_classes)
     sw = _row_weight(sample_weight, row_shape)
-    zl, cap, gam, pe = _softmax_options(z_loss, softcap, focal_gamma, poly1_epsilon)
-    if gam != 0.0 and (probs is not None or eps != 0.0):
-        raise ValueError("focal_gamma=%r needs integer labels and label_smoothing=0 (focal "
-                         "loss has no accepted definition with %s)"
-                         % (focal_gamma, "probability targets" if probs is not None
-                            else "label smoothing"))
+    zl = _number(z_loss, name, "z_loss")
+    cap = 0.0 if softcap is None else _option(softcap, "softcap", lambda v: 0 < v < math.inf,
+                                              _domain(name, "softcap"))
+    gam = _number(focal_gamma, name, "focal_gamma")
+    pe = _number(poly1_epsilon, name, "poly1_epsilon")
     lse = None
     if lse_out is not None:
         if (not isinstance(lse_out, np.ndarray) or lse_out.dtype != _F64
@@ -425,15 +449,14 @@ def _softmax(logits, target, weight, sample_weight, ignore_index, label_smoothin
             raise ValueError("lse_out must be a writable C-contiguous float64 array of the row "
                              "shape %s; got %s" % (row_shape, _describe(lse_out)))
         lse = lse_out
+    tgt = probs if probs is not None else labels
     g = None
-    if want_grad:
-        g = _grad_out(out, x, [("target", probs if probs is not None else labels),
-                               ("weight", w), ("sample_weight", sw), ("lse_out", lse),
-                               ("target", _orig(target, probs if probs is not None else labels)),
+    if grad:
+        g = _grad_out(out, x, [("target", tgt), ("weight", w), ("sample_weight", sw),
+                               ("lse_out", lse), ("target", _orig(target, tgt)),
                                ("weight", _orig(weight, w)),
                                ("sample_weight", _orig(sample_weight, sw))], "logits")
     if lse is not None:
-        tgt = probs if probs is not None else labels
         for other_name, other in (("logits", x), ("target", tgt), ("weight", w),
                                   ("sample_weight", sw), ("target", _orig(target, tgt)),
                                   ("sample_weight", _orig(sample_weight, sw)),
@@ -442,24 +465,25 @@ def _softmax(logits, target, weight, sample_weight, ignore_index, label_smoothin
                                       else np.may_share_memory(lse, other)):
                 raise ValueError("lse_out shares memory with %s" % other_name)
     h = None
-    if want_hess:
-        h = _grad_out(hess_out, x, [("target", probs if probs is not None else labels),
-                                    ("weight", w), ("sample_weight", sw), ("out", g),
-                                    ("target", _orig(target, probs if probs is not None
-                                                     else labels)),
+    if hess:
+        h = _grad_out(hess_out, x, [("target", tgt), ("weight", w), ("sample_weight", sw),
+                                    ("out", g), ("target", _orig(target, tgt)),
                                     ("weight", _orig(weight, w)),
                                     ("sample_weight", _orig(sample_weight, sw))],
                       "logits", "hess_out", in_place=False)
-    row_loss = np.empty(row_shape, dtype=x.dtype) if (want_value and red == 0) else None
-    res = _core.softmax_ce(x.itemsize == 8, x, labels, probs, w, sw, outer, n_classes, inner,
-                           ignore, eps, red, top_k, row_loss, g, h, nt, zl, cap, gam, pe, lse,
-                           _batch_size(row_shape))
-    if res[0] == _core.FL_STATUS_LABEL:
-        raise _label_error(res, row_shape, "target", n_classes)
-    value = _value(res, red, row_loss)
-    if full:
-        return _Out(value, _ret(out, g), h, res, outer * inner)
-    return value, _ret(out, g)
+    row_loss = np.empty(row_shape, dtype=x.dtype) if (value and red == 0) else None
+    res = _core.softmax_ce(
+        logits=x, labels=labels, probs=probs, class_weight=w, sample_weight=sw, outer=outer,
+        n_classes=n_classes, inner=inner, ignore_index=ignore, label_smoothing=eps,
+        reduction=red, top_k=top_k, row_loss=row_loss, grad=g, hess=h, n_threads=nt,
+        z_loss=zl, softcap=cap, focal_gamma=gam, poly1_epsilon=pe, lse_out=lse,
+        batch_size=_batch_size(row_shape))
+    if res.status != _core.FL_STATUS_OK:
+        _check(res, name, {"label_smoothing": label_smoothing, "z_loss": z_loss,
+                           "focal_gamma": focal_gamma, "poly1_epsilon": poly1_epsilon,
+                           "shape": shape, "axis": ax, "focal_gamma_given": focal_gamma,
+                           "probs": probs is not None}, row_shape, n_classes)
+    return _finish(res, red, row_loss, out, g, h)
 
 
 _SOFTMAX_DOC = """{summary}
@@ -530,35 +554,62 @@ _OUT_DOC = """
         the gradient; ``out=logits`` overwrites the logits in place."""
 
 
-def softmax_cross_entropy(logits, target, *, weight=None, sample_weight=None, ignore_index=-100,
-                          label_smoothing=0.0, reduction="mean", axis=-1, n_threads=None,
-                          z_loss=0.0, softcap=None, lse_out=None, focal_gamma=0.0,
-                          poly1_epsilon=0.0):
-    return _softmax(logits, target, weight, sample_weight, ignore_index, label_smoothing,
-                    reduction, axis, n_threads, True, False, None, z_loss=z_loss,
+def softmax_cross_entropy(logits: ArrayLike, target: ArrayLike, *,
+                          weight: Optional[ArrayLike] = None,
+                          sample_weight: Optional[ArrayLike] = None,
+                          ignore_index: int = _IGNORE, label_smoothing: float = _ZERO,
+                          reduction: _Reduction = _MEAN, axis: int = _LAST,
+                          n_threads: Optional[int] = None, z_loss: float = _ZERO,
+                          softcap: Optional[float] = None,
+                          lse_out: Optional[NDArray[np.float64]] = None,
+                          focal_gamma: float = _ZERO, poly1_epsilon: float = _ZERO) -> _Value:
+    if (weight is None and sample_weight is None and ignore_index is _IGNORE
+            and label_smoothing is _ZERO and reduction is _MEAN and axis is _LAST
+            and n_threads is None and z_loss is _ZERO and softcap is None and lse_out is None
+            and focal_gamma is _ZERO and poly1_epsilon is _ZERO):
+        v = _core.softmax_ce_value(logits, target)      # the common call, done in C
+        if v is not None:
+            return v
+    return _softmax(logits, target, weight=weight, sample_weight=sample_weight,
+                    ignore_index=ignore_index, label_smoothing=label_smoothing,
+                    reduction=reduction, axis=axis, n_threads=n_threads, z_loss=z_loss,
                     softcap=softcap, lse_out=lse_out, focal_gamma=focal_gamma,
-                    poly1_epsilon=poly1_epsilon)[0]
+                    poly1_epsilon=poly1_epsilon).value
 
 
-def softmax_cross_entropy_grad(logits, target, *, weight=None, sample_weight=None,
-                               ignore_index=-100, label_smoothing=0.0, reduction="mean", axis=-1,
-                               n_threads=None, out=None, z_loss=0.0, softcap=None, lse_out=None,
-                               focal_gamma=0.0, poly1_epsilon=0.0):
-    return _softmax(logits, target, weight, sample_weight, ignore_index, label_smoothing,
-                    reduction, axis, n_threads, False, True, out, z_loss=z_loss,
+def softmax_cross_entropy_grad(logits: ArrayLike, target: ArrayLike, *,
+                               weight: Optional[ArrayLike] = None,
+                               sample_weight: Optional[ArrayLike] = None,
+                               ignore_index: int = -100, label_smoothing: float = 0.0,
+                               reduction: _Reduction = "mean", axis: int = -1,
+                               n_threads: Optional[int] = None, out: Optional[Any] = None,
+                               z_loss: float = 0.0, softcap: Optional[float] = None,
+                               lse_out: Optional[NDArray[np.float64]] = None,
+                               focal_gamma: float = 0.0, poly1_epsilon: float = 0.0) -> Any:
+    return _softmax(logits, target, weight=weight, sample_weight=sample_weight,
+                    ignore_index=ignore_index, label_smoothing=label_smoothing,
+                    reduction=reduction, axis=axis, n_threads=n_threads, z_loss=z_loss,
                     softcap=softcap, lse_out=lse_out, focal_gamma=focal_gamma,
-                    poly1_epsilon=poly1_epsilon)[1]
+                    poly1_epsilon=poly1_epsilon, out=out, value=False, grad=True).grad
 
 
-def softmax_cross_entropy_value_and_grad(logits, target, *, weight=None, sample_weight=None,
-                                         ignore_index=-100, label_smoothing=0.0,
-                                         reduction="mean", axis=-1, n_threads=None, out=None,
-                                         z_loss=0.0, softcap=None, lse_out=None,
-                                         focal_gamma=0.0, poly1_epsilon=0.0):
-    return _softmax(logits, target, weight, sample_weight, ignore_index, label_smoothing,
-                    reduction, axis, n_threads, True, True, out, z_loss=z_loss,
-                    softcap=softcap, lse_out=lse_out, focal_gamma=focal_gamma,
-                    poly1_epsilon=poly1_epsilon)
+def softmax_cross_entropy_value_and_grad(logits: ArrayLike, target: ArrayLike, *,
+                                         weight: Optional[ArrayLike] = None,
+                                         sample_weight: Optional[ArrayLike] = None,
+                                         ignore_index: int = -100, label_smoothing: float = 0.0,
+                                         reduction: _Reduction = "mean", axis: int = -1,
+                                         n_threads: Optional[int] = None,
+                                         out: Optional[Any] = None, z_loss: float = 0.0,
+                                         softcap: Optional[float] = None,
+                                         lse_out: Optional[NDArray[np.float64]] = None,
+                                         focal_gamma: float = 0.0,
+                                         poly1_epsilon: float = 0.0) -> Tuple[_Value, Any]:
+    r = _softmax(logits, target, weight=weight, sample_weight=sample_weight,
+                 ignore_index=ignore_index, label_smoothing=label_smoothing,
+                 reduction=reduction, axis=axis, n_threads=n_threads, z_loss=z_loss,
+                 softcap=softcap, lse_out=lse_out, focal_gamma=focal_gamma,
+                 poly1_epsilon=poly1_epsilon, out=out, value=True, grad=True)
+    return r.value, r.grad
 
 
 softmax_cross_entropy.__doc__ = _SOFTMAX_DOC.format(
@@ -574,9 +625,12 @@ softmax_cross_entropy_value_and_grad.__doc__ = _SOFTMAX_DOC.format(
 
 # --------------------------------------------------- sigmoid cross-entropy
 
-def _sigmoid(logits, target, weight, pos_weight, reduction, n_threads, want_value, want_grad,
-             out, want_hess=False, hess_out=None, full=False, focal_gamma=0.0, focal_alpha=None,
-             poly1_epsilon=0.0, ignore_index=None):
+def _sigmoid(logits, target, *, weight=None, pos_weight=None, reduction="mean",
+             n_threads=None, focal_gamma=0.0, focal_alpha=None, poly1_epsilon=0.0,
+             ignore_index=None, out=None, hess_out=None, value=True, grad=False, hess=False,
+             top_k=0):
+    """The driver of every sigmoid cross-entropy form (``top_k`` is accepted and unused:
+    an elementwise loss counts no hits)."""
     x = _float_array(logits, "logits")
     red = _reduction(reduction)
     nt = _threads(n_threads)
@@ -599,24 +653,32 @@ def _sigmoid(logits, target, weight, pos_weight, reduction, n_threads, want_valu
                              "logits, (%d,)" % (p.shape, row_len)) from None
         pw = None if x.size == 0 else _as_dtype(np.broadcast_to(p, (row_len,)), x.dtype,
                                                  "pos_weight")
-    gam, alpha, pe = _sigmoid_options(focal_gamma, focal_alpha, poly1_epsilon)
+    name = "sigmoid_cross_entropy"
+    gam = _number(focal_gamma, name, "focal_gamma")
+    alpha = -1.0 if focal_alpha is None else _option(
+        focal_alpha, "focal_alpha", lambda v: v >= 0, _domain(name, "focal_alpha"))
+    pe = _number(poly1_epsilon, name, "poly1_epsilon")
     g = None
-    if want_grad:
+    if grad:
         g = _grad_out(out, x, [("target", t), ("weight", w), ("pos_weight", pw),
                                ("target", _orig(target, t)), ("weight", _orig(weight, w)),
                                ("pos_weight", _orig(pos_weight, pw))], "logits")
     h = None
-    if want_hess:
+    if hess:
         h = _grad_out(hess_out, x, [("target", t), ("weight", w), ("pos_weight", pw), ("out", g),
                                     ("target", _orig(target, t)), ("weight", _orig(weight, w)),
                                     ("pos_weight", _orig(pos_weight, pw))],
                       "logits", "hess_out", in_place=False)
-    loss = np.empty(x.shape, dtype=x.dtype) if (want_value and red == 0) else None
-    res = _core.sigmoid_ce(x.itemsize == 8, x, t, w, w_stride, pw, n_rows, row_len, red, loss,
-                           g, h, nt, gam, alpha, pe, _batch_size(x.shape), ign)
-    if full:
-        return _Out(_value(res, red, loss), _ret(out, g), h, res, x.size)
-    return _value(res, red, loss), _ret(out, g)
+    loss = np.empty(x.shape, dtype=x.dtype) if (value and red == 0) else None
+    res = _core.sigmoid_ce(logits=x, target=t, weight=w, weight_row_stride=w_stride,
+                           pos_weight=pw, n_rows=n_rows, row_len=row_len, reduction=red,
+                           loss=loss, grad=g, hess=h, n_threads=nt, focal_gamma=gam,
+                           focal_alpha=alpha, poly1_epsilon=pe, batch_size=_batch_size(x.shape),
+                           has_ignore=ign is not None, ignore_value=0.0 if ign is None else ign)
+    if res.status != _core.FL_STATUS_OK:
+        _check(res, name, {"focal_gamma": focal_gamma, "focal_alpha": focal_alpha,
+                           "poly1_epsilon": poly1_epsilon})
+    return _finish(res, red, loss, out, g, h)
 
 
 _SIGMOID_DOC = """{summary}
@@ -668,29 +730,53 @@ _SIGMOID_DOC = """{summary}
 """
 
 
-def sigmoid_cross_entropy(logits, target, *, weight=None, pos_weight=None, reduction="mean",
-                          n_threads=None, focal_gamma=0.0, focal_alpha=None, poly1_epsilon=0.0,
-                          ignore_index=None):
-    return _sigmoid(logits, target, weight, pos_weight, reduction, n_threads, True, False,
-                    None, focal_gamma=focal_gamma, focal_alpha=focal_alpha,
-                    poly1_epsilon=poly1_epsilon, ignore_index=ignore_index)[0]
+def sigmoid_cross_entropy(logits: ArrayLike, target: ArrayLike, *,
+                          weight: Optional[ArrayLike] = None,
+                          pos_weight: Optional[ArrayLike] = None, reduction: _Reduction = _MEAN,
+                          n_threads: Optional[int] = None, focal_gamma: float = _ZERO,
+                          focal_alpha: Optional[float] = None,
+                          poly1_epsilon: float = _ZERO,
+                          ignore_index: Optional[float] = None) -> _Value:
+    if (weight is None and pos_weight is None and reduction is _MEAN and n_threads is None
+            and focal_gamma is _ZERO and focal_alpha is None and poly1_epsilon is _ZERO
+            and ignore_index is None):
+        v = _core.sigmoid_ce_value(logits, target)      # the common call, done in C
+        if v is not None:
+            return v
+    return _sigmoid(logits, target, weight=weight, pos_weight=pos_weight, reduction=reduction,
+                    n_threads=n_threads, focal_gamma=focal_gamma, focal_alpha=focal_alpha,
+                    poly1_epsilon=poly1_epsilon, ignore_index=ignore_index).value
 
 
-def sigmoid_cross_entropy_grad(logits, target, *, weight=None, pos_weight=None, reduction="mean",
-                               n_threads=None, out=None, focal_gamma=0.0, focal_alpha=None,
-                               poly1_epsilon=0.0, ignore_index=None):
-    return _sigmoid(logits, target, weight, pos_weight, reduction, n_threads, False, True, out,
-                    focal_gamma=focal_gamma, focal_alpha=focal_alpha,
-                    poly1_epsilon=poly1_epsilon, ignore_index=ignore_index)[1]
+def sigmoid_cross_entropy_grad(logits: ArrayLike, target: ArrayLike, *,
+                               weight: Optional[ArrayLike] = None,
+                               pos_weight: Optional[ArrayLike] = None,
+                               reduction: _Reduction = "mean", n_threads: Optional[int] = None,
+                               out: Optional[Any] = None, focal_gamma: float = 0.0,
+                               focal_alpha: Optional[float] = None,
+                               poly1_epsilon: float = 0.0,
+                               ignore_index: Optional[float] = None) -> Any:
+    return _sigmoid(logits, target, weight=weight, pos_weight=pos_weight, reduction=reduction,
+                    n_threads=n_threads, focal_gamma=focal_gamma, focal_alpha=focal_alpha,
+                    poly1_epsilon=poly1_epsilon, ignore_index=ignore_index, out=out,
+                    value=False, grad=True).grad
 
 
-def sigmoid_cross_entropy_value_and_grad(logits, target, *, weight=None, pos_weight=None,
-                                         reduction="mean", n_threads=None, out=None,
-                                         focal_gamma=0.0, focal_alpha=None, poly1_epsilon=0.0,
-                                         ignore_index=None):
-    return _sigmoid(logits, target, weight, pos_weight, reduction, n_threads, True, True, out,
-                    focal_gamma=focal_gamma, focal_alpha=focal_alpha,
-                    poly1_epsilon=poly1_epsilon, ignore_index=ignore_index)
+def sigmoid_cross_entropy_value_and_grad(logits: ArrayLike, target: ArrayLike, *,
+                                         weight: Optional[ArrayLike] = None,
+                                         pos_weight: Optional[ArrayLike] = None,
+                                         reduction: _Reduction = "mean",
+                                         n_threads: Optional[int] = None,
+                                         out: Optional[Any] = None, focal_gamma: float = 0.0,
+                                         focal_alpha: Optional[float] = None,
+                                         poly1_epsilon: float = 0.0,
+                                         ignore_index: Optional[float] = None
+                                         ) -> Tuple[_Value, Any]:
+    r = _sigmoid(logits, target, weight=weight, pos_weight=pos_weight, reduction=reduction,
+                 n_threads=n_threads, focal_gamma=focal_gamma, focal_alpha=focal_alpha,
+                 poly1_epsilon=poly1_epsilon, ignore_index=ignore_index, out=out, value=True,
+                 grad=True)
+    return r.value, r.grad
 
 
 sigmoid_cross_entropy.__doc__ = _SIGMOID_DOC.format(
@@ -706,8 +792,10 @@ sigmoid_cross_entropy_value_and_grad.__doc__ = _SIGMOID_DOC.format(
 
 # ----------------------------------------------------------------- hinge
 
-def _hinge(scores, target, margin, squared, multiclass, weight, sample_weight, reduction, axis,
-           n_threads, want_value, want_grad, out, full=False, top_k=0):
+def _hinge(scores, target, *, margin=1.0, squared=False, multiclass="ovr", weight=None,
+           sample_weight=None, reduction="mean", axis=-1, n_threads=None, out=None, value=True,
+           grad=False, top_k=0):
+    """The driver of every hinge form (``top_k`` counts hits for integer labels only)."""
     x = _float_array(scores, "scores")
     red = _reduction(reduction)
     nt = _threads(n_threads)
@@ -737,8 +825,6 @@ def _hinge(scores, target, margin, squared, multiclass, weight, sample_weight, r
                              "got shape %s" % (t.shape,))
         ax = _axis(axis, x.ndim, "scores")
         n_classes = x.shape[ax]
-        if n_classes == 0:
-            raise ValueError("scores has shape %s: 0 classes along axis %d" % (x.shape, ax))
         row_shape = x.shape[:ax] + x.shape[ax + 1:]
         outer = math.prod(x.shape[:ax])
         inner = math.prod(x.shape[ax + 1:])
@@ -757,21 +843,21 @@ def _hinge(scores, target, margin, squared, multiclass, weight, sample_weight, r
         w = _class_weight(weight, n_classes)
     sw = _row_weight(sample_weight, row_shape)
     g = None
-    if want_grad:
+    if grad:
         g = _grad_out(out, x, [("target", pm if pm is not None else labels), ("weight", w),
                                ("sample_weight", sw),
                                ("target", _orig(target, pm if pm is not None else labels)),
                                ("weight", _orig(weight, w)),
                                ("sample_weight", _orig(sample_weight, sw))], "scores")
-    row_loss = np.empty(row_shape, dtype=x.dtype) if (want_value and red == 0) else None
-    res = _core.hinge(x.itemsize == 8, x, labels, pm, w, sw, outer, n_classes, inner, margin,
-                      bool(squared), mode, red, row_loss, g, nt, top_k if labels is not None else 0,
-                      _batch_size(row_shape))
-    if res[0] == _core.FL_STATUS_LABEL:
-        raise _label_error(res, row_shape, "target", n_classes)
-    if full:
-        return _Out(_value(res, red, row_loss), _ret(out, g), None, res, outer * inner)
-    return _value(res, red, row_loss), _ret(out, g)
+    row_loss = np.empty(row_shape, dtype=x.dtype) if (value and red == 0) else None
+    res = _core.hinge(scores=x, labels=labels, target=pm, class_weight=w, sample_weight=sw,
+                      outer=outer, n_classes=n_classes, inner=inner, margin=margin,
+                      squared=bool(squared), mode=mode, reduction=red, row_loss=row_loss,
+                      grad=g, n_threads=nt, top_k=top_k if labels is not None else 0,
+                      batch_size=_batch_size(row_shape))
+    if res.status != _core.FL_STATUS_OK:
+        _check(res, "hinge", {"shape": x.shape, "axis": ax}, row_shape, n_classes)
+    return _finish(res, red, row_loss, out, g, None)
 
 
 def _pm_target(t, dtype, binary):
@@ -836,23 +922,36 @@ _HINGE_DOC = """{summary}
 """
 
 
-def hinge(scores, target, *, margin=1.0, squared=False, multiclass="ovr", weight=None,
-          sample_weight=None, reduction="mean", axis=-1, n_threads=None):
-    return _hinge(scores, target, margin, squared, multiclass, weight, sample_weight, reduction,
-                  axis, n_threads, True, False, None)[0]
+def hinge(scores: ArrayLike, target: ArrayLike, *, margin: float = 1.0, squared: bool = False,
+          multiclass: _HingeMode = "ovr", weight: Optional[ArrayLike] = None,
+          sample_weight: Optional[ArrayLike] = None, reduction: _Reduction = "mean",
+          axis: int = -1, n_threads: Optional[int] = None) -> _Value:
+    return _hinge(scores, target, margin=margin, squared=squared, multiclass=multiclass,
+                  weight=weight, sample_weight=sample_weight, reduction=reduction, axis=axis,
+                  n_threads=n_threads).value
 
 
-def hinge_grad(scores, target, *, margin=1.0, squared=False, multiclass="ovr", weight=None,
-               sample_weight=None, reduction="mean", axis=-1, n_threads=None, out=None):
-    return _hinge(scores, target, margin, squared, multiclass, weight, sample_weight, reduction,
-                  axis, n_threads, False, True, out)[1]
+def hinge_grad(scores: ArrayLike, target: ArrayLike, *, margin: float = 1.0,
+               squared: bool = False, multiclass: _HingeMode = "ovr",
+               weight: Optional[ArrayLike] = None, sample_weight: Optional[ArrayLike] = None,
+               reduction: _Reduction = "mean", axis: int = -1, n_threads: Optional[int] = None,
+               out: Optional[Any] = None) -> Any:
+    return _hinge(scores, target, margin=margin, squared=squared, multiclass=multiclass,
+                  weight=weight, sample_weight=sample_weight, reduction=reduction, axis=axis,
+                  n_threads=n_threads, out=out, value=False, grad=True).grad
 
 
-def hinge_value_and_grad(scores, target, *, margin=1.0, squared=False, multiclass="ovr",
-                         weight=None, sample_weight=None, reduction="mean", axis=-1,
-                         n_threads=None, out=None):
-    return _hinge(scores, target, margin, squared, multiclass, weight, sample_weight, reduction,
-                  axis, n_threads, True, True, out)
+def hinge_value_and_grad(scores: ArrayLike, target: ArrayLike, *, margin: float = 1.0,
+                         squared: bool = False, multiclass: _HingeMode = "ovr",
+                         weight: Optional[ArrayLike] = None,
+                         sample_weight: Optional[ArrayLike] = None,
+                         reduction: _Reduction = "mean", axis: int = -1,
+                         n_threads: Optional[int] = None,
+                         out: Optional[Any] = None) -> Tuple[_Value, Any]:
+    r = _hinge(scores, target, margin=margin, squared=squared, multiclass=multiclass,
+               weight=weight, sample_weight=sample_weight, reduction=reduction, axis=axis,
+               n_threads=n_threads, out=out, value=True, grad=True)
+    return r.value, r.grad
 
 
 hinge.__doc__ = _HINGE_DOC.format(
@@ -868,8 +967,9 @@ hinge_value_and_grad.__doc__ = _HINGE_DOC.format(
 
 # -------------------------------------------------------------------- mse
 
-def _mse(pred, target, weight, reduction, n_threads, want_value, want_grad, out,
-         want_hess=False, hess_out=None, full=False):
+def _mse(pred, target, *, weight=None, reduction="mean", n_threads=None, out=None,
+         hess_out=None, value=True, grad=False, hess=False, top_k=0):
+    """The driver of every squared-error form (``top_k`` is accepted and unused)."""
     x = _float_array(pred, "pred")
     red = _reduction(reduction)
     nt = _threads(n_threads)
@@ -881,20 +981,21 @@ def _mse(pred, target, weight, reduction, n_threads, want_value, want_grad, out,
     n_rows, row_len = _elem_view(x)
     w, w_stride = _elem_weight(weight, x)
     g = None
-    if want_grad:
+    if grad:
         g = _grad_out(out, x, [("target", t), ("weight", w), ("target", _orig(target, t)),
                                ("weight", _orig(weight, w))], "pred")
     h = None
-    if want_hess:
+    if hess:
         h = _grad_out(hess_out, x, [("target", t), ("weight", w), ("out", g),
                                     ("target", _orig(target, t)), ("weight", _orig(weight, w))],
                       "pred", "hess_out", in_place=False)
-    loss = np.empty(x.shape, dtype=x.dtype) if (want_value and red == 0) else None
-    res = _core.mse(x.itemsize == 8, x, t, w, w_stride, n_rows, row_len, red, loss, g, h, nt,
-                    _batch_size(x.shape))
-    if full:
-        return _Out(_value(res, red, loss), _ret(out, g), h, res, x.size)
-    return _value(res, red, loss), _ret(out, g)
+    loss = np.empty(x.shape, dtype=x.dtype) if (value and red == 0) else None
+    res = _core.mse(pred=x, target=t, weight=w, weight_row_stride=w_stride, n_rows=n_rows,
+                    row_len=row_len, reduction=red, loss=loss, grad=g, hess=h, n_threads=nt,
+                    batch_size=_batch_size(x.shape))
+    if res.status != _core.FL_STATUS_OK:
+        _check(res, "mse", {})
+    return _finish(res, red, loss, out, g, h)
 
 
 _MSE_DOC = """{summary}
@@ -925,16 +1026,29 @@ _MSE_DOC = """{summary}
 """
 
 
-def mse(pred, target, *, weight=None, reduction="mean", n_threads=None):
-    return _mse(pred, target, weight, reduction, n_threads, True, False, None)[0]
+def mse(pred: ArrayLike, target: ArrayLike, *, weight: Optional[ArrayLike] = None,
+        reduction: _Reduction = _MEAN, n_threads: Optional[int] = None) -> _Value:
+    if weight is None and reduction is _MEAN and n_threads is None:
+        v = _core.mse_value(pred, target)               # the common call, done in C
+        if v is not None:
+            return v
+    return _mse(pred, target, weight=weight, reduction=reduction, n_threads=n_threads).value
 
 
-def mse_grad(pred, target, *, weight=None, reduction="mean", n_threads=None, out=None):
-    return _mse(pred, target, weight, reduction, n_threads, False, True, out)[1]
+def mse_grad(pred: ArrayLike, target: ArrayLike, *, weight: Optional[ArrayLike] = None,
+             reduction: _Reduction = "mean", n_threads: Optional[int] = None,
+             out: Optional[Any] = None) -> Any:
+    return _mse(pred, target, weight=weight, reduction=reduction, n_threads=n_threads, out=out,
+                value=False, grad=True).grad
 
 
-def mse_value_and_grad(pred, target, *, weight=None, reduction="mean", n_threads=None, out=None):
-    return _mse(pred, target, weight, reduction, n_threads, True, True, out)
+def mse_value_and_grad(pred: ArrayLike, target: ArrayLike, *,
+                       weight: Optional[ArrayLike] = None, reduction: _Reduction = "mean",
+                       n_threads: Optional[int] = None,
+                       out: Optional[Any] = None) -> Tuple[_Value, Any]:
+    r = _mse(pred, target, weight=weight, reduction=reduction, n_threads=n_threads, out=out,
+             value=True, grad=True)
+    return r.value, r.grad
 
 
 mse.__doc__ = _MSE_DOC.format(summary="Mean squared error.", out_doc="",
@@ -967,24 +1081,37 @@ _GRAD_HESS_DOC = """Per-sample gradient and diagonal Hessian of {what} in one pa
 """
 
 
-def softmax_cross_entropy_grad_hess(logits, target, *, weight=None, sample_weight=None,
-                                    ignore_index=-100, label_smoothing=0.0, axis=-1,
-                                    n_threads=None, out=None, hess_out=None):
-    r = _softmax(logits, target, weight, sample_weight, ignore_index, label_smoothing, "none",
-                 axis, n_threads, False, True, out, want_hess=True, hess_out=hess_out, full=True)
+def softmax_cross_entropy_grad_hess(logits: ArrayLike, target: ArrayLike, *,
+                                    weight: Optional[ArrayLike] = None,
+                                    sample_weight: Optional[ArrayLike] = None,
+                                    ignore_index: int = -100, label_smoothing: float = 0.0,
+                                    axis: int = -1, n_threads: Optional[int] = None,
+                                    out: Optional[Any] = None,
+                                    hess_out: Optional[Any] = None) -> Tuple[Any, Any]:
+    r = _softmax(logits, target, weight=weight, sample_weight=sample_weight,
+                 ignore_index=ignore_index, label_smoothing=label_smoothing, reduction="none",
+                 axis=axis, n_threads=n_threads, out=out, hess_out=hess_out, value=False,
+                 grad=True, hess=True)
     return r.grad, r.hess
 
 
-def sigmoid_cross_entropy_grad_hess(logits, target, *, weight=None, pos_weight=None,
-                                    n_threads=None, out=None, hess_out=None, ignore_index=None):
-    r = _sigmoid(logits, target, weight, pos_weight, "none", n_threads, False, True, out,
-                 want_hess=True, hess_out=hess_out, full=True, ignore_index=ignore_index)
+def sigmoid_cross_entropy_grad_hess(logits: ArrayLike, target: ArrayLike, *,
+                                    weight: Optional[ArrayLike] = None,
+                                    pos_weight: Optional[ArrayLike] = None,
+                                    n_threads: Optional[int] = None, out: Optional[Any] = None,
+                                    hess_out: Optional[Any] = None,
+                                    ignore_index: Optional[float] = None) -> Tuple[Any, Any]:
+    r = _sigmoid(logits, target, weight=weight, pos_weight=pos_weight, reduction="none",
+                 n_threads=n_threads, out=out, hess_out=hess_out, value=False, grad=True,
+                 hess=True, ignore_index=ignore_index)
     return r.grad, r.hess
 
 
-def mse_grad_hess(pred, target, *, weight=None, n_threads=None, out=None, hess_out=None):
-    r = _mse(pred, target, weight, "none", n_threads, False, True, out, want_hess=True,
-             hess_out=hess_out, full=True)
+def mse_grad_hess(pred: ArrayLike, target: ArrayLike, *, weight: Optional[ArrayLike] = None,
+                  n_threads: Optional[int] = None, out: Optional[Any] = None,
+                  hess_out: Optional[Any] = None) -> Tuple[Any, Any]:
+    r = _mse(pred, target, weight=weight, reduction="none", n_threads=n_threads, out=out,
+             hess_out=hess_out, value=False, grad=True, hess=True)
     return r.grad, r.hess
 
 

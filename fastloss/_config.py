@@ -110,7 +110,7 @@ def _openmp_runtime():
 
 def _threadpools():
     try:
-        import threadpoolctl
+        import threadpoolctl  # type: ignore[import-untyped]
     except ImportError:
         return None
     return threadpoolctl.threadpool_info()

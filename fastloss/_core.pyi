@@ -3,54 +3,94 @@
 Hand-written: Cython does not emit stubs.  ``python -m mypy.stubtest fastloss``
 (run by .ci/run) checks that they match the compiled module.
 
-Array arguments are ``None`` or ndarrays that the Python layer (_api.py) has
-already made C-contiguous, aligned, native-endian and of the kernel's dtype
-(float32, or float64 when ``f64``; int64 labels; float64 class and sample
-weights): the bridge only takes their data pointers.  ``reduction`` and
-``mode`` are the C enums (``fl_reduction``: 0 none, 1 sum, 2 mean;
-``fl_hinge_mode``: 0 ovr, 1 weston_watkins, 2 crammer_singer); ``n_threads``
-<= 0 means the OpenMP default.
+Each kernel takes one request: keyword arguments named as the fields of its
+C argument struct (src_c/fastloss.h).  Array arguments are ``None`` or
+ndarrays that the Python layer (_api.py) has already made C-contiguous,
+aligned, native-endian and of the kernel's dtype (float32 or float64, as the
+first array; int64 labels; float64 class and sample weights): the bridge only
+takes their data pointers.  ``reduction`` and ``mode`` are the C enums
+(``fl_reduction``: 0 none, 1 sum, 2 mean, 3 batchmean, 4 fullmean; ``fl_hinge_mode``: 0 ovr,
+1 weston_watkins, 2 crammer_singer); ``n_threads`` <= 0 means the OpenMP
+default.  Each returns one :class:`Result`.
 """
-from typing import Optional, Tuple
+from typing import Dict, Optional, final
 
 import numpy as np
 
 _Array = Optional[np.ndarray]
 
-# The kernel's fl_result: (status, value, loss_sum, weight_sum, n_ignored,
-# n_top1, n_topk, bad_index, bad_value); status is one of FL_STATUS_*.
-_Result = Tuple[int, float, float, float, int, int, int, int, int]
-
 FL_STATUS_OK: int
 FL_STATUS_LABEL: int
 FL_STATUS_NOMEM: int
 FL_STATUS_ARG: int
+FIELDS: Dict[int, str]
+
+@final
+class Result:
+    """What a kernel returned: its status and its fl_result, by name."""
+    @property
+    def status(self) -> int: ...
+    @property
+    def value(self) -> float: ...
+    @property
+    def loss_sum(self) -> float: ...
+    @property
+    def weight_sum(self) -> float: ...
+    @property
+    def n_rows(self) -> int: ...
+    @property
+    def n_ignored(self) -> int: ...
+    @property
+    def n_top1(self) -> int: ...
+    @property
+    def n_topk(self) -> int: ...
+    @property
+    def bad_index(self) -> int: ...
+    @property
+    def bad_value(self) -> int: ...
+    @property
+    def bad_field(self) -> str:
+        """With FL_STATUS_ARG: the name of the argument outside its domain (FIELDS)."""
 
 def softmax_ce(
-    f64: bool, logits: _Array, labels: _Array, probs: _Array, class_weight: _Array,
-    sample_weight: _Array, outer: int, n_classes: int, inner: int, ignore_index: int,
-    label_smoothing: float, reduction: int, top_k: int, row_loss: _Array, grad: _Array,
-    hess: _Array, n_threads: int, z_loss: float = 0.0, softcap: float = 0.0,
-    focal_gamma: float = 0.0, poly1_epsilon: float = 0.0, lse_out: _Array = None,
-    batch_size: int = 0,
-) -> _Result: ...
+    *, logits: np.ndarray, labels: _Array = None, probs: _Array = None,
+    class_weight: _Array = None, sample_weight: _Array = None, outer: int, n_classes: int,
+    inner: int, ignore_index: int = -100, label_smoothing: float = 0.0, reduction: int = 2,
+    top_k: int = 0, row_loss: _Array = None, grad: _Array = None, hess: _Array = None,
+    n_threads: int = 0, z_loss: float = 0.0, softcap: float = 0.0, focal_gamma: float = 0.0,
+    poly1_epsilon: float = 0.0, lse_out: _Array = None, batch_size: int = 0,
+) -> Result: ...
 def sigmoid_ce(
-    f64: bool, logits: _Array, target: _Array, weight: _Array, weight_row_stride: int,
-    pos_weight: _Array, n_rows: int, row_len: int, reduction: int, loss: _Array, grad: _Array,
-    hess: _Array, n_threads: int, focal_gamma: float = 0.0, focal_alpha: float = -1.0,
-    poly1_epsilon: float = 0.0, batch_size: int = 0, ignore_value: Optional[float] = None,
-) -> _Result: ...
+    *, logits: np.ndarray, target: np.ndarray, weight: _Array = None,
+    weight_row_stride: int = 0, pos_weight: _Array = None, n_rows: int, row_len: int,
+    reduction: int = 2, loss: _Array = None, grad: _Array = None, hess: _Array = None,
+    n_threads: int = 0, focal_gamma: float = 0.0, focal_alpha: float = -1.0,
+    poly1_epsilon: float = 0.0, batch_size: int = 0, has_ignore: bool = False,
+    ignore_value: float = 0.0,
+) -> Result: ...
 def hinge(
-    f64: bool, scores: _Array, labels: _Array, target: _Array, class_weight: _Array,
-    sample_weight: _Array, outer: int, n_classes: int, inner: int, margin: float,
-    squared: bool, mode: int, reduction: int, row_loss: _Array, grad: _Array, n_threads: int,
-    top_k: int = 0, batch_size: int = 0,
-) -> _Result: ...
+    *, scores: np.ndarray, labels: _Array = None, target: _Array = None,
+    class_weight: _Array = None, sample_weight: _Array = None, outer: int, n_classes: int,
+    inner: int, margin: float = 1.0, squared: bool = False, mode: int = 0, reduction: int = 2,
+    row_loss: _Array = None, grad: _Array = None, n_threads: int = 0, top_k: int = 0,
+    batch_size: int = 0,
+) -> Result: ...
 def mse(
-    f64: bool, pred: _Array, target: _Array, weight: _Array, weight_row_stride: int,
-    n_rows: int, row_len: int, reduction: int, loss: _Array, grad: _Array, hess: _Array,
-    n_threads: int, batch_size: int = 0,
-) -> _Result: ...
+    *, pred: np.ndarray, target: np.ndarray, weight: _Array = None, weight_row_stride: int = 0,
+    n_rows: int, row_len: int, reduction: int = 2, loss: _Array = None, grad: _Array = None,
+    hess: _Array = None, n_threads: int = 0, batch_size: int = 0,
+) -> Result: ...
+
+# The fast path: the common call (C-contiguous aligned native float32/float64 predictions,
+# int64 labels of the row shape or a target of the predictions' dtype and shape, default
+# options, reduction "mean") computed in C; None for any other call, and for an error
+# (the general path then runs the same kernel and reports it).
+def softmax_ce_value(logits: object, target: object) -> Optional[float]:
+    """Mean softmax cross-entropy of the common call (class axis last), or None."""
+def sigmoid_ce_value(logits: object, target: object) -> Optional[float]:
+    """Mean sigmoid cross-entropy of the common call, or None."""
+def mse_value(pred: object, target: object) -> Optional[float]:
+    """Mean squared error of the common call, or None."""
 def parallel_copy(src: np.ndarray, dst: np.ndarray, n_threads: Optional[int] = None) -> None:
     """Copy C-contiguous src into dst (same byte size) with OpenMP threads."""
 def parallel_read(src: np.ndarray, n_threads: Optional[int] = None) -> int:

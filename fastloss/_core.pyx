@@ -1,12 +1,22 @@
 # cython: language_level=3
 """Thin bridge from NumPy arrays to the C kernels of fastloss.h.
 
-The Python layer (_api.py) has already checked dtypes, shapes and options and
-made every array C-contiguous, aligned and of the kernel's dtype; here we only
-take pointers, release the GIL and call C.  Every function returns the
-kernel's fl_result as a tuple: (status, value, loss_sum, weight_sum,
-n_ignored, n_top1, n_topk, bad_index, bad_value).
+The Python layer (_api.py) has already checked dtypes and shapes and made
+every array C-contiguous, aligned and of the kernel's dtype; here we only
+take pointers, release the GIL and call C.
+
+One request in: each kernel is called with keyword arguments named as the
+fields of its C argument struct (the float type follows the dtype of the
+first array).  One named result out: a :class:`Result` (the kernel's
+fl_result and its status).  With ``status == FL_STATUS_ARG`` the result's
+``bad_field`` names the argument C found outside its domain (``FIELDS``),
+so the Python layer formats the message without repeating C's checks.
+
+The fast path (``*_value`` below) is the common call with default options
+done in C: it returns None when its arguments are not that call, and the
+caller then takes the general path (which also reports every error).
 """
+cimport cython
 cimport numpy as cnp
 from libc.stdint cimport int64_t, uint64_t
 from libc.string cimport memset
@@ -19,6 +29,54 @@ FL_STATUS_LABEL = FL_ERR_LABEL
 FL_STATUS_NOMEM = FL_ERR_NOMEM
 FL_STATUS_ARG = FL_ERR_ARG
 
+# fl_field code -> the struct field (or fields) that C found outside its domain
+FIELDS = {
+    FL_FIELD_NONE: "", FL_FIELD_SIZES: "sizes", FL_FIELD_N_CLASSES: "n_classes",
+    FL_FIELD_REDUCTION: "reduction", FL_FIELD_TARGET: "target",
+    FL_FIELD_LABEL_SMOOTHING: "label_smoothing", FL_FIELD_TOP_K: "top_k",
+    FL_FIELD_Z_LOSS: "z_loss", FL_FIELD_SOFTCAP: "softcap", FL_FIELD_FOCAL_GAMMA: "focal_gamma",
+    FL_FIELD_POLY1_EPSILON: "poly1_epsilon", FL_FIELD_FOCAL_TARGET: "focal_target",
+    FL_FIELD_HESS: "hess", FL_FIELD_MODE: "mode", FL_FIELD_WEIGHT_STRIDE: "weight_row_stride",
+    FL_FIELD_FOCAL_ALPHA: "focal_alpha", FL_FIELD_IGNORE_VALUE: "ignore_value",
+}
+
+
+@cython.auto_pickle(False)
+@cython.final
+cdef class Result:
+    """What a kernel returned: its status and its fl_result, by name."""
+    cdef readonly int status
+    cdef readonly double value, loss_sum, weight_sum
+    cdef readonly int64_t n_rows, n_ignored, n_top1, n_topk, bad_index, bad_value
+
+    @property
+    def bad_field(self):
+        """With FL_STATUS_ARG: the name of the argument outside its domain (FIELDS)."""
+        if self.status != FL_ERR_ARG:
+            return ""
+        return FIELDS.get(self.bad_value, "unknown field %d" % self.bad_value)
+
+    def __repr__(self):
+        return ("Result(status=%d, value=%r, loss_sum=%r, weight_sum=%r, n_rows=%d, "
+                "n_ignored=%d, n_top1=%d, n_topk=%d, bad_index=%d, bad_value=%d)"
+                % (self.status, self.value, self.loss_sum, self.weight_sum, self.n_rows,
+                   self.n_ignored, self.n_top1, self.n_topk, self.bad_index, self.bad_value))
+
+
+cdef inline Result _result(fl_status st, fl_result *r):
+    cdef Result res = Result.__new__(Result)
+    res.status = <int>st
+    res.value = r.value
+    res.loss_sum = r.loss_sum
+    res.weight_sum = r.weight_sum
+    res.n_rows = r.n_rows
+    res.n_ignored = r.n_ignored
+    res.n_top1 = r.n_top1
+    res.n_topk = r.n_topk
+    res.bad_index = r.bad_index
+    res.bad_value = r.bad_value
+    return res
+
 
 cdef inline void *_ptr(object a):
     """Data pointer of an ndarray, NULL for None."""
@@ -27,20 +85,25 @@ cdef inline void *_ptr(object a):
     return cnp.PyArray_DATA(<cnp.ndarray>a)
 
 
-cdef inline tuple _result(fl_status st, fl_result *r):
-    return (<int>st, r.value, r.loss_sum, r.weight_sum, r.n_ignored, r.n_top1, r.n_topk,
-            r.bad_index, r.bad_value)
+cdef inline bint _is_f64(object a) except -1:
+    if type(a) is not cnp.ndarray:
+        raise TypeError("expected an ndarray, not %s" % type(a).__name__)
+    return cnp.PyArray_TYPE(<cnp.ndarray>a) == cnp.NPY_FLOAT64
 
 
-def softmax_ce(bint f64, object logits, object labels, object probs, object class_weight,
-               object sample_weight, int64_t outer, int64_t n_classes, int64_t inner,
-               int64_t ignore_index, double label_smoothing, int reduction, int64_t top_k,
-               object row_loss, object grad, object hess, int n_threads, double z_loss=0.0,
-               double softcap=0.0, double focal_gamma=0.0, double poly1_epsilon=0.0,
-               object lse_out=None, int64_t batch_size=0):
+# ------------------------------------------------------------------ requests
+
+def softmax_ce(*, object logits, object labels=None, object probs=None,
+               object class_weight=None, object sample_weight=None, int64_t outer,
+               int64_t n_classes, int64_t inner, int64_t ignore_index=-100,
+               double label_smoothing=0.0, int reduction=FL_REDUCE_MEAN, int64_t top_k=0,
+               object row_loss=None, object grad=None, object hess=None, int n_threads=0,
+               double z_loss=0.0, double softcap=0.0, double focal_gamma=0.0,
+               double poly1_epsilon=0.0, object lse_out=None, int64_t batch_size=0):
     cdef fl_softmax_ce_args a
     cdef fl_result r
     cdef fl_status st
+    cdef bint f64 = _is_f64(logits)
     memset(&a, 0, sizeof(a))
     a.batch_size = batch_size
     a.outer = outer
@@ -69,18 +132,20 @@ def softmax_ce(bint f64, object logits, object labels, object probs, object clas
     return _result(st, &r)
 
 
-def sigmoid_ce(bint f64, object logits, object target, object weight, int64_t weight_row_stride,
-               object pos_weight, int64_t n_rows, int64_t row_len, int reduction,
-               object loss, object grad, object hess, int n_threads, double focal_gamma=0.0,
+def sigmoid_ce(*, object logits, object target, object weight=None,
+               int64_t weight_row_stride=0, object pos_weight=None, int64_t n_rows,
+               int64_t row_len, int reduction=FL_REDUCE_MEAN, object loss=None,
+               object grad=None, object hess=None, int n_threads=0, double focal_gamma=0.0,
                double focal_alpha=-1.0, double poly1_epsilon=0.0, int64_t batch_size=0,
-               object ignore_value=None):
+               bint has_ignore=False, double ignore_value=0.0):
     cdef fl_sigmoid_ce_args a
     cdef fl_result r
     cdef fl_status st
+    cdef bint f64 = _is_f64(logits)
     memset(&a, 0, sizeof(a))
     a.batch_size = batch_size
-    a.has_ignore = ignore_value is not None
-    a.ignore_value = 0.0 if ignore_value is None else <double>ignore_value
+    a.has_ignore = has_ignore
+    a.ignore_value = ignore_value
     a.n_rows = n_rows
     a.row_len = row_len
     a.logits = _ptr(logits)
@@ -101,13 +166,15 @@ def sigmoid_ce(bint f64, object logits, object target, object weight, int64_t we
     return _result(st, &r)
 
 
-def hinge(bint f64, object scores, object labels, object target, object class_weight,
-          object sample_weight, int64_t outer, int64_t n_classes, int64_t inner, double margin,
-          bint squared, int mode, int reduction, object row_loss, object grad, int n_threads,
-          int64_t top_k=0, int64_t batch_size=0):
+def hinge(*, object scores, object labels=None, object target=None, object class_weight=None,
+          object sample_weight=None, int64_t outer, int64_t n_classes, int64_t inner,
+          double margin=1.0, bint squared=False, int mode=FL_HINGE_OVR,
+          int reduction=FL_REDUCE_MEAN, object row_loss=None, object grad=None,
+          int n_threads=0, int64_t top_k=0, int64_t batch_size=0):
     cdef fl_hinge_args a
     cdef fl_result r
     cdef fl_status st
+    cdef bint f64 = _is_f64(scores)
     memset(&a, 0, sizeof(a))
     a.batch_size = batch_size
     a.outer = outer
@@ -131,12 +198,13 @@ def hinge(bint f64, object scores, object labels, object target, object class_we
     return _result(st, &r)
 
 
-def mse(bint f64, object pred, object target, object weight, int64_t weight_row_stride,
-        int64_t n_rows, int64_t row_len, int reduction, object loss, object grad, object hess,
-        int n_threads, int64_t batch_size=0):
+def mse(*, object pred, object target, object weight=None, int64_t weight_row_stride=0,
+        int64_t n_rows, int64_t row_len, int reduction=FL_REDUCE_MEAN, object loss=None,
+        object grad=None, object hess=None, int n_threads=0, int64_t batch_size=0):
     cdef fl_mse_args a
     cdef fl_result r
     cdef fl_status st
+    cdef bint f64 = _is_f64(pred)
     memset(&a, 0, sizeof(a))
     a.batch_size = batch_size
     a.n_rows = n_rows
@@ -153,6 +221,172 @@ def mse(bint f64, object pred, object target, object weight, int64_t weight_row_
     with nogil:
         st = fl_mse_f64(&a, &r) if f64 else fl_mse_f32(&a, &r)
     return _result(st, &r)
+
+
+# ----------------------------------------------------------------- fast path
+#
+# The common call: C-contiguous, aligned, native float32 / float64 predictions,
+# int64 labels of the row shape or a target of the predictions' dtype and shape,
+# default options, reduction "mean".  Anything else returns None, and so does a
+# kernel error: the general path then runs the same kernel with the same
+# arguments (the same bits) and reports the error in full.
+
+cdef int _FAST_FLAGS = cnp.NPY_ARRAY_C_CONTIGUOUS | cnp.NPY_ARRAY_ALIGNED
+
+
+cdef inline int _fast_float(object a):
+    """0 float32, 1 float64, -1 not a fast-path prediction array."""
+    cdef cnp.ndarray x
+    cdef int tn
+    if type(a) is not cnp.ndarray:
+        return -1
+    x = <cnp.ndarray>a
+    if not cnp.PyArray_CHKFLAGS(x, _FAST_FLAGS) or not cnp.PyArray_ISNOTSWAPPED(x):
+        return -1
+    tn = cnp.PyArray_TYPE(x)
+    if tn == cnp.NPY_FLOAT32:
+        return 0
+    if tn == cnp.NPY_FLOAT64:
+        return 1
+    return -1
+
+
+cdef inline bint _fast_same(cnp.ndarray x, object b, int typenum, int ndim_less):
+    """b is a fast-path array of type `typenum` with x's shape (without its last axis)."""
+    cdef cnp.ndarray t
+    cdef int i, nd
+    if type(b) is not cnp.ndarray:
+        return False
+    t = <cnp.ndarray>b
+    if cnp.PyArray_TYPE(t) != typenum or not cnp.PyArray_CHKFLAGS(t, _FAST_FLAGS) \
+            or not cnp.PyArray_ISNOTSWAPPED(t):
+        return False
+    nd = cnp.PyArray_NDIM(x) - ndim_less
+    if cnp.PyArray_NDIM(t) != nd:
+        return False
+    for i in range(nd):
+        if cnp.PyArray_DIM(t, i) != cnp.PyArray_DIM(x, i):
+            return False
+    return True
+
+
+def softmax_ce_value(object logits, object target):
+    """Mean softmax cross-entropy of the common call (class axis last), or None."""
+    cdef int f64 = _fast_float(logits)
+    cdef cnp.ndarray x
+    cdef fl_softmax_ce_args a
+    cdef fl_result r
+    cdef fl_status st
+    cdef int nd
+    memset(&a, 0, sizeof(a))      # batch_size 0, no ignore value: the defaults
+    if f64 < 0:
+        return None
+    x = <cnp.ndarray>logits
+    nd = cnp.PyArray_NDIM(x)
+    if nd < 1 or cnp.PyArray_DIM(x, nd - 1) < 1:
+        return None
+    a.labels = NULL
+    a.probs = NULL
+    if _fast_same(x, target, cnp.NPY_INT64, 1):
+        a.labels = <const int64_t *>cnp.PyArray_DATA(<cnp.ndarray>target)
+    elif _fast_same(x, target, cnp.PyArray_TYPE(x), 0):
+        a.probs = cnp.PyArray_DATA(<cnp.ndarray>target)
+    else:
+        return None
+    a.n_classes = cnp.PyArray_DIM(x, nd - 1)
+    a.outer = cnp.PyArray_SIZE(x) // a.n_classes
+    a.inner = 1
+    a.logits = cnp.PyArray_DATA(x)
+    a.class_weight = NULL
+    a.sample_weight = NULL
+    a.ignore_index = -100
+    a.label_smoothing = 0.0
+    a.reduction = FL_REDUCE_MEAN
+    a.top_k = 0
+    a.n_threads = 0
+    a.row_loss = NULL
+    a.grad = NULL
+    a.hess = NULL
+    a.z_loss = 0.0
+    a.softcap = 0.0
+    a.focal_gamma = 0.0
+    a.poly1_epsilon = 0.0
+    a.lse_out = NULL
+    with nogil:
+        st = fl_softmax_ce_f64(&a, &r) if f64 else fl_softmax_ce_f32(&a, &r)
+    if st != FL_OK:
+        return None
+    return r.value
+
+
+cdef inline bint _fast_elem(object pred, object target, int64_t *n_rows, int64_t *row_len):
+    cdef cnp.ndarray x = <cnp.ndarray>pred
+    cdef int nd = cnp.PyArray_NDIM(x)
+    if not _fast_same(x, target, cnp.PyArray_TYPE(x), 0):
+        return False
+    if nd == 0:
+        n_rows[0] = 1
+        row_len[0] = 1
+        return True
+    row_len[0] = cnp.PyArray_DIM(x, nd - 1)
+    if row_len[0] == 0:
+        return False            # nothing to compute: the general path says so
+    n_rows[0] = cnp.PyArray_SIZE(x) // row_len[0]
+    return True
+
+
+def sigmoid_ce_value(object logits, object target):
+    """Mean sigmoid cross-entropy of the common call, or None."""
+    cdef int f64 = _fast_float(logits)
+    cdef fl_sigmoid_ce_args a
+    cdef fl_result r
+    cdef fl_status st
+    memset(&a, 0, sizeof(a))      # batch_size 0, no ignore value: the defaults
+    if f64 < 0 or not _fast_elem(logits, target, &a.n_rows, &a.row_len):
+        return None
+    a.logits = cnp.PyArray_DATA(<cnp.ndarray>logits)
+    a.target = cnp.PyArray_DATA(<cnp.ndarray>target)
+    a.weight = NULL
+    a.weight_row_stride = 0
+    a.pos_weight = NULL
+    a.reduction = FL_REDUCE_MEAN
+    a.n_threads = 0
+    a.loss = NULL
+    a.grad = NULL
+    a.hess = NULL
+    a.focal_gamma = 0.0
+    a.focal_alpha = -1.0
+    a.poly1_epsilon = 0.0
+    with nogil:
+        st = fl_sigmoid_ce_f64(&a, &r) if f64 else fl_sigmoid_ce_f32(&a, &r)
+    if st != FL_OK:
+        return None
+    return r.value
+
+
+def mse_value(object pred, object target):
+    """Mean squared error of the common call, or None."""
+    cdef int f64 = _fast_float(pred)
+    cdef fl_mse_args a
+    cdef fl_result r
+    cdef fl_status st
+    memset(&a, 0, sizeof(a))      # batch_size 0, no ignore value: the defaults
+    if f64 < 0 or not _fast_elem(pred, target, &a.n_rows, &a.row_len):
+        return None
+    a.pred = cnp.PyArray_DATA(<cnp.ndarray>pred)
+    a.target = cnp.PyArray_DATA(<cnp.ndarray>target)
+    a.weight = NULL
+    a.weight_row_stride = 0
+    a.reduction = FL_REDUCE_MEAN
+    a.n_threads = 0
+    a.loss = NULL
+    a.grad = NULL
+    a.hess = NULL
+    with nogil:
+        st = fl_mse_f64(&a, &r) if f64 else fl_mse_f32(&a, &r)
+    if st != FL_OK:
+        return None
+    return r.value
 
 
 def parallel_copy(cnp.ndarray src, cnp.ndarray dst, n_threads=None):

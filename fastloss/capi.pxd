@@ -18,6 +18,25 @@ cdef extern from "fastloss.h" nogil:
         FL_ERR_NOMEM
         FL_ERR_ARG
 
+    ctypedef enum fl_field:
+        FL_FIELD_NONE
+        FL_FIELD_SIZES
+        FL_FIELD_N_CLASSES
+        FL_FIELD_REDUCTION
+        FL_FIELD_TARGET
+        FL_FIELD_LABEL_SMOOTHING
+        FL_FIELD_TOP_K
+        FL_FIELD_Z_LOSS
+        FL_FIELD_SOFTCAP
+        FL_FIELD_FOCAL_GAMMA
+        FL_FIELD_POLY1_EPSILON
+        FL_FIELD_FOCAL_TARGET
+        FL_FIELD_HESS
+        FL_FIELD_MODE
+        FL_FIELD_WEIGHT_STRIDE
+        FL_FIELD_FOCAL_ALPHA
+        FL_FIELD_IGNORE_VALUE
+
     ctypedef enum fl_reduction:
         FL_REDUCE_NONE
         FL_REDUCE_SUM

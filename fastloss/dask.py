@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import re
+from typing import Any, Optional
 
 import numpy as np
 
@@ -33,15 +34,17 @@ def _import_dask():
 
 dask, da = _import_dask()
 
-from .evaluate import LOSSES, EvalResult, Evaluator, _neumaier, resolve_loss
+from . import _registry
+from .evaluate import EvalResult, Evaluator, _neumaier, resolve_loss
 
 __all__ = ["evaluate"]
 
 _K = len(Evaluator._STATE_FIELDS)
 
 
-def evaluate(pred, target, *, loss="softmax_cross_entropy", sample_weight=None, weight=None,
-             split_every=None, compute=True, **options):
+def evaluate(pred: Any, target: Any, *, loss: Any = "softmax_cross_entropy",
+             sample_weight: Any = None, weight: Any = None, split_every: Optional[int] = None,
+             compute: bool = True, **options: Any) -> Any:
     """Loss and metrics of ``loss`` over Dask arrays chunked along rows (axis 0).
 
     Parameters
@@ -86,7 +89,7 @@ def evaluate(pred, target, *, loss="softmax_cross_entropy", sample_weight=None, 
     True
     """
     loss = resolve_loss(loss)
-    spec = LOSSES[loss]
+    spec = _registry.current()[loss]            # its per-row option, whether it has classes
     pred = da.asarray(pred)
     if pred.ndim == 0:
         pred = pred.reshape(1)

@@ -40,6 +40,7 @@ import zlib
 
 import numpy as np
 
+from . import _registry
 from .evaluate import LOSSES, Evaluator, resolve_loss
 
 __all__ = ["main", "evaluate_files"]
@@ -397,8 +398,10 @@ def _parser():
     p.add_argument("target", metavar="TARGET", nargs="?",
                    help="targets: FILE (default: the same .npz as PRED)")
     p.add_argument("-l", "--loss", default="softmax_cross_entropy",
-                   help="softmax_cross_entropy (default; alias softmax, ce), "
-                        "sigmoid_cross_entropy (sigmoid, bce), hinge, mse")
+                   help=", ".join("%s%s" % (name, " (%s)" % ", ".join(info.aliases[:2])
+                                            if info.aliases else "")
+                                  for name, info in _registry.current().items())
+                   + "; default softmax_cross_entropy")
     p.add_argument("--reduction", default="mean",
                    choices=("mean", "sum", "batchmean", "fullmean"),
                    help="mean (default; torch's, Caffe's VALID), sum (Caffe's NONE), batchmean "
@@ -407,23 +410,17 @@ def _parser():
     p.add_argument("-k", "--top-k", type=int, default=5,
                    help="k of the top-k accuracy of class losses (default 5; 0: no accuracy)")
     g = p.add_argument_group("loss options (as the Python functions name them)")
-    g.add_argument("--weight", metavar="FILE",
-                   help="class weights (softmax, hinge) or an elementwise weight (sigmoid, mse: "
-                        "broadcast, or of pred's shape, then read in chunks with it)")
-    g.add_argument("--sample-weight", metavar="FILE",
-                   help="one weight per row (softmax, hinge), read in chunks")
-    g.add_argument("--pos-weight", metavar="FILE", help="sigmoid: weight of positives")
-    g.add_argument("--ignore-index", type=int,
-                   help="softmax: label to ignore (default -100); sigmoid: target value whose "
-                        "elements are ignored (Caffe's ignore_label, e.g. -1 or 255; default none)")
-    g.add_argument("--label-smoothing", type=float, help="softmax: in [0, 1]")
-    g.add_argument("--axis", type=int, help="softmax, hinge: the class axis (default -1)")
-    g.add_argument("--margin", type=float, help="hinge (default 1)")
-    g.add_argument("--squared", action="store_true", default=None, help="hinge: squared")
-    g.add_argument("--multiclass", choices=("ovr", "weston_watkins", "crammer_singer"),
-                   help="hinge (default ovr)")
-    for opt, text in _EXTRA_FLAGS.items():
-        g.add_argument("--" + opt.replace("_", "-"), type=float, metavar="X", help=text)
+    for opt, (kind, choices, text) in _option_flags().items():
+        flag = "--" + opt.replace("_", "-")
+        if kind == "array":
+            g.add_argument(flag, metavar="FILE", help=text)
+        elif kind == "bool":
+            g.add_argument(flag, action="store_true", default=None, help=text)
+        elif kind == "choice":
+            g.add_argument(flag, choices=choices, help=text)
+        else:
+            g.add_argument(flag, type=int if kind == "int" else float,
+                           metavar="N" if kind == "int" else "X", help=text)
     r = p.add_argument_group("running")
     r.add_argument("--memory", type=parse_size, default=DEFAULT_MEMORY, metavar="SIZE",
                    help="memory budget of the process, e.g. 512M, 1GiB (default 1GiB); "
@@ -441,27 +438,40 @@ def _parser():
     return p
 
 
-# option flag -> (Evaluator option, losses it applies to)
-_LOSS_FLAGS = {
-    "ignore_index": ("--ignore-index", ("softmax_cross_entropy", "sigmoid_cross_entropy")),
-    "label_smoothing": ("--label-smoothing", ("softmax_cross_entropy",)),
-    "axis": ("--axis", ("softmax_cross_entropy", "hinge")),
-    "margin": ("--margin", ("hinge",)),
-    "squared": ("--squared", ("hinge",)),
-    "multiclass": ("--multiclass", ("hinge",)),
-    "pos_weight": ("--pos-weight", ("sigmoid_cross_entropy",)),
-    "sample_weight": ("--sample-weight", ("softmax_cross_entropy", "hinge")),
-}
+_SHORT = {"softmax_cross_entropy": "softmax", "sigmoid_cross_entropy": "sigmoid"}
 
 
-# options beyond PyTorch's: valid for the losses whose kernels have them (LOSSES[...].extra)
-_EXTRA_FLAGS = {
-    "z_loss": "softmax: z-loss coefficient",
-    "softcap": "softmax: logit soft-capping",
-    "focal_gamma": "focal loss gamma",
-    "focal_alpha": "sigmoid: focal loss alpha",
-    "poly1_epsilon": "poly-1 epsilon",
-}
+def _option_losses():
+    """Option -> the losses that take it (in the registry's order); outputs left out."""
+    have = {}
+    for name, info in _registry.current().items():
+        for opt, o in info.option_info.items():
+            if o.scope != "out":
+                have.setdefault(opt, []).append(name)
+    return have
+
+
+def _option_flags():
+    """Option -> (kind, choices, --help text), one flag per option of any loss."""
+    flags = {}
+    for opt, names in _option_losses().items():
+        infos = [_registry.current()[n].option_info[opt] for n in names]
+        o = infos[0]
+        docs = []
+        for n, i in zip(names, infos):
+            d = "%s: %s" % (_SHORT.get(n, n), i.doc)
+            if i.kind != "array" and i.default is not None:
+                d += " (default %s)" % (i.default,)
+            if i.kind == "array":
+                d += (", read in chunks" if i.scope == "row" or n in _chunked_losses(opt)
+                      else "")
+            docs.append(d)
+        flags[opt] = (o.kind, o.choices, "; ".join(docs))
+    return flags
+
+
+def _chunked_losses(opt):
+    return [n for n, info in _registry.current().items() if info.chunk_option == opt]
 
 
 def _check_args(a):
@@ -469,16 +479,10 @@ def _check_args(a):
         a.loss = resolve_loss(a.loss)
     except ValueError as e:
         raise UsageError("--loss: " + str(e)) from None
-    for opt, (flag, losses) in _LOSS_FLAGS.items():
+    for opt, losses in _option_losses().items():
         if getattr(a, opt) is not None and a.loss not in losses:
-            raise UsageError("%s applies to %s, not to --loss %s"
-                             % (flag, " and ".join(losses), a.loss))
-    for opt in _EXTRA_FLAGS:
-        if getattr(a, opt) is not None and opt not in LOSSES[a.loss].extra:
-            have = [name for name, sp in LOSSES.items() if opt in sp.extra]
             raise UsageError("--%s applies to %s, not to --loss %s"
-                             % (opt.replace("_", "-"), " and ".join(have) or "no loss of this "
-                                "build", a.loss))
+                             % (opt.replace("_", "-"), " and ".join(losses), a.loss))
     if a.top_k < 0:
         raise UsageError("--top-k must be >= 0 (0: no accuracy), not %d" % a.top_k)
     if a.chunk_rows is not None and a.chunk_rows < 1:
@@ -490,10 +494,8 @@ def _check_args(a):
     if a.target is None and not _split_spec(a.pred)[0].lower().endswith(".npz"):
         raise UsageError("give TARGET, or a .npz PRED that holds both arrays")
     # every option's domain (--z-loss -1, --softcap inf, ...), before any file is read
-    scalars = {opt: getattr(a, opt) for opt in ("ignore_index", "label_smoothing", "axis",
-                                                "margin", "squared", "multiclass",
-                                                *_EXTRA_FLAGS)
-               if getattr(a, opt) is not None}
+    scalars = {opt: getattr(a, opt) for opt, (kind, _, _) in _option_flags().items()
+               if kind != "array" and getattr(a, opt) is not None}
     try:
         Evaluator(a.loss, reduction=a.reduction, top_k=a.top_k or None, n_threads=a.threads,
                   **scalars)
@@ -518,7 +520,8 @@ def _check_shapes(loss, opts, pred, target):
         raise DataError("target %s has dtype %s; expected numbers" % (target.spec, target.dtype))
     if len(ps) >= 1 and len(ts) >= 1 and ps[0] != ts[0]:
         raise DataError("%s: %d rows against %d" % (what, ps[0], ts[0]))
-    if LOSSES[loss].classes and not (loss == "hinge" and len(ps) <= 1):
+    info = _registry.current()[loss]
+    if info.classes and not ("binary" in info.targets and len(ps) <= 1):
         if len(ps) < 2:
             raise DataError("pred %s has shape %s; %s needs rows on axis 0 and a class axis"
                             % (pred.spec, ps, loss))
@@ -530,14 +533,14 @@ def _check_shapes(loss, opts, pred, target):
         if ts not in (ps, row_shape):
             raise DataError("%s; expected labels of shape %s or targets of shape %s"
                             % (what, row_shape, ps))
-        if loss == "softmax_cross_entropy":
+        if "probs" in info.targets:       # integer labels or probabilities
             if target.dtype.kind in "iu" and ts != row_shape:
                 raise DataError("%s; integer labels need shape %s" % (what, row_shape))
             if target.dtype.kind == "f" and ts != ps:
                 raise DataError("%s; probability targets need pred's shape" % what)
             if target.dtype.kind == "b":
-                raise DataError("target %s has dtype bool; softmax cross-entropy takes integer "
-                                "labels or floating probabilities" % target.spec)
+                raise DataError("target %s has dtype bool; %s takes integer labels or "
+                                "floating probabilities" % (target.spec, loss))
         return row_shape
     if ts != ps:
         raise DataError("%s; they must be equal" % what)
@@ -546,14 +549,10 @@ def _check_shapes(loss, opts, pred, target):
 
 def _copy_bytes(loss, pred, target):
     """Bytes per row the kernels' conversions may allocate (labels to int64, targets to
-    pred's dtype, hinge's +-1 targets and hit counting)."""
+    pred's dtype, hinge's +-1 targets)."""
     per_elem = max(8, pred.dtype.itemsize)
     t_elems = math.prod(target.shape[1:])
-    p_elems = math.prod(pred.shape[1:])
-    extra = per_elem * t_elems
-    if loss == "hinge":
-        extra += 2 * per_elem * t_elems + p_elems       # np.unique / 2t-1, the hit mask
-    return extra
+    return _registry.current()[loss].target_copies * per_elem * t_elems
 
 
 def evaluate_files(args, progress=None):
@@ -561,9 +560,8 @@ def evaluate_files(args, progress=None):
     loss = args.loss
     spec = LOSSES[loss]
     opts = {}
-    for opt in ("ignore_index", "label_smoothing", "axis", "margin", "squared", "multiclass",
-                *_EXTRA_FLAGS):
-        if getattr(args, opt) is not None:
+    for opt, (kind, _, _) in _option_flags().items():
+        if kind != "array" and getattr(args, opt) is not None:
             opts[opt] = getattr(args, opt)
     sources = []
     try:
@@ -580,35 +578,33 @@ def evaluate_files(args, progress=None):
                 if pred.path.lower().endswith(".npz") else ""))
         row_shape = _check_shapes(loss, opts, pred, target)
         chunked = {}                                 # update() keyword -> _Source
-        if args.sample_weight is not None:
-            sw = _Source(args.sample_weight, "sample_weight")
-            sources.append(sw)
-            if tuple(sw.shape) != tuple(row_shape):
-                raise DataError("sample_weight %s has shape %s but must have the row shape %s"
-                                % (sw.spec, tuple(sw.shape), tuple(row_shape)))
-            chunked["sample_weight"] = sw
-        if args.weight is not None:
-            w = _Source(args.weight, "weight")
-            sources.append(w)
-            if (not spec.classes and len(w.shape) == len(pred.shape) and len(w.shape) >= 1
-                    and w.shape[0] == pred.shape[0] and pred.shape[0] != 1):
-                chunked["weight"] = w                # varies along the rows: read in chunks
-            elif w.nbytes > (64 << 20):
-                raise DataError("weight %s has shape %s, which is not read in chunks with pred "
+        info = _registry.current()[loss]
+        for name, o in info.option_info.items():     # the array options: files
+            if o.kind != "array" or getattr(args, name, None) is None:
+                continue
+            src = _Source(getattr(args, name), name)
+            sources.append(src)
+            if o.shape == "rows":                    # one value per row: read in chunks
+                if tuple(src.shape) != tuple(row_shape):
+                    raise DataError("%s %s has shape %s but must have the row shape %s"
+                                    % (name, src.spec, tuple(src.shape), tuple(row_shape)))
+                chunked[name] = src
+            elif (name == info.chunk_option and len(src.shape) == len(pred.shape)
+                    and len(src.shape) >= 1 and src.shape[0] == pred.shape[0]
+                    and pred.shape[0] != 1):
+                chunked[name] = src                  # varies along the rows: read in chunks
+            elif src.nbytes > (64 << 20):
+                raise DataError("%s %s has shape %s, which is not read in chunks with pred "
                                 "of shape %s; give it pred's shape or a broadcastable one"
-                                % (w.spec, tuple(w.shape), tuple(pred.shape)))
+                                % (name, src.spec, tuple(src.shape), tuple(pred.shape)))
             else:
-                opts["weight"] = w.load()
-                if spec.classes and len(pred.shape) >= 2:
+                opts[name] = src.load()
+                if o.shape == "classes" and len(pred.shape) >= 2:
                     n_classes = pred.shape[opts.get("axis", -1)]
-                    if tuple(w.shape) != (n_classes,):
-                        raise DataError("weight %s has shape %s but must have one value per "
-                                        "class, shape (%d,)" % (w.spec, tuple(w.shape),
-                                                                n_classes))
-        if args.pos_weight is not None:
-            pw = _Source(args.pos_weight, "pos_weight")
-            sources.append(pw)
-            opts["pos_weight"] = pw.load()
+                    if tuple(src.shape) != (n_classes,):
+                        raise DataError("%s %s has shape %s but must have one value per "
+                                        "class, shape (%d,)" % (name, src.spec,
+                                                                tuple(src.shape), n_classes))
         for s in list(chunked.values()) + [target]:
             if s.dtype.kind not in "biuf":
                 raise DataError("%s %s has dtype %s; expected numbers"
@@ -697,7 +693,7 @@ def _progress_factory(enabled):
     if enabled is None and not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty()):
         return None
     try:
-        from tqdm import tqdm
+        from tqdm import tqdm  # type: ignore[import-untyped]
     except ImportError:
         if enabled:
             print("%s: note: --progress needs tqdm (pip install tqdm); going on without it"

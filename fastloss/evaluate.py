@@ -11,14 +11,15 @@ concatenation.  ``fastloss eval`` (fastloss/eval_cli.py) and
 
 from __future__ import annotations
 
-import inspect
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Optional
+from typing import Any, Dict, Optional
 
 import numpy as np
+from numpy.typing import ArrayLike
 
-from . import _api
+from . import _api, _registry
 
 __all__ = ["Evaluator", "EvalResult", "LOSSES", "resolve_loss"]
 
@@ -26,68 +27,46 @@ __all__ = ["Evaluator", "EvalResult", "LOSSES", "resolve_loss"]
 # --------------------------------------------------------------- the losses
 
 class _Spec:
-    """What the Evaluator needs to know about one loss."""
+    """What the Evaluator needs to know about one loss, read off its registry entry
+    (fastloss/_registry.py)."""
 
-    def __init__(self, name, defaults, chunk_option, classes):
-        self.name = name
-        self.defaults = defaults          # constructor options and their defaults
-        self.chunk_option = chunk_option  # the per-row array that update() takes
-        self.classes = classes            # a class loss: accuracy, rows along axis 0
-        self.extra = ()                   # keyword options of the kernel call beyond these
+    def __init__(self, info):
+        self.info = info
+        self.name = info.name
+        # constructor options and their defaults: the options that hold for every chunk
+        self.defaults = {k: info.option_info[k].default for k in info.loss_options()}
+        self.chunk_option = info.chunk_option    # the per-row array that update() takes
+        self.classes = info.classes              # a class loss: accuracy, rows along axis 0
+        # keyword options beyond PyTorch's (those without a torch counterpart)
+        self.extra = tuple(k for k in self.defaults if info.option_info[k].beyond_torch)
 
 
-LOSSES = {
-    "softmax_cross_entropy": _Spec(
-        "softmax_cross_entropy",
-        {"weight": None, "ignore_index": -100, "label_smoothing": 0.0, "axis": -1},
-        "sample_weight", True),
-    "sigmoid_cross_entropy": _Spec(
-        "sigmoid_cross_entropy", {"weight": None, "pos_weight": None}, "weight", False),
-    "hinge": _Spec(
-        "hinge",
-        {"margin": 1.0, "squared": False, "multiclass": "ovr", "weight": None, "axis": -1},
-        "sample_weight", True),
-    "mse": _Spec("mse", {"weight": None}, "weight", False),
-}
+class _Specs(Mapping):
+    """Loss name -> :class:`_Spec`, derived from the registry in effect."""
 
-# Options beyond PyTorch's (SPEC): passed through to the kernels that have them.
-_EXTRA_OPTIONS = {
-    "softmax_cross_entropy": (_api._softmax, {"z_loss": 0.0, "softcap": None,
-                                              "focal_gamma": 0.0, "poly1_epsilon": 0.0}),
-    "sigmoid_cross_entropy": (_api._sigmoid, {"focal_gamma": 0.0, "focal_alpha": None,
-                                              "poly1_epsilon": 0.0, "ignore_index": None}),
-}
-for _name, (_fn, _extra) in _EXTRA_OPTIONS.items():
-    _params = inspect.signature(_fn).parameters
-    LOSSES[_name].extra = tuple(k for k in _extra if k in _params)
-    LOSSES[_name].defaults.update({k: _extra[k] for k in LOSSES[_name].extra})
+    def __getitem__(self, name):
+        return _Spec(_registry.current()[name])
 
-_ALIASES = {
-    "softmax": "softmax_cross_entropy", "cross_entropy": "softmax_cross_entropy",
-    "ce": "softmax_cross_entropy",
-    "sigmoid": "sigmoid_cross_entropy", "bce": "sigmoid_cross_entropy",
-    "binary_cross_entropy": "sigmoid_cross_entropy",
-    "binary_cross_entropy_with_logits": "sigmoid_cross_entropy",
-    "mean_squared_error": "mse",
-}
+    def __iter__(self):
+        return iter(_registry.current())
 
-_ARRAY_OPTIONS = ("weight", "pos_weight")
+    def __len__(self):
+        return len(_registry.current())
+
+
+LOSSES = _Specs()
+
+
+def resolve_loss(loss: Any) -> str:
+    """Canonical loss name of ``loss``: a name, an alias, or a fastloss loss function."""
+    return _registry.resolve(loss)
+
+
+_ARRAY_OPTIONS = ("weight", "pos_weight")   # compared with np.array_equal in merge()
 # The reductions an Evaluator can finish with: each chunk's kernel call uses
 # the same one, so its weight_sum is that reduction's denominator for the chunk
 # (batchmean: the chunk's rows along axis 0; fullmean: its output locations).
-_REDUCTIONS = ("mean", "sum", "batchmean", "fullmean")   # compared with np.array_equal in merge()
-
-
-def resolve_loss(loss):
-    """Canonical loss name of ``loss``: a name, an alias, or a fastloss loss function."""
-    name = getattr(loss, "__name__", loss) if callable(loss) else loss
-    if isinstance(name, str):
-        key = name.strip().lower().replace("-", "_")
-        key = _ALIASES.get(key, key)
-        if key in LOSSES:
-            return key
-    raise ValueError("unknown loss %r; expected one of %s (or an alias: %s)"
-                     % (loss, ", ".join(LOSSES), ", ".join(sorted(_ALIASES))))
+_REDUCTIONS = ("mean", "sum", "batchmean", "fullmean")
 
 
 # ------------------------------------------------------------- the result
@@ -133,7 +112,7 @@ class EvalResult:
     top_k: Optional[int]
     top_k_accuracy: Optional[float]
 
-    def as_dict(self):
+    def as_dict(self) -> Dict[str, Any]:
         """The fields as a dict (NaN kept as float('nan'))."""
         return asdict(self)
 
@@ -157,23 +136,15 @@ def _total(s, c):
 # ------------------------------------------------------------ the evaluator
 
 def _check_scalar_options(loss, opts):
-    """The checks the kernel call would make on the scalar options, made once, up front."""
-    if loss == "softmax_cross_entropy":
-        _api._ignore_index(opts["ignore_index"])
-        eps = opts["label_smoothing"]
-        try:
-            ok = 0.0 <= float(eps) <= 1.0
-        except (TypeError, ValueError, OverflowError):
-            ok = False
-        if not ok:
-            raise ValueError("label_smoothing must be a number in [0, 1], not %r" % (eps,))
-        _api._softmax_options(*(opts.get(k, 0.0) if k != "softcap" else opts.get(k)
-                                for k in ("z_loss", "softcap", "focal_gamma", "poly1_epsilon")))
-    elif loss == "sigmoid_cross_entropy":
-        _api._sigmoid_options(opts.get("focal_gamma", 0.0), opts.get("focal_alpha"),
-                              opts.get("poly1_epsilon", 0.0))
-    elif loss == "hinge":
-        _api._margin(opts["margin"])
+    """The checks a kernel call makes on the scalar options, made once, up front: the
+    loss's driver on zero rows with them (array options are checked against each chunk's
+    shapes, the class axis against its dimensions)."""
+    info = _registry.current()[loss]
+    scalars = {k: v for k, v in opts.items()
+               if info.option_info[k].kind not in ("array", "out") and k != "axis"}
+    x = np.zeros((0, 1))
+    t = np.zeros((0,), np.int64) if "labels" in info.targets else np.zeros((0, 1))
+    info.driver(x, t, reduction="sum", **scalars)
 
 
 class Evaluator:
@@ -245,8 +216,9 @@ class Evaluator:
     (1000, 3)
     """
 
-    def __init__(self, loss="softmax_cross_entropy", *, reduction="mean", top_k=5,
-                 n_threads=None, **options):
+    def __init__(self, loss: Any = "softmax_cross_entropy", *, reduction: str = "mean",
+                 top_k: Optional[int] = 5, n_threads: Optional[int] = None,
+                 **options: Any) -> None:
         self.loss = resolve_loss(loss)
         spec = LOSSES[self.loss]
         if reduction not in _REDUCTIONS:
@@ -292,7 +264,7 @@ class Evaluator:
 
     # ----------------------------------------------------------- state
 
-    def reset(self):
+    def reset(self) -> Evaluator:
         """Forget every chunk seen (the options stay)."""
         self._loss = (0.0, 0.0)
         self._weight = (0.0, 0.0)
@@ -316,12 +288,12 @@ class Evaluator:
         self.n_topk += int(n_topk)
 
     @property
-    def loss_sum(self):
+    def loss_sum(self) -> float:
         """The float64 weighted loss sum so far."""
         return _total(*self._loss)
 
     @property
-    def weight_sum(self):
+    def weight_sum(self) -> float:
         """The ``mean`` denominator so far."""
         return _total(*self._weight)
 
@@ -345,15 +317,20 @@ class Evaluator:
                              % (sig[2], old[2]))
 
     def _target_kind(self, x, t):
-        if self.loss == "softmax_cross_entropy":
+        info = LOSSES[self.loss].info
+        if not info.classes:
+            return "targets"
+        if "probs" in info.targets:
             return "integer labels" if t.dtype.kind in "iu" else "probabilities"
-        if self.loss == "hinge":
-            if x.ndim == 1:
-                return "binary targets"
-            return "multi-label targets" if t.shape == x.shape else "integer labels"
-        return "targets"
+        if "binary" in info.targets and x.ndim == 1:
+            return "binary targets"
+        if "multilabel" in info.targets and t.shape == x.shape:
+            return "multi-label targets"
+        return "integer labels"
 
-    def update(self, pred, target, *, sample_weight=None, weight=None):
+    def update(self, pred: ArrayLike, target: ArrayLike, *,
+               sample_weight: Optional[ArrayLike] = None,
+               weight: Optional[ArrayLike] = None) -> Evaluator:
         """Add one chunk of rows (axis 0): predictions, targets and per-row weights.
 
         Parameters
@@ -384,7 +361,8 @@ class Evaluator:
         x = pred if isinstance(pred, np.ndarray) else np.asarray(pred)
         t = target if isinstance(target, np.ndarray) else np.asarray(target)
         opts = self.options
-        if spec.classes and not (self.loss == "hinge" and x.ndim <= 1 and t.shape == x.shape):
+        if spec.classes and not ("binary" in spec.info.targets and x.ndim <= 1
+                                 and t.shape == x.shape):
             if x.ndim < 2 or opts["axis"] % x.ndim == 0:
                 raise ValueError(
                     "pred has shape %s with the class axis %d; an Evaluator stacks chunks "
@@ -400,28 +378,14 @@ class Evaluator:
         if self._signature is not None and x.dtype.kind == "f" and x.dtype.itemsize in (4, 8):
             self._check_signature(sig)     # other dtypes: the kernel's TypeError says more
 
-        nt = self.n_threads
+        # one driver call, the same for every loss: its options, this chunk's per-row array
+        kw = dict(opts)
+        if per_chunk is not None or spec.chunk_option not in kw:
+            kw[spec.chunk_option] = per_chunk
+        k = (self.top_k or 0) if spec.info.hits else 0
         red = "sum" if self.reduction == "mean" else self.reduction
-        k = self.top_k or 0
-        if self.loss == "softmax_cross_entropy":
-            r = _api._softmax(x, t, opts["weight"], per_chunk, opts["ignore_index"],
-                              opts["label_smoothing"], red, opts["axis"], nt, True, False,
-                              None, top_k=k, full=True, **{e: opts[e] for e in spec.extra})
-            hits = (r.stats["n_top1"], r.stats["n_topk"])
-        elif self.loss == "hinge":
-            r = _api._hinge(x, t, opts["margin"], opts["squared"], opts["multiclass"],
-                            opts["weight"], per_chunk, red, opts["axis"], nt, True, False,
-                            None, full=True, top_k=k if sig[2] == "integer labels" else 0)
-            hits = (r.stats["n_top1"], r.stats["n_topk"])
-        elif self.loss == "sigmoid_cross_entropy":
-            w = opts["weight"] if per_chunk is None else per_chunk
-            r = _api._sigmoid(x, t, w, opts["pos_weight"], red, nt, True, False, None,
-                              full=True, **{e: opts[e] for e in spec.extra})
-            hits = (0, 0)
-        else:
-            w = opts["weight"] if per_chunk is None else per_chunk
-            r = _api._mse(x, t, w, red, nt, True, False, None, full=True)
-            hits = (0, 0)
+        r = spec.info.driver(x, t, reduction=red, n_threads=self.n_threads, top_k=k, **kw)
+        hits = (r.stats["n_top1"], r.stats["n_topk"]) if k else (0, 0)
         st = r.stats
         self._check_signature(sig)
         self._add_stats(st["loss_sum"], st["weight_sum"], st["n_rows"], st["n_ignored"], *hits)
@@ -429,7 +393,7 @@ class Evaluator:
 
     # ----------------------------------------------------------- merge
 
-    def merge(self, other):
+    def merge(self, other: Evaluator) -> Evaluator:
         """Add the chunks another evaluator has seen (e.g. a worker's); returns ``self``.
 
         Both must have the same loss, reduction, top_k and options, and have
@@ -454,7 +418,7 @@ class Evaluator:
         opts = ", ".join("%s=%r" % (k, v) for k, v in self.options.items())
         return "%s(reduction=%r, top_k=%r, %s)" % (self.loss, self.reduction, self.top_k, opts)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "Evaluator(%r, reduction=%r, top_k=%r, rows=%d)" % (
             self.loss, self.reduction, self.top_k, self.n_rows)
 
@@ -490,7 +454,7 @@ class Evaluator:
             return True
         return self._signature[2] == "integer labels"
 
-    def result(self):
+    def result(self) -> EvalResult:
         """The loss over every chunk seen, and the metrics: an :class:`EvalResult`."""
         loss_sum, weight_sum = self.loss_sum, self.weight_sum
         if self.reduction == "sum":

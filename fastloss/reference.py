@@ -4,13 +4,15 @@ This module is the oracle the test-suite compares the compiled kernels against (
 bottleneck's ``bottleneck/slow``). It never imports the compiled extension. Every function has the
 same signature as its public counterpart in :mod:`fastloss`; ``n_threads`` is accepted and ignored.
 
-Conventions (see ``shared/SPEC.md``):
+Conventions:
 
 * all arithmetic is done in float64, whatever the input dtype; results come back in ``pred``'s
   dtype (float32 in, float32 out); ``mean`` and ``sum`` losses are Python floats, and the sum
   over elements is correctly rounded (:func:`math.fsum`) whenever it is finite;
 * ``reduction="none"`` returns the per-row (class losses) or per-element (elementwise losses)
   values, and the ``_grad`` of ``"none"`` is the gradient of the SUM of those values;
+* the options beyond PyTorch (z-loss, soft-capping, ``lse_out``, focal and poly-1) are
+  written as their definitions, one term each, with their derivatives in closed form;
 * the stable formulas are written so that tiny true values survive: ``softplus`` uses
   ``log1p(exp(-|x|))`` (via :func:`numpy.logaddexp`), the log-sum-exp is shifted by the row maximum
   and its remainder taken with ``log1p``, and the gradient at the argmax is formed from the sum of
@@ -248,16 +250,24 @@ def _softmax_ce_special_row(x, a):
     return loss, grad
 
 
-def _softmax_ce(logits, target, weight, sample_weight, ignore_index, label_smoothing, axis):
-    """Per-row float64 losses, the gradient of their sum (N, C), the mean denominator, and
-    the bits needed to put results back in shape."""
-    x, axis, row_shape = _class_rows(logits, axis)
+def _softmax_ce(logits, target, weight, sample_weight, ignore_index, label_smoothing, axis,
+                z_loss=0.0, softcap=None, focal_gamma=0.0, poly1_epsilon=0.0):
+    """Per-row float64 losses, the gradient of their sum (N, C), the mean denominator, the
+    per-row log-sum-exps, and the bits needed to put results back in shape."""
+    x_raw, axis, row_shape = _class_rows(logits, axis)
     pred_shape = np.shape(logits)
-    n_rows, n_classes = x.shape
+    n_rows, n_classes = x_raw.shape
     target = np.asarray(target)
     class_weight = _class_weight(weight, n_classes)
     row_weight = _row_weight(sample_weight, row_shape)
     eps = float(label_smoothing)
+
+    # Soft-capping (Gemma 2): the loss sees z = c tanh(x / c); dz/dx = 1 - (z / c)**2.
+    if softcap is None:
+        x, cap_slope = x_raw, None
+    else:
+        x = softcap * np.tanh(x_raw / softcap)
+        cap_slope = 1.0 - np.tanh(x_raw / softcap) ** 2
 
     if _is_integer_target(target):
         if target.shape != tuple(row_shape):
@@ -273,14 +283,22 @@ def _softmax_ce(logits, target, weight, sample_weight, ignore_index, label_smoot
         smoothed[np.arange(n_rows), safe_labels] = 1.0
         smoothed = (1.0 - eps) * smoothed + eps / n_classes
         smoothed[ignored] = 0.0
+        # the weight of a row's own terms (z-loss, poly-1): its label's class weight
+        term_weight = np.where(ignored, 0.0, class_weight[safe_labels])
         denominator = _exact_sum(
             np.where(ignored, 0.0, class_weight[safe_labels] * row_weight)
         )
     else:
+        if focal_gamma:
+            raise ValueError("focal_gamma needs integer labels")
+        labels = None
         probabilities = _target_rows(target, pred_shape, axis)
         smoothed = (1.0 - eps) * probabilities + eps / n_classes
         ignored = np.zeros(n_rows, dtype=bool)
+        term_weight = np.ones(n_rows)
         denominator = _exact_sum(row_weight)
+    if focal_gamma and eps:
+        raise ValueError("focal_gamma needs label_smoothing=0")
 
     a = class_weight * smoothed  # a_k = weight_k * t'_k
     loss = np.zeros(n_rows)
@@ -291,13 +309,69 @@ def _softmax_ce(logits, target, weight, sample_weight, ignore_index, label_smoot
         loss[regular], grad[regular] = _softmax_ce_regular_rows(x[regular], a[regular])
         for i in np.flatnonzero(~ignored & ~regular):
             loss[i], grad[i] = _softmax_ce_special_row(x[i], a[i])
+        lse = _logsumexp_rows(x)
+        if focal_gamma or z_loss or poly1_epsilon:
+            p = np.exp(x - lse[:, None])
+            if focal_gamma:
+                # Focal (Lin et al. 2017): w_y (1 - p_y)**gamma (-log p_y).  With
+                # f(p) = -(1 - p)**g log p:  d f / d x_k = f'(p_y) p_y (delta_ky - p_k),
+                # p f'(p) = g (1 - p)**(g - 1) p log p - (1 - p)**g.
+                rows = np.arange(n_rows)
+                py = p[rows, safe_labels]
+                log_py = x[rows, safe_labels] - lse
+                q = 1.0 - py
+                focal_loss = -(q ** focal_gamma) * log_py
+                q_gm1 = np.where(q > 0, q ** (focal_gamma - 1.0), 0.0)
+                pf = focal_gamma * q_gm1 * py * log_py - q ** focal_gamma
+                onehot = np.zeros((n_rows, n_classes))
+                onehot[rows, safe_labels] = 1.0
+                focal_grad = (pf[:, None] * (onehot - p))
+                keep = regular
+                loss[keep] = (term_weight * focal_loss)[keep]
+                grad[keep] = (term_weight[:, None] * focal_grad)[keep]
+            if z_loss:
+                # z-loss (PaLM): z lse**2 per row; d/dx_k = 2 z lse p_k.
+                loss += np.where(ignored, 0.0, term_weight * z_loss * lse ** 2)
+                grad += np.where(ignored[:, None], 0.0,
+                                 (term_weight * 2.0 * z_loss * lse)[:, None] * p)
+            if poly1_epsilon:
+                # Poly-1 (Leng et al. 2022): eps (1 - p_t), p_t = sum_k t'_k p_k;
+                # d p_t / d x_k = p_k (t'_k - p_t).
+                pt = np.sum(smoothed * p, axis=1)
+                loss += np.where(ignored, 0.0, term_weight * poly1_epsilon * (1.0 - pt))
+                grad += np.where(ignored[:, None], 0.0,
+                                 (term_weight * poly1_epsilon)[:, None]
+                                 * p * (pt[:, None] - smoothed))
+        if cap_slope is not None:
+            grad = grad * cap_slope
         loss = loss * row_weight
         grad = grad * row_weight[:, None]
-    return loss, grad, denominator, row_shape, pred_shape, axis
+    return loss, grad, denominator, lse, row_shape, pred_shape, axis
+
+
+def _logsumexp_rows(x):
+    """log sum_k exp(x_k) of each row, shifted by the row maximum."""
+    with np.errstate(all="ignore"):
+        m = x.max(axis=1) if x.shape[1] else np.zeros(x.shape[0])
+        shift = np.where(np.isfinite(m), m, 0.0)
+        return shift + np.log(np.sum(np.exp(x - shift[:, None]), axis=1))
+
+
+_SOFTMAX_OPTIONS_DOC = """
+    Options beyond PyTorch (all off by default), each a term of the same row:
+    ``z_loss * lse**2`` (PaLM); ``softcap``: the loss sees ``c * tanh(x / c)``
+    (Gemma 2); ``focal_gamma``: the row loss ``w_y (1 - p_y)**gamma (-log p_y)``
+    (integer labels, no smoothing); ``poly1_epsilon * (1 - p_t)`` with ``p_t =
+    sum_k t'_k p_k``.  The z-loss and poly-1 terms carry the row's weight
+    (``weight[y_i] * s_i``, or ``s_i`` for probabilities).  ``lse_out`` receives
+    each row's log-sum-exp (of the capped logits).
+"""
 
 
 def softmax_cross_entropy(logits, target, *, weight=None, sample_weight=None, ignore_index=-100,
-                          label_smoothing=0.0, reduction="mean", axis=-1, n_threads=None):
+                          label_smoothing=0.0, reduction="mean", axis=-1, n_threads=None,
+                          z_loss=0.0, softcap=None, lse_out=None, focal_gamma=0.0,
+                          poly1_epsilon=0.0):
     """Softmax cross-entropy, equal to ``torch.nn.functional.cross_entropy``.
 
     Row loss ``l_i = s_i * sum_k a_k (lse(x_i) - x_ik)`` with ``a_k = weight_k * t'_k`` and
@@ -308,37 +382,56 @@ def softmax_cross_entropy(logits, target, *, weight=None, sample_weight=None, ig
     return _softmax_cross_entropy_impl(
         logits, target, weight=weight, sample_weight=sample_weight, ignore_index=ignore_index,
         label_smoothing=label_smoothing, reduction=reduction, axis=axis,
-        out=None, want_grad=False,
+        out=None, want_grad=False, z_loss=z_loss, softcap=softcap, lse_out=lse_out,
+        focal_gamma=focal_gamma, poly1_epsilon=poly1_epsilon,
     )[0]
 
 
 def softmax_cross_entropy_grad(logits, target, *, weight=None, sample_weight=None,
                                ignore_index=-100, label_smoothing=0.0, reduction="mean", axis=-1,
-                               n_threads=None, out=None):
+                               n_threads=None, out=None, z_loss=0.0, softcap=None, lse_out=None,
+                               focal_gamma=0.0, poly1_epsilon=0.0):
     """Gradient of :func:`softmax_cross_entropy` with respect to the logits."""
     return _softmax_cross_entropy_impl(
         logits, target, weight=weight, sample_weight=sample_weight, ignore_index=ignore_index,
         label_smoothing=label_smoothing, reduction=reduction, axis=axis, out=out,
+        z_loss=z_loss, softcap=softcap, lse_out=lse_out, focal_gamma=focal_gamma,
+        poly1_epsilon=poly1_epsilon,
     )[1]
 
 
 def softmax_cross_entropy_value_and_grad(logits, target, *, weight=None, sample_weight=None,
                                          ignore_index=-100, label_smoothing=0.0,
-                                         reduction="mean", axis=-1, n_threads=None, out=None):
+                                         reduction="mean", axis=-1, n_threads=None, out=None,
+                                         z_loss=0.0, softcap=None, lse_out=None,
+                                         focal_gamma=0.0, poly1_epsilon=0.0):
     """``(softmax_cross_entropy(...), softmax_cross_entropy_grad(...))``."""
     return _softmax_cross_entropy_impl(
         logits, target, weight=weight, sample_weight=sample_weight, ignore_index=ignore_index,
         label_smoothing=label_smoothing, reduction=reduction, axis=axis, out=out,
+        z_loss=z_loss, softcap=softcap, lse_out=lse_out, focal_gamma=focal_gamma,
+        poly1_epsilon=poly1_epsilon,
     )
+
+
+for _f in (softmax_cross_entropy, softmax_cross_entropy_grad,
+           softmax_cross_entropy_value_and_grad):
+    _f.__doc__ = (_f.__doc__ or "") + _SOFTMAX_OPTIONS_DOC
 
 
 def _softmax_cross_entropy_impl(logits, target, *, weight, sample_weight, ignore_index,
-                                label_smoothing, reduction, axis, out, want_grad=True):
+                                label_smoothing, reduction, axis, out, want_grad=True,
+                                z_loss=0.0, softcap=None, lse_out=None, focal_gamma=0.0,
+                                poly1_epsilon=0.0):
     _check_reduction(reduction)
     dtype = _result_dtype(logits)
-    loss, grad, denominator, row_shape, pred_shape, axis = _softmax_ce(
-        logits, target, weight, sample_weight, ignore_index, label_smoothing, axis
+    loss, grad, denominator, lse, row_shape, pred_shape, axis = _softmax_ce(
+        logits, target, weight, sample_weight, ignore_index, label_smoothing, axis,
+        z_loss=float(z_loss), softcap=None if softcap is None else float(softcap),
+        focal_gamma=float(focal_gamma), poly1_epsilon=float(poly1_epsilon),
     )
+    if lse_out is not None:
+        lse_out[...] = lse.reshape(row_shape)
     value = _reduce(loss, denominator, reduction, dtype, row_shape)
     if not want_grad:
         return value, None
@@ -383,40 +476,51 @@ def _same_shape_target(target, shape):
 
 
 def sigmoid_cross_entropy(logits, target, *, weight=None, pos_weight=None, reduction="mean",
-                          n_threads=None, ignore_index=None):
+                          n_threads=None, focal_gamma=0.0, focal_alpha=None, poly1_epsilon=0.0,
+                          ignore_index=None):
     """Sigmoid cross-entropy, equal to ``binary_cross_entropy_with_logits``.
 
     ``l = weight * (pos_weight * t * softplus(-x) + (1 - t) * softplus(x))``; ``mean`` divides
     by the number of elements.  Elements whose target equals ``ignore_index`` (Caffe's
-    ``ignore_label``) have loss and gradient 0 and are not counted by ``mean``.
+    ``ignore_label``) have loss and gradient 0 and are not counted by ``mean``.  Focal and
+    poly-1 as torchvision's ``sigmoid_focal_loss``:
+    ``l = weight * (alpha_t (1 - p_t)**gamma ce + epsilon (1 - p_t))`` with ``ce`` the
+    (pos-weighted) cross-entropy, ``p_t = p t + (1 - p)(1 - t)`` and ``alpha_t = alpha t +
+    (1 - alpha)(1 - t)`` (1 without ``focal_alpha``).
     """
     return _sigmoid_cross_entropy_impl(
         logits, target, weight=weight, pos_weight=pos_weight, reduction=reduction, out=None,
-        want_grad=False, ignore_index=ignore_index,
+        want_grad=False, focal_gamma=focal_gamma, focal_alpha=focal_alpha,
+        poly1_epsilon=poly1_epsilon, ignore_index=ignore_index,
     )[0]
 
 
 def sigmoid_cross_entropy_grad(logits, target, *, weight=None, pos_weight=None, reduction="mean",
-                               n_threads=None, out=None, ignore_index=None):
+                               n_threads=None, out=None, focal_gamma=0.0, focal_alpha=None,
+                               poly1_epsilon=0.0, ignore_index=None):
     """Gradient of :func:`sigmoid_cross_entropy` with respect to the logits."""
     return _sigmoid_cross_entropy_impl(
         logits, target, weight=weight, pos_weight=pos_weight, reduction=reduction, out=out,
+        focal_gamma=focal_gamma, focal_alpha=focal_alpha, poly1_epsilon=poly1_epsilon,
         ignore_index=ignore_index,
     )[1]
 
 
 def sigmoid_cross_entropy_value_and_grad(logits, target, *, weight=None, pos_weight=None,
                                          reduction="mean", n_threads=None, out=None,
+                                         focal_gamma=0.0, focal_alpha=None, poly1_epsilon=0.0,
                                          ignore_index=None):
     """``(sigmoid_cross_entropy(...), sigmoid_cross_entropy_grad(...))``."""
     return _sigmoid_cross_entropy_impl(
         logits, target, weight=weight, pos_weight=pos_weight, reduction=reduction, out=out,
+        focal_gamma=focal_gamma, focal_alpha=focal_alpha, poly1_epsilon=poly1_epsilon,
         ignore_index=ignore_index,
     )
 
 
 def _sigmoid_cross_entropy_impl(logits, target, *, weight, pos_weight, reduction, out,
-                                want_grad=True, ignore_index=None):
+                                want_grad=True, focal_gamma=0.0, focal_alpha=None,
+                                poly1_epsilon=0.0, ignore_index=None):
     _check_reduction(reduction)
     dtype = _result_dtype(logits)
     x = np.asarray(logits, dtype=np.float64)
@@ -434,15 +538,38 @@ def _sigmoid_cross_entropy_impl(logits, target, *, weight, pos_weight, reduction
             negative_coef != 0, negative_coef * _softplus(x), 0.0
         )
         loss = np.where(np.isnan(x), np.nan, loss)
+        grad = negative_coef * _sigmoid(x) - positive_coef * _sigmoid(-x)
+        if focal_gamma or focal_alpha is not None or poly1_epsilon:
+            loss, grad = _sigmoid_options(x, t, w, loss, grad, float(focal_gamma),
+                                          focal_alpha, float(poly1_epsilon))
         kept = np.ones(x.shape, dtype=bool) if ignore_index is None else t != ignore_index
         loss = np.where(kept, loss, 0.0)
         count = int(np.count_nonzero(kept))
         value = _reduce(loss, count, reduction, dtype, x.shape)
         if not want_grad:
             return value, None
-        grad = negative_coef * _sigmoid(x) - positive_coef * _sigmoid(-x)
         grad = _scale_grad(np.where(kept, grad, 0.0), count, reduction, x.shape)
     return value, _deliver_grad(grad, dtype, x.shape, out)
+
+
+def _sigmoid_options(x, t, w, ce_w, dce_w, gamma, alpha, epsilon):
+    """Focal and poly-1 from the weighted cross-entropy ``ce_w = w ce`` and its derivative.
+
+    p = sigmoid(x), p_t = p t + (1 - p)(1 - t), d p_t / dx = (2 t - 1) p (1 - p);
+    focal: alpha_t (1 - p_t)**g ce, derivative
+    alpha_t ((1 - p_t)**g ce' - g (1 - p_t)**(g - 1) ce d p_t / dx);
+    poly-1: epsilon (1 - p_t), derivative -epsilon d p_t / dx.
+    """
+    p = _sigmoid(x)
+    p_t = p * t + (1.0 - p) * (1.0 - t)
+    q = 1.0 - p_t
+    dpt = (2.0 * t - 1.0) * p * _sigmoid(-x)
+    alpha_t = 1.0 if alpha is None else alpha * t + (1.0 - alpha) * (1.0 - t)
+    qg = q ** gamma
+    qg1 = np.where(q != 0, gamma * q ** (gamma - 1.0), 0.0) if gamma else 0.0
+    loss = alpha_t * qg * ce_w + w * epsilon * q
+    grad = alpha_t * (qg * dce_w - qg1 * ce_w * dpt) - w * epsilon * dpt
+    return loss, grad
 
 
 # ---------------------------------------------------------------------------------------------

@@ -151,7 +151,11 @@ int fl_default_threads(void)
 
 static int fl_threads_for(int n_threads, int64_t work, int64_t n_blocks)
 {
-    int64_t nt = n_threads > 0 ? n_threads : fl_default_threads();
+    int64_t nt;
+    /* small work runs serially: decided before asking OpenMP anything (omp_get_num_procs
+     * is a system call, which would cost a tiny call more than its arithmetic) */
+    if (work < FL_MIN_PARALLEL_ELEMS || n_blocks <= 1) return 1;
+    nt = n_threads > 0 ? n_threads : fl_default_threads();
 #ifdef _OPENMP
     /* more threads than 4 per processor only costs (results do not depend on it) */
     if (nt > 4 * (int64_t)omp_get_num_procs()) nt = 4 * (int64_t)omp_get_num_procs();
@@ -333,6 +337,16 @@ static int64_t fl_rows_per_block(int64_t n_classes)
 
 /* --------------------------------------------------------- class losses */
 
+/* Argument validation: the first field outside its domain is reported in
+ * res->bad_value (an fl_field) with FL_ERR_ARG, before anything is written. */
+static fl_status fl_bad_arg(fl_result *res, fl_field field)
+{
+    fl_result_init(res, 0);
+    res->bad_value = (int64_t)field;
+    return FL_ERR_ARG;
+}
+#define FL_CHECK(ok, field) do { if (!(ok)) return fl_bad_arg(res, (field)); } while (0)
+
 static fl_status fl_softmax_ce(const fl_softmax_ce_args *a, fl_result *res, int dt)
 {
     fl_partial pre, tot;
@@ -340,14 +354,22 @@ static fl_status fl_softmax_ce(const fl_softmax_ce_args *a, fl_result *res, int 
     fl_status st;
     int64_t n_rows, c;
     double denom;
-    if (a->outer < 0 || a->n_classes < 1 || a->inner < 0 || !fl_reduction_ok(a->reduction, a->batch_size)
-        || (a->labels == NULL) == (a->probs == NULL) || !(a->label_smoothing >= 0.0)
-        || a->label_smoothing > 1.0 || a->top_k < 0 || !(a->z_loss >= 0.0)
-        || !(a->softcap >= 0.0) || !(a->focal_gamma >= 0.0) || a->poly1_epsilon != a->poly1_epsilon
-        || (a->focal_gamma != 0.0 && (a->probs != NULL || a->label_smoothing != 0.0))
-        || (a->hess != NULL && (a->z_loss != 0.0 || a->softcap > 0.0 || a->focal_gamma != 0.0
-                                || a->poly1_epsilon != 0.0)))
-        return FL_ERR_ARG;
+    int opts = a->z_loss != 0.0 || a->softcap > 0.0 || a->focal_gamma != 0.0
+               || a->poly1_epsilon != 0.0;
+    FL_CHECK(a->outer >= 0 && a->inner >= 0, FL_FIELD_SIZES);
+    FL_CHECK(a->n_classes >= 1, FL_FIELD_N_CLASSES);
+    FL_CHECK(fl_reduction_ok(a->reduction, a->batch_size), FL_FIELD_REDUCTION);
+    FL_CHECK((a->labels == NULL) != (a->probs == NULL), FL_FIELD_TARGET);
+    FL_CHECK(a->label_smoothing >= 0.0 && a->label_smoothing <= 1.0, FL_FIELD_LABEL_SMOOTHING);
+    FL_CHECK(a->top_k >= 0, FL_FIELD_TOP_K);
+    FL_CHECK(a->z_loss >= 0.0 && a->z_loss - a->z_loss == 0.0, FL_FIELD_Z_LOSS);
+    FL_CHECK(a->softcap >= 0.0, FL_FIELD_SOFTCAP);
+    FL_CHECK(a->focal_gamma >= 0.0 && a->focal_gamma - a->focal_gamma == 0.0,
+             FL_FIELD_FOCAL_GAMMA);
+    FL_CHECK(a->poly1_epsilon - a->poly1_epsilon == 0.0, FL_FIELD_POLY1_EPSILON);
+    FL_CHECK(a->focal_gamma == 0.0 || (a->probs == NULL && a->label_smoothing == 0.0),
+             FL_FIELD_FOCAL_TARGET);
+    FL_CHECK(a->hess == NULL || !opts, FL_FIELD_HESS);
     n_rows = a->outer * a->inner;
     fl_result_init(res, n_rows);
     st = fl_prepass(a->labels, a->class_weight, a->sample_weight, n_rows, a->n_classes, 1,
@@ -411,10 +433,13 @@ static fl_status fl_hinge(const fl_hinge_args *a, fl_result *res, int dt)
     fl_status st;
     int64_t n_rows;
     double denom;
-    if (a->outer < 0 || a->n_classes < 1 || a->inner < 0 || !fl_reduction_ok(a->reduction, a->batch_size)
-        || a->mode < 0 || a->mode > 2 || (a->labels == NULL) == (a->target == NULL) || a->top_k < 0
-        || (a->target != NULL && a->mode != FL_HINGE_OVR))
-        return FL_ERR_ARG;
+    FL_CHECK(a->outer >= 0 && a->inner >= 0, FL_FIELD_SIZES);
+    FL_CHECK(a->n_classes >= 1, FL_FIELD_N_CLASSES);
+    FL_CHECK(fl_reduction_ok(a->reduction, a->batch_size), FL_FIELD_REDUCTION);
+    FL_CHECK((a->labels == NULL) != (a->target == NULL), FL_FIELD_TARGET);
+    FL_CHECK(a->top_k >= 0, FL_FIELD_TOP_K);
+    FL_CHECK(a->mode >= 0 && a->mode <= 2 && (a->target == NULL || a->mode == FL_HINGE_OVR),
+             FL_FIELD_MODE);
     n_rows = a->outer * a->inner;
     fl_result_init(res, n_rows);
     st = fl_prepass(a->labels, NULL, a->sample_weight, n_rows, a->n_classes, 0, 0, a->n_threads,
@@ -476,14 +501,17 @@ static fl_status fl_sigmoid_ce(const fl_sigmoid_ce_args *a, fl_result *res, int 
     fl_status st;
     int64_t n_blocks, n;
     double denom, n_ignored = 0.0;
-    if (a->n_rows < 0 || a->row_len < 0 || !fl_reduction_ok(a->reduction, a->batch_size)
-        || (a->weight != NULL && a->weight_row_stride != 0 && a->weight_row_stride != a->row_len)
-        || !(a->focal_gamma >= 0.0) || a->focal_alpha > 1.0 || a->focal_alpha != a->focal_alpha
-        || a->poly1_epsilon != a->poly1_epsilon
-        || (a->has_ignore && a->ignore_value != a->ignore_value)
-        || (a->hess != NULL && (a->focal_gamma != 0.0 || a->focal_alpha >= 0.0
-                                || a->poly1_epsilon != 0.0)))
-        return FL_ERR_ARG;
+    FL_CHECK(a->n_rows >= 0 && a->row_len >= 0, FL_FIELD_SIZES);
+    FL_CHECK(fl_reduction_ok(a->reduction, a->batch_size), FL_FIELD_REDUCTION);
+    FL_CHECK(a->weight == NULL || a->weight_row_stride == 0 || a->weight_row_stride == a->row_len,
+             FL_FIELD_WEIGHT_STRIDE);
+    FL_CHECK(a->focal_gamma >= 0.0 && a->focal_gamma - a->focal_gamma == 0.0,
+             FL_FIELD_FOCAL_GAMMA);
+    FL_CHECK(!(a->focal_alpha > 1.0) && a->focal_alpha == a->focal_alpha, FL_FIELD_FOCAL_ALPHA);
+    FL_CHECK(a->poly1_epsilon - a->poly1_epsilon == 0.0, FL_FIELD_POLY1_EPSILON);
+    FL_CHECK(!a->has_ignore || a->ignore_value == a->ignore_value, FL_FIELD_IGNORE_VALUE);
+    FL_CHECK(a->hess == NULL || (a->focal_gamma == 0.0 && a->focal_alpha < 0.0
+                                 && a->poly1_epsilon == 0.0), FL_FIELD_HESS);
     n = a->n_rows * a->row_len;
     fl_result_init(res, n);
     fl_elem_ctx_init(&ctx, a, a->n_rows, a->row_len, &n_blocks);
@@ -515,9 +543,10 @@ static fl_status fl_mse(const fl_mse_args *a, fl_result *res, int dt)
     fl_status st;
     int64_t n_blocks, n;
     double denom;
-    if (a->n_rows < 0 || a->row_len < 0 || !fl_reduction_ok(a->reduction, a->batch_size)
-        || (a->weight != NULL && a->weight_row_stride != 0 && a->weight_row_stride != a->row_len))
-        return FL_ERR_ARG;
+    FL_CHECK(a->n_rows >= 0 && a->row_len >= 0, FL_FIELD_SIZES);
+    FL_CHECK(fl_reduction_ok(a->reduction, a->batch_size), FL_FIELD_REDUCTION);
+    FL_CHECK(a->weight == NULL || a->weight_row_stride == 0 || a->weight_row_stride == a->row_len,
+             FL_FIELD_WEIGHT_STRIDE);
     n = a->n_rows * a->row_len;
     fl_result_init(res, n);
     fl_elem_ctx_init(&ctx, a, a->n_rows, a->row_len, &n_blocks);

@@ -34,8 +34,32 @@ typedef enum {
     FL_OK = 0,
     FL_ERR_LABEL = 1,     /* a label outside [0, C) that is not ignore_index */
     FL_ERR_NOMEM = 2,     /* a scratch allocation failed */
-    FL_ERR_ARG = 3        /* an argument outside its domain (sizes, reduction, mode) */
+    FL_ERR_ARG = 3        /* an argument outside its domain: fl_result.bad_value says which */
 } fl_status;
+
+/* With FL_ERR_ARG, fl_result.bad_value holds the first field found outside its
+ * domain (bad_index is -1), so that a caller can name it without repeating
+ * the checks.  (fl_result keeps its size: callers built against an earlier
+ * version of this header keep working.) */
+typedef enum {
+    FL_FIELD_NONE = 0,
+    FL_FIELD_SIZES = 1,            /* outer / inner / n_rows / row_len < 0 */
+    FL_FIELD_N_CLASSES = 2,        /* n_classes < 1 */
+    FL_FIELD_REDUCTION = 3,        /* not an fl_reduction, or BATCHMEAN with batch_size < 0 */
+    FL_FIELD_TARGET = 4,           /* labels and probs (target) both given or both NULL */
+    FL_FIELD_LABEL_SMOOTHING = 5,  /* outside [0, 1] or NaN */
+    FL_FIELD_TOP_K = 6,            /* < 0 */
+    FL_FIELD_Z_LOSS = 7,           /* < 0, infinite or NaN */
+    FL_FIELD_SOFTCAP = 8,          /* < 0 or NaN */
+    FL_FIELD_FOCAL_GAMMA = 9,      /* < 0, infinite or NaN */
+    FL_FIELD_POLY1_EPSILON = 10,   /* not finite */
+    FL_FIELD_FOCAL_TARGET = 11,    /* focal_gamma != 0 with probabilities or label smoothing */
+    FL_FIELD_HESS = 12,            /* hess requested together with an option that has none */
+    FL_FIELD_MODE = 13,            /* not an fl_hinge_mode, or a +-1 target with a mode but ovr */
+    FL_FIELD_WEIGHT_STRIDE = 14,   /* weight_row_stride neither 0 nor row_len */
+    FL_FIELD_FOCAL_ALPHA = 15,     /* > 1 or NaN (negative: off) */
+    FL_FIELD_IGNORE_VALUE = 16     /* has_ignore with a NaN ignore_value */
+} fl_field;
 
 typedef enum {
     FL_REDUCE_NONE = 0,
@@ -60,7 +84,7 @@ typedef struct {
     int64_t n_top1;     /* rows whose target class has the highest score (top_k > 0) */
     int64_t n_topk;     /* rows whose target class is among the top_k scores (top_k > 0) */
     int64_t bad_index;  /* FL_ERR_LABEL: flat row index of the first bad label, else -1 */
-    int64_t bad_value;  /* FL_ERR_LABEL: its value */
+    int64_t bad_value;  /* FL_ERR_LABEL: its value; FL_ERR_ARG: the fl_field at fault */
 } fl_result;
 
 /* Softmax cross-entropy.  Row loss l = s_i * sum_k a_k (lse - x_k) with

@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 import fastloss.reference as reference
+from fastloss._registry import LOSSES as REGISTRY
 
-LOSSES = ("softmax_cross_entropy", "sigmoid_cross_entropy", "hinge", "mse")
-CLASS_LOSSES = ("softmax_cross_entropy", "hinge")
+LOSSES = tuple(REGISTRY)
+CLASS_LOSSES = tuple(name for name, info in REGISTRY.items() if info.classes)
 FORMS = ("value", "grad", "value_and_grad")
 REDUCTIONS = ("mean", "sum", "none", "batchmean", "fullmean")
 DIVIDING = ("mean", "batchmean", "fullmean")   # the reductions that divide the sum
@@ -57,7 +58,13 @@ class Case:
 
     @property
     def is_binary_hinge(self):
-        return self.loss == "hinge" and self.target in ("pm1", "binary01")
+        return "binary" in REGISTRY[self.loss].targets and self.target in ("pm1", "binary01")
+
+    @property
+    def beyond_torch(self):
+        """Options PyTorch's own function does not have (compared with a torch composition)."""
+        info = REGISTRY[self.loss].option_info
+        return sorted(k for k in self.options if k in info and info[k].beyond_torch)
 
     @property
     def class_axis(self):
@@ -238,7 +245,22 @@ def _cases():
     ]
 
 
-CASES = _cases()
+def _option_cases():
+    """One case per example value of every scalar option in the registry, on the loss's
+    plainest input: an option added to the registry (with its reference) joins the table."""
+    cases = []
+    for name, info in REGISTRY.items():
+        target = "labels" if "labels" in info.targets else "probs01"
+        for opt, o in info.option_info.items():
+            if o.kind in ("array", "out"):
+                continue
+            for example in o.examples:
+                cases.append(Case(name, f"option_{opt}={example}", (7, 5), target,
+                                  {opt: example}))
+    return cases
+
+
+CASES = _cases() + _option_cases()
 CASE_IDS = [case.id for case in CASES]
 assert len(set(CASE_IDS)) == len(CASE_IDS), "case ids must be unique"
 

@@ -5,10 +5,14 @@ reduction="none"; the Hessian diagonal equals central differences of that gradie
 import numpy as np
 import pytest
 
-from .cases import CASES, DTYPES, assert_array_close, call, public
+import inspect
 
-GRAD_HESS_LOSSES = ("softmax_cross_entropy", "sigmoid_cross_entropy", "mse")
-GH_CASES = [case for case in CASES if case.loss in GRAD_HESS_LOSSES]
+from .cases import CASES, DTYPES, REGISTRY, assert_array_close, call, public
+
+GRAD_HESS_LOSSES = tuple(name for name, info in REGISTRY.items() if "grad_hess" in info.forms)
+GH_CASES = [case for case in CASES if case.loss in GRAD_HESS_LOSSES
+            and set(case.options) <= set(inspect.signature(
+                REGISTRY[case.loss].functions["grad_hess"]).parameters)]
 GH_IDS = [case.id for case in GH_CASES]
 DTYPE_IDS = [np.dtype(d).name for d in DTYPES]
 

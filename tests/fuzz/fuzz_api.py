@@ -114,7 +114,13 @@ def public_functions():
     return sorted(names)
 
 
-FAMILIES = ("softmax_cross_entropy", "sigmoid_cross_entropy", "hinge", "mse")
+def _families():
+    """The losses of the registry (fastloss.losses), longest name first so that a function
+    name is matched to its own family."""
+    return tuple(sorted(_fl().losses, key=len, reverse=True))
+
+
+FAMILIES = _families()
 
 
 def family(name):
@@ -312,10 +318,11 @@ def gen_call(src, names, fixed_name=None):
     rng = np.random.default_rng(src.int(0, 2**32 - 1))
     notes = []
     pdtype = src.pick(PRED_DTYPES)
-    class_loss = fam in ("softmax_cross_entropy", "hinge")
+    info = fl.losses[fam]
+    class_loss = info.classes
 
     # ---- pred
-    if fam == "hinge" and src.bool(0.3):            # binary hinge: 0-d or 1-D
+    if "binary" in info.targets and src.bool(0.3):  # binary hinge: 0-d or 1-D
         shape = src.pick([(), (0,), (1,), (5,), (9,), (40000,)])
         binary = True
     else:
@@ -339,9 +346,9 @@ def gen_call(src, names, fixed_name=None):
 
     # ---- target
     tkind = None
-    if fam == "softmax_cross_entropy":
+    if "probs" in info.targets:
         tkind = src.pick(["labels", "labels", "labels", "probs", "soft", "bad"])
-    elif fam == "hinge":
+    elif "binary" in info.targets:
         tkind = src.pick(["pm1", "01", "labels", "labels", "multilabel", "bad"]) if not binary \
             else src.pick(["pm1", "01", "pm1", "mixed", "bad"])
     else:
@@ -390,9 +397,9 @@ def gen_call(src, names, fixed_name=None):
         return p in params and src.bool(0.35)
 
     if maybe("weight"):
-        if fam in ("softmax_cross_entropy",) or (fam == "hinge" and not binary):
+        if info.option_info["weight"].shape == "classes" and not binary:
             wshape = cap((n_classes,)) if src.bool(0.85) else gen_shape(src, 1)
-        elif fam == "hinge":
+        elif info.option_info["weight"].shape == "classes":      # binary hinge: refused
             wshape = shape
         else:
             wshape = broadcast_shape_for(src, shape)
@@ -444,8 +451,12 @@ def gen_call(src, names, fixed_name=None):
                                 "squared", "multiclass", "axis", "z_loss", "softcap",
                                 "focal_gamma", "focal_alpha", "poly1_epsilon")
                 and src.bool(0.2)):
-            kwargs[opt] = src.pick([0.0, 1.0, 0.5, -1.0, 2, None, True, "x",
-                                    float("nan"), np.ones(3)])
+            o = info.option_info.get(opt)
+            if o is not None and (o.examples or o.invalid):     # the registry's values
+                kwargs[opt] = src.pick(list(o.examples) + list(o.invalid) + [o.default])
+            else:
+                kwargs[opt] = src.pick([0.0, 1.0, 0.5, -1.0, 2, None, True, "x",
+                                        float("nan"), np.ones(3)])
             notes.append("unknown-option " + opt)
     if src.bool(0.01):
         kwargs["no_such_option"] = 1
@@ -709,6 +720,11 @@ def _reference_close(call, canon_pred, canon_target, kw, value, grad):
         w = kw.get(k)
         if w is not None and np.any(np.asarray(w, dtype=np.float64) <= 0):
             return                                     # cancelling denominators
+    if (fam == "sigmoid_cross_entropy" and (kw.get("focal_gamma") or kw.get("poly1_epsilon")
+                                            or kw.get("focal_alpha") is not None)
+            and np.any((np.asarray(canon_target, dtype=np.float64) < 0)
+                       | (np.asarray(canon_target, dtype=np.float64) > 1))):
+        return          # focal / poly-1 are defined for targets in [0, 1] only
     dt = canon_pred.dtype
     target = canon_target
     if isinstance(target, np.ndarray) and target.dtype.kind == "f":
