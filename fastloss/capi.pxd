@@ -9,7 +9,7 @@
 #     cdef fl_result r
 #     with nogil:
 #         st = FL_API.softmax_ce_f64(&a, &r)
-from libc.stdint cimport int64_t
+from libc.stdint cimport int64_t, uint16_t
 
 cdef extern from "fastloss.h" nogil:
     ctypedef enum fl_status:
@@ -35,6 +35,11 @@ cdef extern from "fastloss.h" nogil:
         FL_FIELD_MODE
         FL_FIELD_WEIGHT_STRIDE
         FL_FIELD_FOCAL_ALPHA
+        FL_FIELD_TARGET_DTYPE
+
+    ctypedef enum fl_target_dtype:
+        FL_TARGET_SAME
+        FL_TARGET_F32
 
     ctypedef enum fl_reduction:
         FL_REDUCE_NONE
@@ -77,6 +82,7 @@ cdef extern from "fastloss.h" nogil:
         double focal_gamma
         double poly1_epsilon
         double *lse_out
+        int target_dtype
 
     ctypedef struct fl_sigmoid_ce_args:
         int64_t n_rows, row_len
@@ -93,6 +99,7 @@ cdef extern from "fastloss.h" nogil:
         double focal_gamma
         double focal_alpha
         double poly1_epsilon
+        int target_dtype
 
     ctypedef struct fl_hinge_args:
         int64_t outer, n_classes, inner
@@ -109,6 +116,7 @@ cdef extern from "fastloss.h" nogil:
         void *row_loss
         void *grad
         int64_t top_k
+        int target_dtype
 
     ctypedef struct fl_mse_args:
         int64_t n_rows, row_len
@@ -121,6 +129,7 @@ cdef extern from "fastloss.h" nogil:
         void *loss
         void *grad
         void *hess
+        int target_dtype
 
     fl_status fl_softmax_ce_f32(const fl_softmax_ce_args *args, fl_result *result)
     fl_status fl_softmax_ce_f64(const fl_softmax_ce_args *args, fl_result *result)
@@ -130,6 +139,16 @@ cdef extern from "fastloss.h" nogil:
     fl_status fl_hinge_f64(const fl_hinge_args *args, fl_result *result)
     fl_status fl_mse_f32(const fl_mse_args *args, fl_result *result)
     fl_status fl_mse_f64(const fl_mse_args *args, fl_result *result)
+    fl_status fl_softmax_ce_f16(const fl_softmax_ce_args *args, fl_result *result)
+    fl_status fl_softmax_ce_bf16(const fl_softmax_ce_args *args, fl_result *result)
+    fl_status fl_sigmoid_ce_f16(const fl_sigmoid_ce_args *args, fl_result *result)
+    fl_status fl_sigmoid_ce_bf16(const fl_sigmoid_ce_args *args, fl_result *result)
+    fl_status fl_hinge_f16(const fl_hinge_args *args, fl_result *result)
+    fl_status fl_hinge_bf16(const fl_hinge_args *args, fl_result *result)
+    fl_status fl_mse_f16(const fl_mse_args *args, fl_result *result)
+    fl_status fl_mse_bf16(const fl_mse_args *args, fl_result *result)
+    void fl_half_to_f32(int kind, const uint16_t *src, float *dst, int64_t n)
+    void fl_f32_to_half(int kind, const float *src, uint16_t *dst, int64_t n)
 
     void fl_parallel_copy(void *dst, const void *src, int64_t nbytes, int n_threads)
     int fl_openmp_enabled()
@@ -151,6 +170,14 @@ cdef extern from "fastloss_api.h":
         fl_status (*hinge_f64)(const fl_hinge_args *, fl_result *) nogil
         fl_status (*mse_f32)(const fl_mse_args *, fl_result *) nogil
         fl_status (*mse_f64)(const fl_mse_args *, fl_result *) nogil
+        fl_status (*softmax_ce_f16)(const fl_softmax_ce_args *, fl_result *) nogil
+        fl_status (*softmax_ce_bf16)(const fl_softmax_ce_args *, fl_result *) nogil
+        fl_status (*sigmoid_ce_f16)(const fl_sigmoid_ce_args *, fl_result *) nogil
+        fl_status (*sigmoid_ce_bf16)(const fl_sigmoid_ce_args *, fl_result *) nogil
+        fl_status (*hinge_f16)(const fl_hinge_args *, fl_result *) nogil
+        fl_status (*hinge_bf16)(const fl_hinge_args *, fl_result *) nogil
+        fl_status (*mse_f16)(const fl_mse_args *, fl_result *) nogil
+        fl_status (*mse_bf16)(const fl_mse_args *, fl_result *) nogil
     int FASTLOSS_API_VERSION
     const fl_api_table *FL_API
     int fl_import() except -1
