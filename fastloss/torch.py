@@ -1,4 +1,4 @@
-"""PyTorch drop-ins backed by the fastloss kernels (CPU, float32 and float64).
+"""PyTorch drop-ins backed by the fastloss kernels (CPU; float32, float64, float16, bfloat16).
 
 ``cross_entropy``, ``binary_cross_entropy_with_logits``, ``multi_margin_loss`` and
 ``mse_loss`` take the arguments of their ``torch.nn.functional`` namesakes (same
@@ -24,8 +24,10 @@ gradient (``torch.no_grad()``, evaluation) only the value is computed.
 
 Differences from torch, all raised as errors rather than silently changed:
 tensors must be on the CPU (``RuntimeError`` otherwise) and the predictions
-float32 or float64 (``TypeError`` for float16, bfloat16 and others: cast with
-``.float()``); class/element weights and ``pos_weight`` get no gradient
+float32, float64, float16 or bfloat16 (``TypeError`` for others).  Half tensors are
+read directly (math in float32, sums in float64, the gradient rounded once to the
+input's dtype); the loss has the input's dtype, or float32 under
+``torch.autocast("cpu")`` as torch's own losses there.  Class/element weights and ``pos_weight`` get no gradient
 (``NotImplementedError`` if they require one); the backward is not itself
 differentiable (no double backward).  ``pos_weight`` must broadcast to the last
 dimension.  A floating target of the other float dtype is converted to the
@@ -55,6 +57,7 @@ __all__ = [
 ]
 
 _FLOATS = (torch.float32, torch.float64)
+_HALF = (torch.float16, torch.bfloat16)
 
 
 # ---------------------------------------------------------------- tensors <-> arrays
@@ -67,29 +70,57 @@ def _check_device(t, name):
 
 
 def _pred_array(t, name="input"):
-    """A float32/float64 CPU tensor as a NumPy array sharing its memory."""
+    """A float32/float64/float16/bfloat16 CPU tensor as a NumPy array sharing its memory
+    (bfloat16 as an ml_dtypes.bfloat16 view of the storage: read directly, never upcast)."""
     if not isinstance(t, torch.Tensor):
         raise TypeError("%s must be a torch.Tensor, not %s" % (name, type(t).__name__))
     _check_device(t, name)
+    if t.dtype in _HALF:
+        return _api._torch_half(t)
     if t.dtype not in _FLOATS:
         raise TypeError(
-            "%s has dtype %s; fastloss.torch takes float32 or float64 tensors (cast with "
-            ".float() or .double(); under torch.autocast compute the loss outside the "
-            "autocast region)" % (name, t.dtype))
+            "%s has dtype %s; fastloss.torch takes float32, float64, float16 or bfloat16 "
+            "tensors (cast with .float())" % (name, t.dtype))
     return t.detach().resolve_conj().resolve_neg().numpy()
 
 
-def _aux_array(t, name):
-    """A target or weight tensor (any real dtype) as a NumPy array, or None."""
+def _aux_array(t, name, half_ok=False):
+    """A target or weight tensor (any real dtype) as a NumPy array, or None.  A half
+    tensor is viewed as it is where the kernel reads it (``half_ok``: floating targets),
+    otherwise converted to float32 (weights)."""
     if t is None:
         return None
     if not isinstance(t, torch.Tensor):
         return np.asarray(t)
     _check_device(t, name)
-    if t.dtype in (torch.float16, torch.bfloat16):
-        raise TypeError("%s has dtype %s; fastloss.torch takes float32 or float64 tensors "
-                        "(cast with .float() or .double())" % (name, t.dtype))
+    if t.dtype in _HALF:
+        if half_ok:
+            return _api._torch_half(t)
+        return t.detach().float().numpy()
     return t.detach().resolve_conj().resolve_neg().numpy()
+
+
+def _tensor(a):
+    """A NumPy array from a kernel as a tensor on the same memory (bfloat16 included)."""
+    if _api._is_bf16(a.dtype):
+        return torch.from_numpy(a.view(np.int16)).view(torch.bfloat16)
+    return torch.from_numpy(a)
+
+
+def _autocast_cpu():
+    try:
+        return torch.is_autocast_enabled("cpu")
+    except TypeError:       # torch < 2.4
+        return torch.is_autocast_cpu_enabled()
+
+
+def _out_dtype(input):
+    """The loss dtype torch gives: the input's, or float32 for a half input under
+    torch.autocast("cpu") (the losses are on autocast's float32 list there; the half
+    logits are still read directly, not cast)."""
+    if input.dtype in _HALF and _autocast_cpu():
+        return torch.float32
+    return input.dtype
 
 
 def _no_weight_grad(**weights):
@@ -120,7 +151,8 @@ def _reduction(size_average, reduce, reduction):
 def _loss_tensor(value, dtype):
     """A kernel's loss (a float, or an ndarray for reduction='none') as a tensor."""
     if isinstance(value, np.ndarray):
-        return torch.from_numpy(value)
+        v = torch.from_numpy(value)        # half inputs: float32 per-row losses
+        return v if v.dtype == dtype else v.to(dtype)
     return torch.tensor(value, dtype=dtype)
 
 
@@ -130,8 +162,12 @@ def _scale(grad, grad_output, row_dim):
     ``row_dim`` is where the class dimension sits in grad (1) when each row of a
     class loss has one incoming value, None for a scalar or elementwise one.
     """
+    if grad_output.ndim == 0 and grad_output.item() == 1.0:
+        return grad                        # loss.backward(): the saved gradient as it is
     if row_dim is not None and grad_output.ndim:
         grad_output = grad_output.unsqueeze(row_dim)
+    if grad.dtype in _HALF:                # one rounding to the half dtype, as torch
+        return (grad.float() * grad_output.float()).to(grad.dtype)
     return grad * grad_output
 
 
@@ -149,7 +185,7 @@ class _CrossEntropy(torch.autograd.Function):
     @staticmethod
     def forward(ctx, input, target, weight, ignore_index, label_smoothing, reduction, opts):
         x = _pred_array(input)
-        t = _aux_array(target, "target")
+        t = _aux_array(target, "target", half_ok=True)
         value, grad = _ce_kernel(x, t, weight, ignore_index, label_smoothing, reduction,
                                  ctx.needs_input_grad[0], opts)
         ctx.reduction = reduction
@@ -158,9 +194,9 @@ class _CrossEntropy(torch.autograd.Function):
         if target_grad:    # probability targets: d loss / d t needs log_softmax(x)
             ctx.weight, ctx.label_smoothing = weight, label_smoothing
             ctx.n_rows = x.size // x.shape[ctx.class_dim] if x.ndim else 1
-        ctx.save_for_backward(torch.from_numpy(grad) if grad is not None else None,
+        ctx.save_for_backward(_tensor(grad) if grad is not None else None,
                               input if target_grad else None)
-        return _loss_tensor(value, input.dtype)
+        return _loss_tensor(value, _out_dtype(input))
 
     @staticmethod
     @once_differentiable
@@ -215,9 +251,9 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
         return _CrossEntropy.apply(input, target, w, ignore_index, label_smoothing, reduction,
                                    opts)
     x = _pred_array(input)
-    value, _ = _ce_kernel(x, _aux_array(target, "target"), w, ignore_index, label_smoothing,
+    value, _ = _ce_kernel(x, _aux_array(target, "target", half_ok=True), w, ignore_index, label_smoothing,
                           reduction, False, opts)
-    return _loss_tensor(value, input.dtype)
+    return _loss_tensor(value, _out_dtype(input))
 
 
 # ---------------------------------------------------------------- sigmoid cross-entropy
@@ -233,15 +269,15 @@ class _BCEWithLogits(torch.autograd.Function):
     @staticmethod
     def forward(ctx, input, target, weight, pos_weight, reduction):
         x = _pred_array(input)
-        t = _aux_array(target, "target")
+        t = _aux_array(target, "target", half_ok=True)
         value, grad = _bce_kernel(x, t, weight, pos_weight, reduction, ctx.needs_input_grad[0])
         ctx.reduction = reduction
         target_grad = ctx.needs_input_grad[1]
         if target_grad:
             ctx.weight, ctx.pos_weight = weight, pos_weight
-        ctx.save_for_backward(torch.from_numpy(grad) if grad is not None else None,
+        ctx.save_for_backward(_tensor(grad) if grad is not None else None,
                               input if target_grad else None)
-        return _loss_tensor(value, input.dtype)
+        return _loss_tensor(value, _out_dtype(input))
 
     @staticmethod
     @once_differentiable
@@ -285,9 +321,9 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
     pw = _aux_array(pos_weight, "pos_weight")
     if _needs_grad(input, target):
         return _BCEWithLogits.apply(input, target, w, pw, reduction)
-    value, _ = _bce_kernel(_pred_array(input), _aux_array(target, "target"), w, pw, reduction,
+    value, _ = _bce_kernel(_pred_array(input), _aux_array(target, "target", half_ok=True), w, pw, reduction,
                            False)
-    return _loss_tensor(value, input.dtype)
+    return _loss_tensor(value, _out_dtype(input))
 
 
 # ---------------------------------------------------------------- sigmoid focal loss
@@ -296,12 +332,12 @@ class _SigmoidFocal(torch.autograd.Function):
     @staticmethod
     def forward(ctx, inputs, targets, alpha, gamma, reduction):
         x = _pred_array(inputs)
-        t = _aux_array(targets, "targets")
+        t = _aux_array(targets, "targets", half_ok=True)
         kwargs = dict(reduction=reduction, focal_gamma=float(gamma),
                       focal_alpha=None if alpha < 0 else float(alpha))
         value, grad = _api.sigmoid_cross_entropy_value_and_grad(x, t, **kwargs)
-        ctx.save_for_backward(torch.from_numpy(grad))
-        return _loss_tensor(value, inputs.dtype)
+        ctx.save_for_backward(_tensor(grad))
+        return _loss_tensor(value, _out_dtype(inputs))
 
     @staticmethod
     @once_differentiable
@@ -332,10 +368,10 @@ def sigmoid_focal_loss(inputs, targets, alpha=0.25, gamma=2, reduction="none"):
     if _needs_grad(inputs):
         return _SigmoidFocal.apply(inputs, targets, float(alpha), float(gamma), reduction)
     x = _pred_array(inputs)
-    value = _api.sigmoid_cross_entropy(x, _aux_array(targets, "targets"), reduction=reduction,
+    value = _api.sigmoid_cross_entropy(x, _aux_array(targets, "targets", half_ok=True), reduction=reduction,
                                        focal_gamma=float(gamma),
                                        focal_alpha=None if alpha < 0 else float(alpha))
-    return _loss_tensor(value, inputs.dtype)
+    return _loss_tensor(value, _out_dtype(inputs))
 
 
 # ---------------------------------------------------------------- multi-margin (hinge)
@@ -354,8 +390,8 @@ class _MultiMargin(torch.autograd.Function):
         x = _pred_array(input)
         value, grad = _hinge_kernel(x, target, p, margin, weight, reduction, True)
         ctx.row_dim = 1 if (reduction == "none" and input.ndim == 2) else None
-        ctx.save_for_backward(torch.from_numpy(grad))
-        return _loss_tensor(value, input.dtype)
+        ctx.save_for_backward(_tensor(grad))
+        return _loss_tensor(value, _out_dtype(input))
 
     @staticmethod
     @once_differentiable
@@ -389,7 +425,7 @@ def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, size_average=
         loss = _MultiMargin.apply(input, t, p, margin, w, reduction)
     else:
         value, _ = _hinge_kernel(_pred_array(input), t, p, margin, w, reduction, False)
-        loss = _loss_tensor(value, input.dtype)
+        loss = _loss_tensor(value, _out_dtype(input))
     if out_shape is not None and reduction == "none":
         loss = loss.reshape(out_shape)
     return loss
@@ -409,8 +445,8 @@ class _MSE(torch.autograd.Function):
         x = _pred_array(input)
         t = _pred_array(target, "target")
         value, grad = _mse_kernel(x, t, weight, reduction, True)
-        ctx.save_for_backward(torch.from_numpy(grad))
-        return _loss_tensor(value, input.dtype)
+        ctx.save_for_backward(_tensor(grad))
+        return _loss_tensor(value, _out_dtype(input))
 
     @staticmethod
     @once_differentiable
@@ -449,7 +485,7 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", we
         return _MSE.apply(input, target, w, reduction)
     value, _ = _mse_kernel(_pred_array(input), _pred_array(target, "target"), w, reduction,
                            False)
-    return _loss_tensor(value, input.dtype)
+    return _loss_tensor(value, _out_dtype(input))
 
 
 # ---------------------------------------------------------------- modules
