@@ -441,8 +441,8 @@ def _check_shapes(loss, opts, pred, target):
     """Full-size shape checks before anything is read (the kernels check each chunk too)."""
     ps, ts = tuple(pred.shape), tuple(target.shape)
     what = "pred %s has shape %s but target %s has shape %s" % (pred.spec, ps, target.spec, ts)
-    if not pred.dtype.kind == "f" or pred.dtype.itemsize not in (4, 8):
-        raise DataError("pred %s has dtype %s; fastloss accepts float32 or float64"
+    if not pred.dtype.kind == "f" or pred.dtype.itemsize not in (2, 4, 8):
+        raise DataError("pred %s has dtype %s; fastloss accepts float32, float64 or float16"
                         % (pred.spec, pred.dtype))
     if target.dtype.kind not in "biuf":
         raise DataError("target %s has dtype %s; expected numbers" % (target.spec, target.dtype))

@@ -352,7 +352,8 @@ class Evaluator:
             if per_chunk is not None and np.ndim(per_chunk) == 0:
                 per_chunk = np.reshape(per_chunk, 1)
         sig = (x.dtype.newbyteorder("="), x.shape[1:], self._target_kind(x, t))
-        if self._signature is not None and x.dtype.kind == "f" and x.dtype.itemsize in (4, 8):
+        if self._signature is not None and (x.dtype.kind == "f" and x.dtype.itemsize in (2, 4, 8)
+                                            or _api._is_bf16(x.dtype)):
             self._check_signature(sig)     # other dtypes: the kernel's TypeError says more
 
         # one driver call, the same for every loss: its options, this chunk's per-row array
