@@ -4,6 +4,15 @@ This layer owns every decision about shapes, dtypes and options and hands
 the C kernels C-contiguous, aligned, native-endian arrays; the kernels then
 compute in one pass (see src_c/fastloss.h).  Errors are raised here, or from
 the kernel's label check, before any output buffer is written.
+
+Half precision: predictions may be float16 or bfloat16 (``ml_dtypes.bfloat16``
+arrays, or torch tensors of either dtype; ml_dtypes is imported only when a
+bfloat16 array is met).  They are handed to the kernels as they are (no float32
+copy): each element is computed in float32 and sums in float64; ``mean`` /
+``sum`` are Python floats, ``reduction="none"`` losses float32, gradients and
+``out=`` in the predictions' dtype (rounded once, to nearest even).  A floating
+target of the predictions' half dtype or float32 is used as it is; weights of
+elementwise losses are passed as float32.
 """
 from __future__ import annotations
 
@@ -519,7 +528,8 @@ _SOFTMAX_DOC = """{summary}
 
     Parameters
     ----------
-    logits : array_like of float32 or float64, shape (..., C) or (N, C, d1, ...)
+    logits : array_like of float32, float64, float16 or bfloat16, shape (..., C) or
+        (N, C, d1, ...)
         Unnormalised scores; the class axis is ``axis``.
     target : array_like
         Integer labels of logits' shape without the class axis, or floating
@@ -629,7 +639,8 @@ def softmax_cross_entropy_value_and_grad(logits: ArrayLike, target: ArrayLike, *
 
 softmax_cross_entropy.__doc__ = _SOFTMAX_DOC.format(
     summary="Softmax cross-entropy.", out_doc="",
-    returns="float for 'mean'/'sum'; for 'none' an ndarray of the row shape in logits' dtype.")
+    returns="float for 'mean'/'sum'; for 'none' an ndarray of the row shape in logits' dtype "
+            "(float32 for float16 / bfloat16 logits).")
 softmax_cross_entropy_grad.__doc__ = _SOFTMAX_DOC.format(
     summary="Gradient of softmax cross-entropy with respect to the logits.", out_doc=_OUT_DOC,
     returns="ndarray of logits' shape and dtype (for 'none': the gradient of the sum).")
@@ -707,7 +718,7 @@ _SIGMOID_DOC = """{summary}
 
     Parameters
     ----------
-    logits : array_like of float32 or float64, any shape (0-d included)
+    logits : array_like of float32, float64, float16 or bfloat16, any shape (0-d included)
     target : array_like of logits' shape, values in [0, 1]
     weight : array_like, optional
         Broadcasts to logits' shape.
@@ -909,7 +920,7 @@ _HINGE_DOC = """{summary}
 
     Parameters
     ----------
-    scores : array_like of float32 or float64
+    scores : array_like of float32, float64, float16 or bfloat16
     target : array_like
     margin : float, default 1.0
     squared : bool, default False
@@ -1019,7 +1030,7 @@ _MSE_DOC = """{summary}
 
     Parameters
     ----------
-    pred : array_like of float32 or float64, any shape
+    pred : array_like of float32, float64, float16 or bfloat16, any shape
     target : array_like of pred's shape
     weight : array_like, optional
         Broadcasts to pred's shape.

@@ -485,3 +485,25 @@ def test_cli_on_float16_files(tmp_path, capsys):
         out, err = capsys.readouterr()
         assert rc == 0, err
         assert abs(json.loads(out)["loss"] - expected) < 1e-12
+
+
+def test_cli_on_bfloat16_files(tmp_path, capsys):
+    from fastloss.eval_cli import main
+    rng = np.random.default_rng(13)
+    x = rounded(rng.standard_normal((300, 7)), BF16)
+    y = rng.integers(0, 7, 300)
+    np.save(tmp_path / "x.npy", x)               # written with dtype |V2
+    np.save(tmp_path / "y.npy", y)
+    expected = fl.softmax_cross_entropy(x.astype(np.float32), y)
+    rc = main([str(tmp_path / "x.npy"), str(tmp_path / "y.npy"), "--bfloat16", "--json",
+               "--no-progress", "--chunk-rows", "50"])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    assert abs(json.loads(out)["loss"] - expected) < 1e-12
+    rc = main([str(tmp_path / "x.npy"), str(tmp_path / "y.npy"), "--no-progress"])
+    out, err = capsys.readouterr()
+    assert rc == 1 and "dtype" in err and "--bfloat16" in err
+    np.save(tmp_path / "f.npy", x.astype(np.float32))
+    rc = main([str(tmp_path / "f.npy"), str(tmp_path / "y.npy"), "--bfloat16", "--no-progress"])
+    out, err = capsys.readouterr()
+    assert rc == 1 and "2-byte void" in err
