@@ -27,7 +27,7 @@ from ._config import show_config
 from ._registry import LOSSES as losses
 
 
-def get_include():
+def get_include() -> str:
     """The directory of fastloss's C headers, for extensions that call the kernels.
 
     ``fastloss.h`` declares the kernels and their argument structs (raw

@@ -27,8 +27,9 @@ from . import _core, _registry
 
 # A reduced loss (a float for "mean" and "sum") or the per-row losses ("none").
 _Value = Union[float, NDArray[np.floating]]
-_Reduction = Literal["mean", "sum", "none"]
-_HingeMode = Literal["ovr", "weston_watkins", "crammer_singer"]
+# (unions of one-value Literals: at run time, as for the type checker, a typing.Union)
+_Reduction = Union[Literal["mean"], Literal["sum"], Literal["none"]]
+_HingeMode = Union[Literal["ovr"], Literal["weston_watkins"], Literal["crammer_singer"]]
 
 # The default values of the public functions, as objects: an argument that IS one of them
 # was not given (or given as the same value), which is how the value functions recognise

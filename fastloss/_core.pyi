@@ -17,10 +17,9 @@ floating target is of the predictions' half dtype (``TARGET_SAME``) or float32
 1 weston_watkins, 2 crammer_singer); ``n_threads`` <= 0 means the OpenMP
 default.  Each returns one :class:`Result`.
 """
-from typing import Dict, Optional
+from typing import Dict, Optional, final
 
 import numpy as np
-from typing_extensions import disjoint_base
 
 _Array = Optional[np.ndarray]
 
@@ -32,7 +31,7 @@ FIELDS: Dict[int, str]
 TARGET_SAME: int
 TARGET_F32: int
 
-@disjoint_base
+@final
 class Result:
     """What a kernel returned: its status and its fl_result, by name."""
     @property

@@ -48,9 +48,15 @@ Example::
                         lgb.Dataset(X, y, weight=w), num_boost_round=100)
     proba = scipy.special.softmax(booster.predict(X_test), axis=1)
 """
+from typing import Any, Optional, Tuple
+
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from . import _api
+
+# (gradient, diagonal Hessian), float32 or float64 arrays of the scores' shape
+_GradHess = Tuple[NDArray[np.floating], NDArray[np.floating]]
 
 __all__ = [
     "softmax_grad_hess",
@@ -98,8 +104,10 @@ def _sample_weight(sample_weight, n):
     return w
 
 
-def softmax_grad_hess(raw_scores, labels, sample_weight=None, *, layout="row_major",
-                      weight=None, label_smoothing=0.0, n_threads=None):
+def softmax_grad_hess(raw_scores: ArrayLike, labels: ArrayLike,
+                      sample_weight: Optional[ArrayLike] = None, *, layout: str = "row_major",
+                      weight: Optional[ArrayLike] = None, label_smoothing: float = 0.0,
+                      n_threads: Optional[int] = None) -> _GradHess:
     """Gradient and diagonal Hessian of the multiclass softmax cross-entropy.
 
     ``grad = s * (p - onehot(y))`` and ``hess = s * p * (1 - p)`` per sample
@@ -145,7 +153,9 @@ def softmax_grad_hess(raw_scores, labels, sample_weight=None, *, layout="row_maj
     return grad.reshape(shape), hess.reshape(shape)
 
 
-def logistic_grad_hess(raw_scores, labels, sample_weight=None, *, n_threads=None):
+def logistic_grad_hess(raw_scores: ArrayLike, labels: ArrayLike,
+                       sample_weight: Optional[ArrayLike] = None, *,
+                       n_threads: Optional[int] = None) -> _GradHess:
     """Gradient and Hessian of the binary logistic loss (sigmoid cross-entropy).
 
     ``grad = s * (sigmoid(x) - y)``, ``hess = s * sigmoid(x) * (1 - sigmoid(x))``
@@ -160,7 +170,9 @@ def logistic_grad_hess(raw_scores, labels, sample_weight=None, *, n_threads=None
     return _api.sigmoid_cross_entropy_grad_hess(x, y, weight=w, n_threads=n_threads)
 
 
-def squared_error_grad_hess(raw_scores, labels, sample_weight=None, *, n_threads=None):
+def squared_error_grad_hess(raw_scores: ArrayLike, labels: ArrayLike,
+                            sample_weight: Optional[ArrayLike] = None, *,
+                            n_threads: Optional[int] = None) -> _GradHess:
     """Gradient and Hessian of the squared error ``s * (x - y)**2``: ``2 s (x - y)``, ``2 s``."""
     x = _scores(raw_scores)
     y = np.asarray(labels).reshape(x.shape)
@@ -177,7 +189,8 @@ def _scores(raw_scores):
 
 # ---------------------------------------------------------------- scikit-learn APIs
 
-def softmax_objective(y_true, y_pred, sample_weight=None):
+def softmax_objective(y_true: ArrayLike, y_pred: ArrayLike,
+                      sample_weight: Optional[ArrayLike] = None) -> _GradHess:
     """Multiclass softmax objective for ``LGBMClassifier(objective=...)`` and
     ``XGBClassifier(objective=...)``.
 
@@ -189,19 +202,21 @@ def softmax_objective(y_true, y_pred, sample_weight=None):
     return softmax_grad_hess(y_pred, y_true, sample_weight, layout=layout)
 
 
-def logistic_objective(y_true, y_pred, sample_weight=None):
+def logistic_objective(y_true: ArrayLike, y_pred: ArrayLike,
+                       sample_weight: Optional[ArrayLike] = None) -> _GradHess:
     """Binary logistic objective for ``LGBMClassifier`` / ``XGBClassifier`` (labels 0/1)."""
     return logistic_grad_hess(y_pred, y_true, sample_weight)
 
 
-def squared_error_objective(y_true, y_pred, sample_weight=None):
+def squared_error_objective(y_true: ArrayLike, y_pred: ArrayLike,
+                            sample_weight: Optional[ArrayLike] = None) -> _GradHess:
     """Squared-error objective for ``LGBMRegressor`` / ``XGBRegressor``."""
     return squared_error_grad_hess(y_pred, y_true, sample_weight)
 
 
 # ---------------------------------------------------------------- native APIs
 
-def lightgbm_softmax(preds, train_data):
+def lightgbm_softmax(preds: ArrayLike, train_data: Any) -> _GradHess:
     """Multiclass softmax objective for ``lightgbm.train(params={"objective": this,
     "num_class": K})``: 2-D scores (LightGBM >= 4) or flat class-major ones
     (LightGBM < 4, its ``fobj`` argument); weights from the Dataset."""
@@ -210,28 +225,28 @@ def lightgbm_softmax(preds, train_data):
                              layout=layout)
 
 
-def lightgbm_logistic(preds, train_data):
+def lightgbm_logistic(preds: ArrayLike, train_data: Any) -> _GradHess:
     """Binary logistic objective for ``lightgbm.train`` (labels 0/1)."""
     return logistic_grad_hess(preds, train_data.get_label(), train_data.get_weight())
 
 
-def lightgbm_squared_error(preds, train_data):
+def lightgbm_squared_error(preds: ArrayLike, train_data: Any) -> _GradHess:
     """Squared-error objective for ``lightgbm.train``."""
     return squared_error_grad_hess(preds, train_data.get_label(), train_data.get_weight())
 
 
-def xgboost_softmax(predt, dtrain):
+def xgboost_softmax(predt: ArrayLike, dtrain: Any) -> _GradHess:
     """Multiclass softmax objective for ``xgboost.train({"num_class": K, ...}, dtrain,
     obj=this)``: ``(n_samples, n_classes)`` scores, or flat row-major ones
     (older XGBoost); weights from the DMatrix."""
     return softmax_grad_hess(predt, dtrain.get_label(), dtrain.get_weight(), layout="row_major")
 
 
-def xgboost_logistic(predt, dtrain):
+def xgboost_logistic(predt: ArrayLike, dtrain: Any) -> _GradHess:
     """Binary logistic objective for ``xgboost.train(..., obj=this)`` (labels 0/1)."""
     return logistic_grad_hess(predt, dtrain.get_label(), dtrain.get_weight())
 
 
-def xgboost_squared_error(predt, dtrain):
+def xgboost_squared_error(predt: ArrayLike, dtrain: Any) -> _GradHess:
     """Squared-error objective for ``xgboost.train(..., obj=this)``."""
     return squared_error_grad_hess(predt, dtrain.get_label(), dtrain.get_weight())

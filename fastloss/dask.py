@@ -17,6 +17,7 @@ Needs the optional ``dask[array]`` (``dask[array,distributed]`` for a cluster).
 from __future__ import annotations
 
 import math
+from typing import Any, Optional
 
 import numpy as np
 
@@ -40,8 +41,9 @@ __all__ = ["evaluate"]
 _K = len(Evaluator._STATE_FIELDS)
 
 
-def evaluate(pred, target, *, loss="softmax_cross_entropy", sample_weight=None, weight=None,
-             split_every=None, compute=True, **options):
+def evaluate(pred: Any, target: Any, *, loss: Any = "softmax_cross_entropy",
+             sample_weight: Any = None, weight: Any = None, split_every: Optional[int] = None,
+             compute: bool = True, **options: Any) -> Any:
     """Loss and metrics of ``loss`` over Dask arrays chunked along rows (axis 0).
 
     Parameters

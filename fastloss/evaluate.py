@@ -15,9 +15,10 @@ import math
 import operator
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Optional
+from typing import Any, Dict, Optional
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from . import _api, _registry
 
@@ -57,7 +58,7 @@ class _Specs(Mapping):
 LOSSES = _Specs()
 
 
-def resolve_loss(loss):
+def resolve_loss(loss: Any) -> str:
     """Canonical loss name of ``loss``: a name, an alias, or a fastloss loss function."""
     return _registry.resolve(loss)
 
@@ -108,7 +109,7 @@ class EvalResult:
     top_k: Optional[int]
     top_k_accuracy: Optional[float]
 
-    def as_dict(self):
+    def as_dict(self) -> Dict[str, Any]:
         """The fields as a dict (NaN kept as float('nan'))."""
         return asdict(self)
 
@@ -198,8 +199,9 @@ class Evaluator:
     (1000, 3)
     """
 
-    def __init__(self, loss="softmax_cross_entropy", *, reduction="mean", top_k=5,
-                 n_threads=None, **options):
+    def __init__(self, loss: Any = "softmax_cross_entropy", *, reduction: str = "mean",
+                 top_k: Optional[int] = 5, n_threads: Optional[int] = None,
+                 **options: Any) -> None:
         self.loss = resolve_loss(loss)
         spec = LOSSES[self.loss]
         if reduction not in ("mean", "sum"):
@@ -243,7 +245,7 @@ class Evaluator:
 
     # ----------------------------------------------------------- state
 
-    def reset(self):
+    def reset(self) -> Evaluator:
         """Forget every chunk seen (the options stay)."""
         self._loss = (0.0, 0.0)
         self._weight = (0.0, 0.0)
@@ -267,12 +269,12 @@ class Evaluator:
         self.n_topk += int(n_topk)
 
     @property
-    def loss_sum(self):
+    def loss_sum(self) -> float:
         """The float64 weighted loss sum so far."""
         return _total(*self._loss)
 
     @property
-    def weight_sum(self):
+    def weight_sum(self) -> float:
         """The ``mean`` denominator so far."""
         return _total(*self._weight)
 
@@ -307,7 +309,9 @@ class Evaluator:
             return "multi-label targets"
         return "integer labels"
 
-    def update(self, pred, target, *, sample_weight=None, weight=None):
+    def update(self, pred: ArrayLike, target: ArrayLike, *,
+               sample_weight: Optional[ArrayLike] = None,
+               weight: Optional[ArrayLike] = None) -> Evaluator:
         """Add one chunk of rows (axis 0): predictions, targets and per-row weights.
 
         Parameters
@@ -370,7 +374,7 @@ class Evaluator:
 
     # ----------------------------------------------------------- merge
 
-    def merge(self, other):
+    def merge(self, other: Evaluator) -> Evaluator:
         """Add the chunks another evaluator has seen (e.g. a worker's); returns ``self``.
 
         Both must have the same loss, reduction, top_k and options, and have
@@ -395,7 +399,7 @@ class Evaluator:
         opts = ", ".join("%s=%r" % (k, v) for k, v in self.options.items())
         return "%s(reduction=%r, top_k=%r, %s)" % (self.loss, self.reduction, self.top_k, opts)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "Evaluator(%r, reduction=%r, top_k=%r, rows=%d)" % (
             self.loss, self.reduction, self.top_k, self.n_rows)
 
@@ -431,7 +435,7 @@ class Evaluator:
             return True
         return self._signature[2] == "integer labels"
 
-    def result(self):
+    def result(self) -> EvalResult:
         """The loss over every chunk seen, and the metrics: an :class:`EvalResult`."""
         loss_sum, weight_sum = self.loss_sum, self.weight_sum
         if self.reduction == "sum":

@@ -36,8 +36,11 @@ input's dtype (torch promotes the result to float64 instead).  Values at
 
 This module imports torch; ``import fastloss`` does not.
 """
+from typing import Literal, Optional
+
 import numpy as np
 import torch
+from torch import Tensor
 from torch.autograd.function import once_differentiable
 from torch.nn import functional as _F
 from torch.nn._reduction import legacy_get_string as _legacy_get_string
@@ -220,9 +223,12 @@ class _CrossEntropy(torch.autograd.Function):
         return grad_input, grad_target, None, None, None, None, None
 
 
-def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
-                  reduction="mean", label_smoothing=0.0, *, z_loss=0.0, softcap=None,
-                  focal_gamma=0.0, poly1_epsilon=0.0):
+def cross_entropy(input: Tensor, target: Tensor, weight: Optional[Tensor] = None,
+                  size_average: Optional[bool] = None, ignore_index: int = -100,
+                  reduce: Optional[bool] = None, reduction: str = "mean",
+                  label_smoothing: float = 0.0, *, z_loss: float = 0.0,
+                  softcap: Optional[float] = None, focal_gamma: float = 0.0,
+                  poly1_epsilon: float = 0.0) -> Tensor:
     """``torch.nn.functional.cross_entropy`` on the fastloss kernel.
 
     Same arguments, defaults, layouts (``(C)``, ``(N, C)`` or ``(N, C, d1, ...)``
@@ -302,8 +308,11 @@ class _BCEWithLogits(torch.autograd.Function):
         return grad_input, grad_target, None, None, None
 
 
-def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None,
-                                     reduction="mean", pos_weight=None):
+def binary_cross_entropy_with_logits(input: Tensor, target: Tensor,
+                                     weight: Optional[Tensor] = None,
+                                     size_average: Optional[bool] = None,
+                                     reduce: Optional[bool] = None, reduction: str = "mean",
+                                     pos_weight: Optional[Tensor] = None) -> Tensor:
     """``torch.nn.functional.binary_cross_entropy_with_logits`` on the fastloss kernel.
 
     Same arguments and results, values and gradients (with respect to input and
@@ -346,7 +355,8 @@ class _SigmoidFocal(torch.autograd.Function):
         return _scale(grad, grad_output, None), None, None, None, None
 
 
-def sigmoid_focal_loss(inputs, targets, alpha=0.25, gamma=2, reduction="none"):
+def sigmoid_focal_loss(inputs: Tensor, targets: Tensor, alpha: float = 0.25, gamma: float = 2,
+                       reduction: Literal["none", "mean", "sum"] = "none") -> Tensor:
     """Drop-in for ``torchvision.ops.sigmoid_focal_loss`` on the fastloss kernel.
 
     ``alpha_t * (1 - p_t)**gamma * bce(inputs, targets)`` elementwise, with
@@ -400,8 +410,9 @@ class _MultiMargin(torch.autograd.Function):
         return _scale(grad, grad_output, ctx.row_dim), None, None, None, None, None
 
 
-def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, size_average=None,
-                      reduce=None, reduction="mean"):
+def multi_margin_loss(input: Tensor, target: Tensor, p: int = 1, margin: float = 1.0,
+                      weight: Optional[Tensor] = None, size_average: Optional[bool] = None,
+                      reduce: Optional[bool] = None, reduction: str = "mean") -> Tensor:
     """``torch.nn.functional.multi_margin_loss`` on the fastloss kernel.
 
     Weston-Watkins hinge, ``p=1`` or ``p=2`` (squared), per-class ``weight``;
@@ -458,7 +469,9 @@ class _MSE(torch.autograd.Function):
         return grad_input, grad_target, None, None
 
 
-def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
+def mse_loss(input: Tensor, target: Tensor, size_average: Optional[bool] = None,
+             reduce: Optional[bool] = None, reduction: str = "mean",
+             weight: Optional[Tensor] = None) -> Tensor:
     """``torch.nn.functional.mse_loss`` on the fastloss kernel.
 
     Same arguments and results, values and gradients (with respect to input and
@@ -496,7 +509,7 @@ class CrossEntropyLoss(torch.nn.CrossEntropyLoss):
     Same constructor, buffers and behaviour; only ``forward`` differs.
     """
 
-    def forward(self, input, target):
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
         return cross_entropy(input, target, weight=self.weight, ignore_index=self.ignore_index,
                              reduction=self.reduction, label_smoothing=self.label_smoothing)
 
@@ -505,7 +518,7 @@ class BCEWithLogitsLoss(torch.nn.BCEWithLogitsLoss):
     """``torch.nn.BCEWithLogitsLoss`` computed by
     :func:`fastloss.torch.binary_cross_entropy_with_logits`."""
 
-    def forward(self, input, target):
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
         return binary_cross_entropy_with_logits(input, target, self.weight,
                                                 pos_weight=self.pos_weight,
                                                 reduction=self.reduction)
@@ -514,7 +527,7 @@ class BCEWithLogitsLoss(torch.nn.BCEWithLogitsLoss):
 class MultiMarginLoss(torch.nn.MultiMarginLoss):
     """``torch.nn.MultiMarginLoss`` computed by :func:`fastloss.torch.multi_margin_loss`."""
 
-    def forward(self, input, target):
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
         return multi_margin_loss(input, target, p=self.p, margin=self.margin, weight=self.weight,
                                  reduction=self.reduction)
 
@@ -522,5 +535,5 @@ class MultiMarginLoss(torch.nn.MultiMarginLoss):
 class MSELoss(torch.nn.MSELoss):
     """``torch.nn.MSELoss`` computed by :func:`fastloss.torch.mse_loss`."""
 
-    def forward(self, input, target):
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
         return mse_loss(input, target, reduction=self.reduction)

@@ -164,7 +164,11 @@ int fl_default_threads(void)
 
 static int fl_threads_for(int n_threads, int64_t work, int64_t n_blocks)
 {
-    int64_t nt = n_threads > 0 ? n_threads : fl_default_threads();
+    int64_t nt;
+    /* small work runs serially: decided before asking OpenMP anything (omp_get_num_procs
+     * is a system call, which would cost a tiny call more than its arithmetic) */
+    if (work < FL_MIN_PARALLEL_ELEMS || n_blocks <= 1) return 1;
+    nt = n_threads > 0 ? n_threads : fl_default_threads();
 #ifdef _OPENMP
     /* more threads than 4 per processor only costs (results do not depend on it) */
     if (nt > 4 * (int64_t)omp_get_num_procs()) nt = 4 * (int64_t)omp_get_num_procs();
