@@ -61,8 +61,8 @@ def main(argv=None):
     x32 = (rng.standard_normal((n, c), dtype=np.float32) * 3).astype(np.float32)
     y = rng.integers(0, c, n)
     t32 = (rng.random((n, c), dtype=np.float32) < 0.01).astype(np.float32)
-    res = {"rows": n, "classes": c, "threads": fl.default_threads() if hasattr(fl, "default_threads")
-           else None, "simd": fl._core.simd_in_use()}
+    res = {"rows": n, "classes": c, "threads": fl._core.default_threads(),
+           "simd": fl._core.simd_in_use()}
     dtypes = {"float32": np.float32, "float16": np.float16, "bfloat16": ml_dtypes.bfloat16}
     for name, dt in dtypes.items():
         x = x32.astype(dt)
