@@ -19,6 +19,7 @@ caller then takes the general path (which also reports every error).
 cimport cython
 cimport numpy as cnp
 from libc.stdint cimport int64_t, uint16_t
+from libc.string cimport memset
 import numpy as np
 from fastloss.capi cimport *
 
@@ -113,11 +114,14 @@ def softmax_ce(*, object logits, object labels=None, object probs=None,
                double label_smoothing=0.0, int reduction=FL_REDUCE_MEAN, int64_t top_k=0,
                object row_loss=None, object grad=None, object hess=None, int n_threads=0,
                double z_loss=0.0, double softcap=0.0, double focal_gamma=0.0,
-               double poly1_epsilon=0.0, object lse_out=None, int target_dtype=0):
+               double poly1_epsilon=0.0, object lse_out=None, int target_dtype=0,
+               int64_t batch_size=0):
     cdef fl_softmax_ce_args a
     cdef fl_result r
     cdef fl_status st
     cdef int k = _kind(logits)
+    memset(&a, 0, sizeof(a))
+    a.batch_size = batch_size
     a.outer = outer
     a.n_classes = n_classes
     a.inner = inner
@@ -156,11 +160,16 @@ def sigmoid_ce(*, object logits, object target, object weight=None,
                int64_t weight_row_stride=0, object pos_weight=None, int64_t n_rows,
                int64_t row_len, int reduction=FL_REDUCE_MEAN, object loss=None,
                object grad=None, object hess=None, int n_threads=0, double focal_gamma=0.0,
-               double focal_alpha=-1.0, double poly1_epsilon=0.0, int target_dtype=0):
+               double focal_alpha=-1.0, double poly1_epsilon=0.0, int target_dtype=0,
+               int64_t batch_size=0, object ignore_value=None):
     cdef fl_sigmoid_ce_args a
     cdef fl_result r
     cdef fl_status st
     cdef int k = _kind(logits)
+    memset(&a, 0, sizeof(a))
+    a.batch_size = batch_size
+    a.has_ignore = ignore_value is not None
+    a.ignore_value = 0.0 if ignore_value is None else <double>ignore_value
     a.n_rows = n_rows
     a.row_len = row_len
     a.logits = _ptr(logits)
@@ -193,11 +202,13 @@ def hinge(*, object scores, object labels=None, object target=None, object class
           object sample_weight=None, int64_t outer, int64_t n_classes, int64_t inner,
           double margin=1.0, bint squared=False, int mode=FL_HINGE_OVR,
           int reduction=FL_REDUCE_MEAN, object row_loss=None, object grad=None,
-          int n_threads=0, int64_t top_k=0, int target_dtype=0):
+          int n_threads=0, int64_t top_k=0, int target_dtype=0, int64_t batch_size=0):
     cdef fl_hinge_args a
     cdef fl_result r
     cdef fl_status st
     cdef int k = _kind(scores)
+    memset(&a, 0, sizeof(a))
+    a.batch_size = batch_size
     a.outer = outer
     a.n_classes = n_classes
     a.inner = inner
@@ -229,11 +240,14 @@ def hinge(*, object scores, object labels=None, object target=None, object class
 
 def mse(*, object pred, object target, object weight=None, int64_t weight_row_stride=0,
         int64_t n_rows, int64_t row_len, int reduction=FL_REDUCE_MEAN, object loss=None,
-        object grad=None, object hess=None, int n_threads=0, int target_dtype=0):
+        object grad=None, object hess=None, int n_threads=0, int target_dtype=0,
+        int64_t batch_size=0):
     cdef fl_mse_args a
     cdef fl_result r
     cdef fl_status st
     cdef int k = _kind(pred)
+    memset(&a, 0, sizeof(a))
+    a.batch_size = batch_size
     a.n_rows = n_rows
     a.row_len = row_len
     a.pred = _ptr(pred)
@@ -313,6 +327,7 @@ def softmax_ce_value(object logits, object target):
     cdef fl_result r
     cdef fl_status st
     cdef int nd
+    memset(&a, 0, sizeof(a))
     if f64 < 0:
         return None
     x = <cnp.ndarray>logits
@@ -375,6 +390,7 @@ def sigmoid_ce_value(object logits, object target):
     cdef fl_sigmoid_ce_args a
     cdef fl_result r
     cdef fl_status st
+    memset(&a, 0, sizeof(a))
     if f64 < 0 or not _fast_elem(logits, target, &a.n_rows, &a.row_len):
         return None
     a.logits = cnp.PyArray_DATA(<cnp.ndarray>logits)
@@ -403,6 +419,7 @@ def mse_value(object pred, object target):
     cdef fl_mse_args a
     cdef fl_result r
     cdef fl_status st
+    memset(&a, 0, sizeof(a))
     if f64 < 0 or not _fast_elem(pred, target, &a.n_rows, &a.row_len):
         return None
     a.pred = cnp.PyArray_DATA(<cnp.ndarray>pred)

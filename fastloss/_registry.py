@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Callable, Iterator, Mapping, Optional, Tuple
 
-__all__ = ["FORMS", "TARGET_KINDS", "Option", "Loss", "LOSSES", "losses", "current", "using",
+__all__ = ["FORMS", "PRED_DTYPES", "TARGET_KINDS", "Option", "Loss", "LOSSES", "losses", "current", "using",
            "copy", "resolve"]
 
 FORMS = ("value", "grad", "value_and_grad", "grad_hess")
@@ -130,6 +130,19 @@ class Loss:
         return tuple(k for k, o in self.option_info.items() if o.scope == "loss")
 
 
+# The prediction dtypes every loss and form takes, and what comes back for each (the same
+# for every loss: half precision is a layout of the kernels' input, not a loss of its own).
+PRED_DTYPES = {
+    "float64": "computed in float64; 'none' losses, gradients and out= in float64",
+    "float32": "computed in float32, sums in float64; 'none' losses, gradients and out= in "
+               "float32",
+    "float16": "read directly (no float32 copy), computed in float32, sums in float64; 'none' "
+               "losses float32; gradients and out= float16, rounded once (nearest even); a "
+               "floating target float16 or float32",
+    "bfloat16": "ml_dtypes.bfloat16 arrays or torch tensors (ml_dtypes imported only when "
+                "met): as float16, with bfloat16 gradients and targets",
+}
+
 TARGET_KINDS = {
     "labels": "integer class labels of the row shape (pred's shape without the class axis)",
     "probs": "floating class probabilities of pred's shape",
@@ -204,6 +217,9 @@ _SIGMOID = Loss(
                examples=(0.25,), invalid=(-0.5, 2.0, _NAN), beyond_torch=True),
         Option("poly1_epsilon", 0.0, "a finite number", "poly-1 epsilon",
                examples=(1.0,), invalid=(_NAN, _INF), beyond_torch=True),
+        Option("ignore_index", None, "None or a number the dtype holds exactly",
+               "target value whose elements are ignored (Caffe's ignore_label)",
+               examples=(-1,), invalid=(_NAN,), beyond_torch=True),
     ),
     forms=FORMS,
     aliases=("sigmoid", "bce", "binary_cross_entropy", "binary_cross_entropy_with_logits"),

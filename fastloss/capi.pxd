@@ -45,6 +45,8 @@ cdef extern from "fastloss.h" nogil:
         FL_REDUCE_NONE
         FL_REDUCE_SUM
         FL_REDUCE_MEAN
+        FL_REDUCE_BATCHMEAN
+        FL_REDUCE_FULLMEAN
 
     ctypedef enum fl_hinge_mode:
         FL_HINGE_OVR
@@ -82,6 +84,7 @@ cdef extern from "fastloss.h" nogil:
         double focal_gamma
         double poly1_epsilon
         double *lse_out
+        int64_t batch_size
         int target_dtype
 
     ctypedef struct fl_sigmoid_ce_args:
@@ -99,6 +102,9 @@ cdef extern from "fastloss.h" nogil:
         double focal_gamma
         double focal_alpha
         double poly1_epsilon
+        int64_t batch_size
+        int has_ignore
+        double ignore_value
         int target_dtype
 
     ctypedef struct fl_hinge_args:
@@ -116,6 +122,7 @@ cdef extern from "fastloss.h" nogil:
         void *row_loss
         void *grad
         int64_t top_k
+        int64_t batch_size
         int target_dtype
 
     ctypedef struct fl_mse_args:
@@ -129,6 +136,7 @@ cdef extern from "fastloss.h" nogil:
         void *loss
         void *grad
         void *hess
+        int64_t batch_size
         int target_dtype
 
     fl_status fl_softmax_ce_f32(const fl_softmax_ce_args *args, fl_result *result)

@@ -63,7 +63,11 @@ def resolve_loss(loss: Any) -> str:
     return _registry.resolve(loss)
 
 
-_ARRAY_OPTIONS = ("weight", "pos_weight")   # compared with np.array_equal in merge()
+_ARRAY_OPTIONS = ("weight", "pos_weight")
+# The reductions an Evaluator can finish with: each chunk's kernel call uses
+# the same one, so its weight_sum is that reduction's denominator for the chunk
+# (batchmean: the chunk's rows along axis 0; fullmean: its output locations).
+_REDUCTIONS = ("mean", "sum", "batchmean", "fullmean")   # compared with np.array_equal in merge()
 
 
 # ------------------------------------------------------------- the result
@@ -132,6 +136,26 @@ def _total(s, c):
 
 # ------------------------------------------------------------ the evaluator
 
+def _check_scalar_options(loss, opts):
+    """The checks the kernel call would make on the scalar options, made once, up front."""
+    if loss == "softmax_cross_entropy":
+        _api._ignore_index(opts["ignore_index"])
+        eps = opts["label_smoothing"]
+        try:
+            ok = 0.0 <= float(eps) <= 1.0
+        except (TypeError, ValueError, OverflowError):
+            ok = False
+        if not ok:
+            raise ValueError("label_smoothing must be a number in [0, 1], not %r" % (eps,))
+        _api._softmax_options(*(opts.get(k, 0.0) if k != "softcap" else opts.get(k)
+                                for k in ("z_loss", "softcap", "focal_gamma", "poly1_epsilon")))
+    elif loss == "sigmoid_cross_entropy":
+        _api._sigmoid_options(opts.get("focal_gamma", 0.0), opts.get("focal_alpha"),
+                              opts.get("poly1_epsilon", 0.0))
+    elif loss == "hinge":
+        _api._margin(opts["margin"])
+
+
 class Evaluator:
     """Streaming loss and metrics: ``update`` over chunks, ``result`` at the end.
 
@@ -163,9 +187,11 @@ class Evaluator:
         ``"softmax_cross_entropy"``, ``"sigmoid_cross_entropy"``, ``"hinge"``
         or ``"mse"`` (aliases: ``softmax``, ``ce``, ``cross_entropy``,
         ``sigmoid``, ``bce``, ...), or the fastloss function itself.
-    reduction : {"mean", "sum"}, default "mean"
-        How :meth:`result` reduces (``"none"`` keeps per-row values, which an
-        evaluator does not store).
+    reduction : {"mean", "sum", "batchmean", "fullmean"}, default "mean"
+        How :meth:`result` reduces, as the loss function does over the
+        concatenated chunks (``"batchmean"`` divides by the rows along axis
+        0, ``"fullmean"`` by every output location; ``"none"`` keeps per-row
+        values, which an evaluator does not store).
     top_k : int or None, default 5
         k of the top-k accuracy (class losses with integer labels).  None
         turns the hit counts off (for ``softmax_cross_entropy`` with at most
@@ -204,15 +230,16 @@ class Evaluator:
                  **options: Any) -> None:
         self.loss = resolve_loss(loss)
         spec = LOSSES[self.loss]
-        if reduction not in ("mean", "sum"):
+        if reduction not in _REDUCTIONS:
             if reduction == "none":
                 raise ValueError("reduction='none' gives per-row losses, which an Evaluator "
                                  "does not keep; use 'mean' or 'sum'")
-            raise ValueError("reduction must be 'mean' or 'sum', not %r" % (reduction,))
+            raise ValueError("reduction must be %s, not %r"
+                             % (", ".join(repr(r) for r in _REDUCTIONS), reduction))
         self.reduction = reduction
         if top_k is not None:
             try:
-                top_k = operator.index(top_k)
+                top_k = _api._int(top_k)
             except TypeError:
                 raise ValueError("top_k must be a positive integer or None, not %r"
                                  % (top_k,)) from None
@@ -233,9 +260,10 @@ class Evaluator:
         opts.update(options)
         if spec.classes:
             try:
-                opts["axis"] = operator.index(opts["axis"])
+                opts["axis"] = _api._int(opts["axis"])
             except TypeError:
                 raise ValueError("axis must be an integer, not %r" % (opts["axis"],)) from None
+        _check_scalar_options(self.loss, opts)   # before any chunk: a bad option is no data error
         for name in _ARRAY_OPTIONS:
             if opts.get(name) is not None:
                 opts[name] = np.array(opts[name])      # a private copy: merge() compares it
@@ -365,7 +393,8 @@ class Evaluator:
         if per_chunk is not None or spec.chunk_option not in kw:
             kw[spec.chunk_option] = per_chunk
         k = (self.top_k or 0) if spec.info.hits else 0
-        r = spec.info.driver(x, t, reduction="sum", n_threads=self.n_threads, top_k=k, **kw)
+        red = "sum" if self.reduction == "mean" else self.reduction
+        r = spec.info.driver(x, t, reduction=red, n_threads=self.n_threads, top_k=k, **kw)
         hits = (r.stats["n_top1"], r.stats["n_topk"]) if k else (0, 0)
         st = r.stats
         self._check_signature(sig)

@@ -308,17 +308,37 @@ static void fl_result_init(fl_result *res, int64_t n_rows)
     res->bad_value = 0;
 }
 
+/* MEAN, BATCHMEAN and FULLMEAN divide the sum; SUM and NONE do not. */
+static int fl_divides(int reduction) { return reduction >= FL_REDUCE_MEAN; }
+
+static int fl_reduction_ok(int reduction, int64_t batch_size)
+{
+    return reduction >= FL_REDUCE_NONE && reduction <= FL_REDUCE_FULLMEAN
+           && (reduction != FL_REDUCE_BATCHMEAN || batch_size >= 0);
+}
+
+/* The divisor of a dividing reduction: MEAN's own denominator, the batch
+ * size (BATCHMEAN) or the number of output locations (FULLMEAN). */
+static double fl_denominator(int reduction, double mean_denom, int64_t batch_size,
+                             int64_t n_locations)
+{
+    if (reduction == FL_REDUCE_BATCHMEAN) return (double)batch_size;
+    if (reduction == FL_REDUCE_FULLMEAN) return (double)n_locations;
+    return mean_denom;
+}
+
 static double fl_reduce_value(int reduction, double loss_sum, double weight_sum)
 {
-    if (reduction == FL_REDUCE_MEAN) return weight_sum == 0.0 ? (double)NAN : loss_sum / weight_sum;
+    if (fl_divides(reduction)) return weight_sum == 0.0 ? (double)NAN : loss_sum / weight_sum;
     return loss_sum;
 }
 
-/* 1 / denominator for MEAN (inf for a zero denominator: its rows then turn
- * NaN, as torch's do; all-ignored rows are written as exact zeros). */
+/* 1 / denominator for the dividing reductions (inf for a zero denominator:
+ * its rows then turn NaN, as torch's do; all-ignored rows are written as
+ * exact zeros). */
 static double fl_grad_scale(int reduction, double weight_sum)
 {
-    if (reduction != FL_REDUCE_MEAN) return 1.0;
+    if (!fl_divides(reduction)) return 1.0;
     return weight_sum == 0.0 ? (double)INFINITY : 1.0 / weight_sum;
 }
 
@@ -337,6 +357,8 @@ static fl_status fl_half_class_run(const void *args, int loss, int kind, const f
 static fl_status fl_half_elem_run(const void *args, int loss, int kind, const fl_elem_ctx *ctx,
                                   int64_t n_blocks, int target_half, int n_threads,
                                   fl_partial *tot);
+static fl_status fl_half_ignored_run(const fl_sigmoid_ce_args *a, int kind,
+                                     const fl_elem_ctx *ctx, int64_t n_blocks, fl_partial *tot);
 
 /* Argument validation: the first field outside its domain is reported in
  * res->bad_value (an fl_field) with FL_ERR_ARG, before anything is written. */
@@ -354,11 +376,12 @@ static fl_status fl_softmax_ce(const fl_softmax_ce_args *a, fl_result *res, int 
     fl_rows_ctx ctx;
     fl_status st;
     int64_t n_rows, c;
+    double denom;
     int opts = a->z_loss != 0.0 || a->softcap > 0.0 || a->focal_gamma != 0.0
                || a->poly1_epsilon != 0.0;
     FL_CHECK(a->outer >= 0 && a->inner >= 0, FL_FIELD_SIZES);
     FL_CHECK(a->n_classes >= 1, FL_FIELD_N_CLASSES);
-    FL_CHECK(a->reduction >= 0 && a->reduction <= 2, FL_FIELD_REDUCTION);
+    FL_CHECK(fl_reduction_ok(a->reduction, a->batch_size), FL_FIELD_REDUCTION);
     FL_CHECK((a->labels == NULL) != (a->probs == NULL), FL_FIELD_TARGET);
     FL_CHECK(a->label_smoothing >= 0.0 && a->label_smoothing <= 1.0, FL_FIELD_LABEL_SMOOTHING);
     FL_CHECK(a->top_k >= 0, FL_FIELD_TOP_K);
@@ -382,10 +405,11 @@ static fl_status fl_softmax_ce(const fl_softmax_ce_args *a, fl_result *res, int 
         res->bad_value = a->labels[pre.bad];
         return FL_ERR_LABEL;
     }
+    denom = fl_denominator(a->reduction, pre.weight, a->batch_size, n_rows);
     ctx.args = a;
     ctx.n_rows = n_rows;
     ctx.rows_per_block = fl_rows_per_block(a->n_classes);
-    ctx.grad_scale = fl_grad_scale(a->reduction, pre.weight);
+    ctx.grad_scale = fl_grad_scale(a->reduction, denom);
     /* sum of class weights: only label smoothing uses it, and only rows need it */
     ctx.class_weight_sum = 0.0;
     if (n_rows > 0 && a->label_smoothing != 0.0) {
@@ -421,8 +445,8 @@ static fl_status fl_softmax_ce(const fl_softmax_ce_args *a, fl_result *res, int 
     }
     if (st != FL_OK) return st;
     res->loss_sum = tot.loss;
-    res->weight_sum = pre.weight;
-    res->value = fl_reduce_value(a->reduction, tot.loss, pre.weight);
+    res->weight_sum = denom;
+    res->value = fl_reduce_value(a->reduction, tot.loss, denom);
     res->n_ignored = (int64_t)pre.ignored;
     res->n_top1 = (int64_t)tot.top1;
     res->n_topk = (int64_t)tot.topk;
@@ -440,9 +464,10 @@ static fl_status fl_hinge(const fl_hinge_args *a, fl_result *res, int dt)
     fl_rows_ctx ctx;
     fl_status st;
     int64_t n_rows;
+    double denom;
     FL_CHECK(a->outer >= 0 && a->inner >= 0, FL_FIELD_SIZES);
     FL_CHECK(a->n_classes >= 1, FL_FIELD_N_CLASSES);
-    FL_CHECK(a->reduction >= 0 && a->reduction <= 2, FL_FIELD_REDUCTION);
+    FL_CHECK(fl_reduction_ok(a->reduction, a->batch_size), FL_FIELD_REDUCTION);
     FL_CHECK((a->labels == NULL) != (a->target == NULL), FL_FIELD_TARGET);
     FL_CHECK(a->top_k >= 0, FL_FIELD_TOP_K);
     FL_CHECK(a->mode >= 0 && a->mode <= 2 && (a->target == NULL || a->mode == FL_HINGE_OVR),
@@ -459,10 +484,11 @@ static fl_status fl_hinge(const fl_hinge_args *a, fl_result *res, int dt)
         res->bad_value = a->labels[pre.bad];
         return FL_ERR_LABEL;
     }
+    denom = fl_denominator(a->reduction, pre.weight, a->batch_size, n_rows);
     ctx.args = a;
     ctx.n_rows = n_rows;
     ctx.rows_per_block = fl_rows_per_block(a->n_classes);
-    ctx.grad_scale = fl_grad_scale(a->reduction, pre.weight);
+    ctx.grad_scale = fl_grad_scale(a->reduction, denom);
     ctx.class_weight_sum = 0.0;
     ctx.stream = 0;
     if (dt >= 2)
@@ -475,8 +501,8 @@ static fl_status fl_hinge(const fl_hinge_args *a, fl_result *res, int dt)
                            n_rows * a->n_classes, 0, &tot);
     if (st != FL_OK) return st;
     res->loss_sum = tot.loss;
-    res->weight_sum = pre.weight;
-    res->value = fl_reduce_value(a->reduction, tot.loss, pre.weight);
+    res->weight_sum = denom;
+    res->value = fl_reduce_value(a->reduction, tot.loss, denom);
     res->n_top1 = (int64_t)tot.top1;
     res->n_topk = (int64_t)tot.topk;
     return FL_OK;
@@ -512,17 +538,19 @@ static void fl_elem_ctx_init(fl_elem_ctx *ctx, const void *args, int64_t n_rows,
 static fl_status fl_sigmoid_ce(const fl_sigmoid_ce_args *a, fl_result *res, int dt)
 {
     fl_elem_ctx ctx;
-    fl_partial tot;
+    fl_partial tot, ign;
     fl_status st;
     int64_t n_blocks, n;
+    double denom, n_ignored = 0.0;
     FL_CHECK(a->n_rows >= 0 && a->row_len >= 0, FL_FIELD_SIZES);
-    FL_CHECK(a->reduction >= 0 && a->reduction <= 2, FL_FIELD_REDUCTION);
+    FL_CHECK(fl_reduction_ok(a->reduction, a->batch_size), FL_FIELD_REDUCTION);
     FL_CHECK(a->weight == NULL || a->weight_row_stride == 0 || a->weight_row_stride == a->row_len,
              FL_FIELD_WEIGHT_STRIDE);
     FL_CHECK(a->focal_gamma >= 0.0 && a->focal_gamma - a->focal_gamma == 0.0,
              FL_FIELD_FOCAL_GAMMA);
     FL_CHECK(!(a->focal_alpha > 1.0) && a->focal_alpha == a->focal_alpha, FL_FIELD_FOCAL_ALPHA);
     FL_CHECK(a->poly1_epsilon - a->poly1_epsilon == 0.0, FL_FIELD_POLY1_EPSILON);
+    FL_CHECK(!a->has_ignore || a->ignore_value == a->ignore_value, FL_FIELD_TARGET);
     FL_CHECK(a->hess == NULL || (a->focal_gamma == 0.0 && a->focal_alpha < 0.0
                                  && a->poly1_epsilon == 0.0), FL_FIELD_HESS);
     FL_CHECK(dt < 2 || a->target_dtype == FL_TARGET_SAME || a->target_dtype == FL_TARGET_F32,
@@ -530,7 +558,18 @@ static fl_status fl_sigmoid_ce(const fl_sigmoid_ce_args *a, fl_result *res, int 
     n = a->n_rows * a->row_len;
     fl_result_init(res, n);
     fl_elem_ctx_init(&ctx, a, a->n_rows, a->row_len, &n_blocks);
-    ctx.grad_scale = fl_grad_scale(a->reduction, (double)n);
+    if (a->has_ignore) {
+        /* MEAN divides by the elements not ignored: count them first */
+        if (dt >= 2)
+            st = fl_half_ignored_run(a, dt - 2, &ctx, n_blocks, &ign);
+        else
+            st = fl_run_blocks(fl_table()->sigmoid_ignored[dt], &ctx, n_blocks, a->n_threads, n,
+                               0, &ign);
+        if (st != FL_OK) return st;
+        n_ignored = ign.ignored;
+    }
+    denom = fl_denominator(a->reduction, (double)n - n_ignored, a->batch_size, n);
+    ctx.grad_scale = fl_grad_scale(a->reduction, denom);
     if (dt >= 2)
         st = fl_half_elem_run(a, 2, dt - 2, &ctx, n_blocks, a->target_dtype == FL_TARGET_SAME,
                               a->n_threads, &tot);
@@ -538,8 +577,9 @@ static fl_status fl_sigmoid_ce(const fl_sigmoid_ce_args *a, fl_result *res, int 
         st = fl_run_blocks(fl_table()->sigmoid_ce[dt], &ctx, n_blocks, a->n_threads, n, 0, &tot);
     if (st != FL_OK) return st;
     res->loss_sum = tot.loss;
-    res->weight_sum = (double)n;
-    res->value = fl_reduce_value(a->reduction, tot.loss, (double)n);
+    res->weight_sum = denom;
+    res->value = fl_reduce_value(a->reduction, tot.loss, denom);
+    res->n_ignored = (int64_t)n_ignored;
     return FL_OK;
 }
 
@@ -556,7 +596,7 @@ static fl_status fl_mse(const fl_mse_args *a, fl_result *res, int dt)
     int64_t n_blocks, n;
     double denom;
     FL_CHECK(a->n_rows >= 0 && a->row_len >= 0, FL_FIELD_SIZES);
-    FL_CHECK(a->reduction >= 0 && a->reduction <= 2, FL_FIELD_REDUCTION);
+    FL_CHECK(fl_reduction_ok(a->reduction, a->batch_size), FL_FIELD_REDUCTION);
     FL_CHECK(a->weight == NULL || a->weight_row_stride == 0 || a->weight_row_stride == a->row_len,
              FL_FIELD_WEIGHT_STRIDE);
     FL_CHECK(dt < 2 || a->target_dtype == FL_TARGET_SAME || a->target_dtype == FL_TARGET_F32,
@@ -564,8 +604,8 @@ static fl_status fl_mse(const fl_mse_args *a, fl_result *res, int dt)
     n = a->n_rows * a->row_len;
     fl_result_init(res, n);
     fl_elem_ctx_init(&ctx, a, a->n_rows, a->row_len, &n_blocks);
-    denom = (double)n;
-    if (a->weight != NULL) {
+    denom = fl_denominator(a->reduction, (double)n, a->batch_size, n);
+    if (a->weight != NULL && a->reduction <= FL_REDUCE_MEAN) {
         /* half calls take float32 weights: the float32 weight sum */
         st = fl_run_blocks(fl_table()->mse_weight_sum[dt >= 2 ? 0 : dt], &ctx, n_blocks,
                            a->n_threads, n, 0, &wtot);
@@ -617,6 +657,7 @@ typedef struct {
     size_t kscratch;             /* bytes of the kernel's own scratch (64-aligned) */
     size_t tile_bytes;           /* bytes of one float32 tile buffer (64-aligned) */
     int target_half;             /* the floating target is half (else float32) */
+    int stream;                  /* write the gradient with non-temporal stores */
 } fl_half_ctx;
 
 /* Copy-convert `runs` runs of `len` values, run k at src + k * stride, into
@@ -634,11 +675,12 @@ static void fl_half_gather(const fl_half_ctx *h, const void *src, int is_half, i
 }
 
 static void fl_half_scatter(const fl_half_ctx *h, const float *src, int64_t runs, int64_t len,
-                            int64_t stride, void *dst)
+                            int64_t stride, void *dst, int stream)
 {
+    fl_from_f32_fn conv = stream ? h->tab->f32_to_half_stream[h->kind]
+                                 : h->tab->f32_to_half[h->kind];
     int64_t k;
-    for (k = 0; k < runs; ++k)
-        h->tab->f32_to_half[h->kind](src + k * len, (uint16_t *)dst + k * stride, len);
+    for (k = 0; k < runs; ++k) conv(src + k * len, (uint16_t *)dst + k * stride, len);
 }
 
 static void fl_half_class_tile(const void *vctx, int64_t t, fl_partial *part, void *scratch)
@@ -707,8 +749,8 @@ static void fl_half_class_tile(const void *vctx, int64_t t, fl_partial *part, vo
         s.n_threads = 1;
         sub.args = &s;
         h->tab->softmax_ce[0](&sub, 0, part, kscr);
-        if (a->grad) fl_half_scatter(h, xs, runs, len, stride, (uint16_t *)a->grad + off);
-        if (a->hess) fl_half_scatter(h, hs, runs, len, stride, (uint16_t *)a->hess + off);
+        if (a->grad) fl_half_scatter(h, xs, runs, len, stride, (uint16_t *)a->grad + off, h->stream);
+        if (a->hess) fl_half_scatter(h, hs, runs, len, stride, (uint16_t *)a->hess + off, 0);
     } else {
         const fl_hinge_args *a = (const fl_hinge_args *)h->args;
         fl_hinge_args s = *a;
@@ -735,7 +777,7 @@ static void fl_half_class_tile(const void *vctx, int64_t t, fl_partial *part, vo
         s.n_threads = 1;
         sub.args = &s;
         h->tab->hinge[0](&sub, 0, part, NULL);
-        if (a->grad) fl_half_scatter(h, xs, runs, len, stride, (uint16_t *)a->grad + off);
+        if (a->grad) fl_half_scatter(h, xs, runs, len, stride, (uint16_t *)a->grad + off, h->stream);
     }
 }
 
@@ -782,7 +824,7 @@ static void fl_half_elem_tile(const void *vctx, int64_t b, fl_partial *part, voi
         s.n_threads = 1;
         sub.args = &s;
         h->tab->sigmoid_ce[0](&sub, 0, part, NULL);
-        if (a->grad) h->tab->f32_to_half[h->kind](xs, (uint16_t *)a->grad + off, n);
+        if (a->grad) fl_half_scatter(h, xs, 1, n, 0, (uint16_t *)a->grad + off, h->stream);
         if (a->hess) h->tab->f32_to_half[h->kind](hs, (uint16_t *)a->hess + off, n);
     } else {
         const fl_mse_args *a = (const fl_mse_args *)h->args;
@@ -807,7 +849,7 @@ static void fl_half_elem_tile(const void *vctx, int64_t b, fl_partial *part, voi
         s.n_threads = 1;
         sub.args = &s;
         h->tab->mse[0](&sub, 0, part, NULL);
-        if (a->grad) h->tab->f32_to_half[h->kind](xs, (uint16_t *)a->grad + off, n);
+        if (a->grad) fl_half_scatter(h, xs, 1, n, 0, (uint16_t *)a->grad + off, h->stream);
         if (a->hess) h->tab->f32_to_half[h->kind](hs, (uint16_t *)a->hess + off, n);
     }
 }
@@ -820,6 +862,27 @@ static size_t fl_half_scratch(fl_half_ctx *h, int64_t tile_elems)
 {
     h->tile_bytes = fl_align64((size_t)tile_elems * sizeof(float));
     return h->kscratch + 3 * h->tile_bytes;
+}
+
+/* A large gradient that does not overwrite the predictions leaves with
+ * non-temporal stores (as float32's rows do): the output is never read. */
+static int fl_half_stream(const void *args, int loss, int64_t n)
+{
+    const void *pred, *grad;
+    if (loss == 0) {
+        pred = ((const fl_softmax_ce_args *)args)->logits;
+        grad = ((const fl_softmax_ce_args *)args)->grad;
+    } else if (loss == 1) {
+        pred = ((const fl_hinge_args *)args)->scores;
+        grad = ((const fl_hinge_args *)args)->grad;
+    } else if (loss == 2) {
+        pred = ((const fl_sigmoid_ce_args *)args)->logits;
+        grad = ((const fl_sigmoid_ce_args *)args)->grad;
+    } else {
+        pred = ((const fl_mse_args *)args)->pred;
+        grad = ((const fl_mse_args *)args)->grad;
+    }
+    return grad != NULL && grad != pred && (double)n * 2.0 >= FL_STREAM_BYTES;
 }
 
 static fl_status fl_half_class_run(const void *args, int loss, int kind, const fl_rows_ctx *ctx,
@@ -838,6 +901,7 @@ static fl_status fl_half_class_run(const void *args, int loss, int kind, const f
     h.rows.stream = 0;                  /* tiles never stream */
     h.kscratch = fl_align64(kscratch);
     h.target_half = target_half;
+    h.stream = fl_half_stream(args, loss, ctx->n_rows * C);
     if (inner == 1) {
         n_tiles = (ctx->n_rows + rpb - 1) / rpb;
         tile_rows = ctx->n_rows < rpb ? ctx->n_rows : rpb;
@@ -865,6 +929,7 @@ static fl_status fl_half_elem_run(const void *args, int loss, int kind, const fl
     h.args = args;
     h.elem = *ctx;
     h.target_half = target_half;
+    h.stream = fl_half_stream(args, loss, ctx->n_rows * ctx->row_len);
     if (ctx->rows_per_block > 0)
         tile_elems = (ctx->n_rows < ctx->rows_per_block ? ctx->n_rows : ctx->rows_per_block)
                      * ctx->row_len;
@@ -873,6 +938,45 @@ static fl_status fl_half_elem_run(const void *args, int loss, int kind, const fl
     scratch = fl_half_scratch(&h, tile_elems);
     return fl_run_blocks(fl_half_elem_tile, &h, n_blocks, n_threads, ctx->n_rows * ctx->row_len,
                          scratch, tot);
+}
+
+/* The sigmoid ignore mask of a half call: elements whose target equals the
+ * ignore value, counted on the target as the float32 kernel sees it. */
+static void fl_half_ignored_block(const void *vctx, int64_t b, fl_partial *part, void *scratch)
+{
+    const fl_half_ctx *h = (const fl_half_ctx *)vctx;
+    const fl_sigmoid_ce_args *a = (const fl_sigmoid_ce_args *)h->args;
+    const float ign = (float)a->ignore_value;
+    float buf[FL_CHUNK];
+    int64_t r0, r1, c0, c1, r, cc, i;
+    double cnt = 0.0;
+    (void)scratch;
+    fl_elem_block_range(&h->elem, b, &r0, &r1, &c0, &c1);
+    for (r = r0; r < r1; ++r)
+        for (cc = c0; cc < c1; cc += FL_CHUNK) {
+            int64_t n = c1 - cc < FL_CHUNK ? c1 - cc : FL_CHUNK;
+            h->tab->half_to_f32[h->kind]((const uint16_t *)a->target + r * h->elem.row_len + cc,
+                                         buf, n);
+            for (i = 0; i < n; ++i) cnt += buf[i] == ign;
+        }
+    part->ignored = cnt;
+}
+
+static fl_status fl_half_ignored_run(const fl_sigmoid_ce_args *a, int kind,
+                                     const fl_elem_ctx *ctx, int64_t n_blocks, fl_partial *tot)
+{
+    fl_half_ctx h;
+    if (a->target_dtype == FL_TARGET_F32)      /* a float32 target: the float32 prepass */
+        return fl_run_blocks(fl_table()->sigmoid_ignored[0], ctx, n_blocks, a->n_threads,
+                             ctx->n_rows * ctx->row_len, 0, tot);
+    memset(&h, 0, sizeof(h));
+    h.tab = fl_table();
+    h.kind = kind;
+    h.loss = 2;
+    h.args = a;
+    h.elem = *ctx;
+    return fl_run_blocks(fl_half_ignored_block, &h, n_blocks, a->n_threads,
+                         ctx->n_rows * ctx->row_len, 0, tot);
 }
 
 void fl_half_to_f32(int kind, const uint16_t *src, float *dst, int64_t n)

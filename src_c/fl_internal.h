@@ -106,8 +106,10 @@ typedef struct {
     fl_block_fn hinge[2];
     fl_block_fn mse[2];
     fl_block_fn mse_weight_sum[2];
+    fl_block_fn sigmoid_ignored[2];     /* prepass: ignored elements of the ignore mask */
     fl_to_f32_fn half_to_f32[2];      /* [0] float16, [1] bfloat16 */
     fl_from_f32_fn f32_to_half[2];    /* round to nearest even, NaN quiet */
+    fl_from_f32_fn f32_to_half_stream[2];   /* the same, non-temporal stores */
 } fl_kernel_table;
 
 /* Portable scalar conversions (the baseline target; the SIMD targets' tails

@@ -204,6 +204,36 @@ static void FL_CAT(fl_f32_to_bf16, FL_TARGET)(const float *src, uint16_t *dst, i
     }
 }
 
+/* The same conversions to half, written with non-temporal stores (the output
+ * is not read soon: no read-for-ownership of it), the same bits: every value
+ * goes through the function above.  Targets without AVX use plain stores. */
+#if defined(__AVX__)
+#define FL_HALF_STREAM_BODY(conv)                                                  \
+    int64_t i = (int64_t)(((32u - ((uintptr_t)dst & 31u)) & 31u) / 2u);            \
+    if ((uintptr_t)dst & 1u) i = n;             /* never for uint16 arrays */       \
+    if (i > n) i = n;                                                              \
+    conv(src, dst, i);                                                             \
+    for (; i + 16 <= n; i += 16) {                                                 \
+        uint16_t tmp[16];                                                          \
+        conv(src + i, tmp, 16);                                                    \
+        _mm256_stream_si256((__m256i *)(dst + i), _mm256_loadu_si256((const __m256i *)tmp)); \
+    }                                                                              \
+    conv(src + i, dst + i, n - i);                                                 \
+    _mm_sfence();
+#else
+#define FL_HALF_STREAM_BODY(conv) conv(src, dst, n);
+#endif
+
+static void FL_CAT(fl_f32_to_f16_stream, FL_TARGET)(const float *src, uint16_t *dst, int64_t n)
+{
+    FL_HALF_STREAM_BODY(FL_CAT(fl_f32_to_f16, FL_TARGET))
+}
+
+static void FL_CAT(fl_f32_to_bf16_stream, FL_TARGET)(const float *src, uint16_t *dst, int64_t n)
+{
+    FL_HALF_STREAM_BODY(FL_CAT(fl_f32_to_bf16, FL_TARGET))
+}
+
 #define FL_PAIR(base) { FL_CAT(FL_CAT(base, f32), FL_TARGET), FL_CAT(FL_CAT(base, f64), FL_TARGET) }
 
 const fl_kernel_table FL_CAT(fl_table, FL_TARGET) = {
@@ -213,6 +243,8 @@ const fl_kernel_table FL_CAT(fl_table, FL_TARGET) = {
     FL_PAIR(fl_hinge_block),
     FL_PAIR(fl_mse_block),
     FL_PAIR(fl_mse_wsum_block),
+    FL_PAIR(fl_sig_ignored_block),
     { FL_CAT(fl_f16_to_f32, FL_TARGET), FL_CAT(fl_bf16_to_f32, FL_TARGET) },
     { FL_CAT(fl_f32_to_f16, FL_TARGET), FL_CAT(fl_f32_to_bf16, FL_TARGET) },
+    { FL_CAT(fl_f32_to_f16_stream, FL_TARGET), FL_CAT(fl_f32_to_bf16_stream, FL_TARGET) },
 };

@@ -277,6 +277,29 @@ def test_threads_give_the_same_bits(shape, axis, dt):
     assert s1[0] == s2[0] and s1[1].tobytes() == s2[1].tobytes()
 
 
+@pytest.mark.parametrize("dt", HALVES, ids=HALF_IDS)
+def test_large_gradient_streamed_out_equals_in_place(dt):
+    """>= 16 MiB of half gradient into a separate buffer leaves with non-temporal stores;
+    in place it does not: the same bits either way, on every SIMD path."""
+    rng = np.random.default_rng(21)
+    x = rounded(rng.standard_normal((1024, 8195)) * 3, dt)    # odd row length: unaligned rows
+    y = rng.integers(0, 8195, 1024)
+    before = _core.simd_in_use()
+    try:
+        for p in _core.simd_supported():
+            _core.set_simd(p)
+            v1, g1 = fl.softmax_cross_entropy_value_and_grad(x, y)
+            xc = x.copy()
+            v2, g2 = fl.softmax_cross_entropy_value_and_grad(xc, y, out=xc)
+            assert v1 == v2 and g1.tobytes() == g2.tobytes(), p
+            t = rounded(rng.random(x.shape), dt)
+            s1 = fl.sigmoid_cross_entropy_grad(x, t)
+            s2 = fl.sigmoid_cross_entropy_grad(xc := x.copy(), t, out=xc)
+            assert s1.tobytes() == s2.tobytes(), p
+    finally:
+        _core.set_simd(before)
+
+
 def test_conversions_give_the_same_bits_on_every_simd_path():
     paths = _core.simd_supported()
     before = _core.simd_in_use()
@@ -507,3 +530,17 @@ def test_cli_on_bfloat16_files(tmp_path, capsys):
     rc = main([str(tmp_path / "f.npy"), str(tmp_path / "y.npy"), "--bfloat16", "--no-progress"])
     out, err = capsys.readouterr()
     assert rc == 1 and "2-byte void" in err
+
+
+def test_registry_names_the_half_dtypes_every_loss_takes():
+    from fastloss import _registry
+    assert set(_registry.PRED_DTYPES) == {"float64", "float32", "float16", "bfloat16"}
+    for name, info in fl.losses.items():
+        x, t, kw = _case(name, {"softmax_cross_entropy": "labels", "sigmoid_cross_entropy":
+                                "plain", "hinge": "ovr", "mse": "plain"}[name], BF16)
+        for form, fn in info.functions.items():
+            kwf = {} if form == "grad_hess" else kw
+            out = fn(x, t, **kwf)
+            g = out[-1] if isinstance(out, tuple) else out
+            if form != "value":
+                assert g.dtype == BF16, (name, form)
