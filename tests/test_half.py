@@ -544,3 +544,24 @@ def test_registry_names_the_half_dtypes_every_loss_takes():
             g = out[-1] if isinstance(out, tuple) else out
             if form != "value":
                 assert g.dtype == BF16, (name, form)
+
+
+@pytest.mark.parametrize("dt", HALVES, ids=HALF_IDS)
+@pytest.mark.parametrize("target_f32", [False, True], ids=["half-target", "float32-target"])
+def test_sigmoid_ignore_mask_and_caffe_reductions(dt, target_f32):
+    rng = np.random.default_rng(31)
+    x = rounded(rng.standard_normal((40, 700)) * 2, dt)
+    t = (rng.random((40, 700)) < 0.4).astype(np.float32)
+    t[rng.random((40, 700)) < 0.2] = -1.0
+    tt = t if target_f32 else t.astype(dt)
+    for red in ("mean", "sum", "batchmean", "fullmean", "none"):
+        v, g = fl.sigmoid_cross_entropy_value_and_grad(x, tt, ignore_index=-1, reduction=red)
+        v32, g32 = fl.sigmoid_cross_entropy_value_and_grad(x.astype(np.float32), t,
+                                                           ignore_index=-1, reduction=red)
+        assert np.asarray(v).tobytes() == np.asarray(v32).tobytes(), red
+        assert g.tobytes() == g32.astype(dt).tobytes(), red
+        assert (g[t == -1].astype(np.float32) == 0).all()
+    y = rng.integers(0, 700, 40)
+    for red in ("batchmean", "fullmean"):
+        v = fl.softmax_cross_entropy(x, y, reduction=red)
+        assert v == fl.softmax_cross_entropy(x.astype(np.float32), y, reduction=red)
