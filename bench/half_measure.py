@@ -12,7 +12,7 @@
 3. ``fastloss.torch.cross_entropy`` forward + backward on bfloat16 logits against
    ``torch.nn.functional.cross_entropy`` on the same tensor.  Target: >= 8x.
 
-Timings are the best of ``--repeat`` runs, all threads.  No assertion: the script prints the
+Timings are the best of ``--repeat`` rounds, the cases interleaved in each round, all threads.  No assertion: the script prints the
 figures, and ``--json`` writes them.
 """
 
@@ -32,16 +32,6 @@ except ImportError:          # run from a source tree that is not installed
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import fastloss as fl
-
-
-def best(fn, repeat):
-    fn()                                       # warm up (page faults, thread pool)
-    ts = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return min(ts)
 
 
 def main(argv=None):
@@ -64,25 +54,25 @@ def main(argv=None):
     res = {"rows": n, "classes": c, "threads": fl._core.default_threads(),
            "simd": fl._core.simd_in_use()}
     dtypes = {"float32": np.float32, "float16": np.float16, "bfloat16": ml_dtypes.bfloat16}
+    # every case is timed in the same rounds, interleaved (the best of each): a busy moment
+    # of the machine then slows all cases alike instead of one
+    cases = {}
     for name, dt in dtypes.items():
         x = x32.astype(dt)
         g = np.empty_like(x)
-        res["softmax_vg_" + name] = best(
-            lambda: fl.softmax_cross_entropy_value_and_grad(x, y, out=g), args.repeat)
         t = t32.astype(dt)
-        res["sigmoid_vg_" + name] = best(
-            lambda: fl.sigmoid_cross_entropy_value_and_grad(x, t, out=g), args.repeat)
+        cases["softmax_vg_" + name] = (
+            lambda x=x, g=g: fl.softmax_cross_entropy_value_and_grad(x, y, out=g))
+        cases["sigmoid_vg_" + name] = (
+            lambda x=x, t=t, g=g: fl.sigmoid_cross_entropy_value_and_grad(x, t, out=g))
         if name != "float32":
             g32 = np.empty(x.shape, np.float32)
-            res["softmax_vg_astype_" + name] = best(
-                lambda: fl.softmax_cross_entropy_value_and_grad(x.astype(np.float32), y, out=g32),
-                args.repeat)
-            res["ratio_vs_f32_" + name] = res["softmax_vg_" + name] / res["softmax_vg_float32"]
-            res["speedup_vs_astype_" + name] = (res["softmax_vg_astype_" + name]
-                                                / res["softmax_vg_" + name])
-        del x, g
+            cases["softmax_vg_astype_" + name] = (
+                lambda x=x, g32=g32: fl.softmax_cross_entropy_value_and_grad(
+                    x.astype(np.float32), y, out=g32))
     if not args.skip_torch:
         import torch
+
         import fastloss.torch as flt
         xt = torch.from_numpy(x32).to(torch.bfloat16).requires_grad_(True)
         yt = torch.from_numpy(y)
@@ -92,8 +82,23 @@ def main(argv=None):
                 xt.grad = None
                 f(xt, yt).backward()
             return run
-        res["torch_ce_bf16_fwd_bwd"] = best(step(torch.nn.functional.cross_entropy), args.repeat)
-        res["fastloss_torch_ce_bf16_fwd_bwd"] = best(step(flt.cross_entropy), args.repeat)
+        cases["torch_ce_bf16_fwd_bwd"] = step(torch.nn.functional.cross_entropy)
+        cases["fastloss_torch_ce_bf16_fwd_bwd"] = step(flt.cross_entropy)
+    times = {k: [] for k in cases}
+    for fn in cases.values():
+        fn()                                   # warm up (page faults, thread pool)
+    for _ in range(args.repeat):
+        for k, fn in cases.items():
+            t0 = time.perf_counter()
+            fn()
+            times[k].append(time.perf_counter() - t0)
+    for k, ts in times.items():
+        res[k] = min(ts)
+    for name in ("float16", "bfloat16"):
+        res["ratio_vs_f32_" + name] = res["softmax_vg_" + name] / res["softmax_vg_float32"]
+        res["speedup_vs_astype_" + name] = (res["softmax_vg_astype_" + name]
+                                            / res["softmax_vg_" + name])
+    if not args.skip_torch:
         res["torch_speedup_bf16"] = (res["torch_ce_bf16_fwd_bwd"]
                                      / res["fastloss_torch_ce_bf16_fwd_bwd"])
     for k, v in res.items():
