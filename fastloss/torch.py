@@ -195,7 +195,7 @@ def _graph_backward(ctx, grad_output, loss_of):
     differentiable torch ops from the saved input and target, and its gradient
     is taken with a graph, so that second derivatives (through the input, the
     target and grad_output) are exact.  Returns (grad_input, grad_target)."""
-    input, target = ctx.saved_tensors
+    input, target = ctx.saved_tensors[:2]
     wrt = [t for t, need in zip((input, target), ctx.needs_input_grad[:2]) if need]
     with torch.enable_grad():
         loss = loss_of(input, target)
@@ -215,8 +215,15 @@ def _graph_backward(ctx, grad_output, loss_of):
 def _save(ctx, grad, input, target):
     """The kernel's gradient (the first-order backward) and the tensors a
     create_graph backward recomputes the loss from (read only there)."""
-    ctx.kernel_grad = _tensor(grad) if grad is not None else None
-    ctx.save_for_backward(input, target if isinstance(target, torch.Tensor) else None)
+    ctx.save_for_backward(input, target if isinstance(target, torch.Tensor) else None,
+                          _tensor(grad) if grad is not None else None)
+
+
+def _kernel_grad(ctx):
+    """The kernel's gradient saved by forward.  Kept among the saved tensors (freed
+    by autograd after the backward), so that loss.backward() hands it to .grad
+    without a copy."""
+    return ctx.saved_tensors[2]
 
 
 # ---------------------------------------------------------------- cross-entropy
@@ -251,7 +258,7 @@ class _CrossEntropy(torch.autograd.Function):
                 x, t, ctx.weight, ctx.ignore_index, ctx.label_smoothing, ctx.reduction,
                 ctx.opts))
             return grad_input, grad_target, None, None, None, None, None
-        grad = ctx.kernel_grad
+        grad = _kernel_grad(ctx)
         row_dim = ctx.class_dim if ctx.reduction == "none" else None
         grad_input = grad_target = None
         if ctx.needs_input_grad[0]:
@@ -383,7 +390,7 @@ class _BCEWithLogits(torch.autograd.Function):
                     x, t.to(x.dtype), weight=_as_tensor(ctx.weight, x),
                     pos_weight=_as_tensor(ctx.pos_weight, x), reduction=ctx.reduction))
             return grad_input, grad_target, None, None, None
-        grad = ctx.kernel_grad
+        grad = _kernel_grad(ctx)
         grad_input = grad_target = None
         if ctx.needs_input_grad[0]:
             grad_input = _scale(grad, grad_output, None)
@@ -451,7 +458,7 @@ class _SigmoidFocal(torch.autograd.Function):
             grad_input, _ = _graph_backward(ctx, grad_output, lambda x, t: _focal_torch(
                 x, t.to(x.dtype), ctx.alpha, ctx.gamma, ctx.reduction))
             return grad_input, None, None, None, None
-        return _scale(ctx.kernel_grad, grad_output, None), None, None, None, None
+        return _scale(_kernel_grad(ctx), grad_output, None), None, None, None, None
 
 
 def _focal_torch(x, t, alpha, gamma, reduction):
@@ -520,7 +527,7 @@ class _MultiMargin(torch.autograd.Function):
             grad_input, _ = _graph_backward(ctx, grad_output, lambda x, t: _multi_margin_torch(
                 x, t, ctx.p, ctx.margin, ctx.weight, ctx.reduction))
             return grad_input, None, None, None, None, None
-        return _scale(ctx.kernel_grad, grad_output, ctx.row_dim), None, None, None, None, None
+        return _scale(_kernel_grad(ctx), grad_output, ctx.row_dim), None, None, None, None, None
 
 
 def _multi_margin_torch(x, t, p, margin, weight, reduction):
@@ -594,7 +601,7 @@ class _MSE(torch.autograd.Function):
             grad_input, grad_target = _graph_backward(ctx, grad_output, lambda x, t: _mse_torch(
                 x, t, ctx.weight, ctx.reduction))
             return grad_input, grad_target, None, None
-        g = _scale(ctx.kernel_grad, grad_output, None)
+        g = _scale(_kernel_grad(ctx), grad_output, None)
         grad_input = g if ctx.needs_input_grad[0] else None
         grad_target = -g if ctx.needs_input_grad[1] else None   # d/dt (x - t)^2 = -d/dx
         return grad_input, grad_target, None, None
