@@ -42,7 +42,7 @@ BUILD_INFO = os.path.join("fastloss", "_build_info.py")
 # -fno-math-errno / -fno-trapping-math change no result: they only let the
 # compiler if-convert and vectorise.
 SIMD_TARGETS_UNIX = {
-    "avx2": ["-mavx2", "-mfma"],
+    "avx2": ["-mavx2", "-mfma", "-mf16c"],
     "avx512": ["-mavx512f", "-mavx512dq", "-mavx512vl", "-mavx512bw", "-mavx2", "-mfma",
                "-mprefer-vector-width=512"],
 }

@@ -4,6 +4,15 @@ This layer owns every decision about shapes, dtypes and options and hands
 the C kernels C-contiguous, aligned, native-endian arrays; the kernels then
 compute in one pass (see src_c/fastloss.h).  Errors are raised here, or from
 the kernel's label check, before any output buffer is written.
+
+Half precision: predictions may be float16 or bfloat16 (``ml_dtypes.bfloat16``
+arrays, or torch tensors of either dtype; ml_dtypes is imported only when a
+bfloat16 array is met).  They are handed to the kernels as they are (no float32
+copy): each element is computed in float32 and sums in float64; ``mean`` /
+``sum`` are Python floats, ``reduction="none"`` losses float32, gradients and
+``out=`` in the predictions' dtype (rounded once, to nearest even).  A floating
+target of the predictions' half dtype or float32 is used as it is; weights of
+elementwise losses are passed as float32.
 """
 from __future__ import annotations
 
@@ -40,12 +49,56 @@ _I64 = np.dtype(np.int64)
 
 # ---------------------------------------------------------------- checks
 
+_F16 = np.dtype(np.float16)
+
+
+def _bfloat16():
+    """ml_dtypes' bfloat16 dtype (imported only when a bfloat16 array is met or asked for)."""
+    try:
+        import ml_dtypes
+    except ImportError:     # pragma: no cover - depends on the environment
+        raise TypeError("bfloat16 needs the ml_dtypes package (pip install ml_dtypes)") from None
+    return np.dtype(ml_dtypes.bfloat16)
+
+
+def _is_bf16(dt):
+    return dt.kind == "V" and dt.itemsize == 2 and dt.name == "bfloat16"
+
+
+def _is_half(dt):
+    """float16 or bfloat16 (the half dtypes the kernels read directly)."""
+    return dt == _F16 or _is_bf16(dt)
+
+
+def _torch_half(x):
+    """A torch CPU tensor of dtype bfloat16 / float16 as a NumPy view of its storage
+    (DLPack cannot carry bfloat16 into NumPy: view it as int16 and tag the dtype), or None."""
+    if type(x).__module__.split(".")[0] != "torch" or not hasattr(x, "dtype"):
+        return None
+    name = str(x.dtype)
+    if name not in ("torch.bfloat16", "torch.float16"):
+        return None
+    if getattr(x, "device", None) is not None and x.device.type != "cpu":
+        return None
+    import torch
+    if x.requires_grad:
+        x = x.detach()
+    if x.is_conj() or x.is_neg():
+        x = x.resolve_conj().resolve_neg()
+    v = x.view(torch.int16).numpy()
+    return v.view(_bfloat16() if name == "torch.bfloat16" else _F16)
+
+
 def _array(x):
     """Any array-like as an ndarray, without a copy where the producer allows one:
     DLPack (PyTorch CPU tensors, JAX CPU arrays, CuPy refuses: not on the CPU),
-    the buffer protocol and ``__array__`` (memory maps, array subclasses)."""
+    the buffer protocol and ``__array__`` (memory maps, array subclasses);
+    half-precision torch tensors as a view of their storage."""
     if type(x) is np.ndarray:
         return x
+    h = _torch_half(x)
+    if h is not None:
+        return h
     if hasattr(x, "__dlpack__") and not isinstance(x, np.ndarray):
         try:
             return np.from_dlpack(x)
@@ -60,20 +113,48 @@ def _ret(out, g):
 
 
 def _float_array(x, name):
-    """pred-like input -> C-contiguous aligned native float32/float64 array."""
+    """pred-like input -> C-contiguous aligned native float32/float64/float16/bfloat16
+    array (half precision is read directly by the kernels: never upcast here)."""
     arr = x if type(x) is np.ndarray else _array(x)
     dt = arr.dtype
     if dt is not _F32 and dt is not _F64:
-        if dt.kind == "f" and dt.itemsize in (4, 8):      # non-native byte order
+        if dt.kind == "f" and dt.itemsize in (2, 4, 8):   # float16, non-native byte order
             dt = dt.newbyteorder("=")
-        else:
+        elif not _is_bf16(dt):
             raise TypeError(
-                "%s has dtype %s; fastloss accepts float32 or float64 (cast with "
-                ".astype(np.float32) or .astype(np.float64))" % (name, arr.dtype))
+                "%s has dtype %s; fastloss accepts float32, float64, float16 or bfloat16 "
+                "(ml_dtypes) (cast with .astype(np.float32))" % (name, arr.dtype))
     flags = arr.flags
     if not (flags.c_contiguous and flags.aligned) or arr.dtype is not dt:
         arr = np.require(arr, dtype=dt, requirements=["C", "A"])
     return arr
+
+
+def _aux_dtype(x):
+    """dtype of the floating side inputs (weights, pos_weight, +-1 targets) and of
+    per-element losses: pred's, or float32 for half-precision predictions."""
+    return _F32 if _is_half(x.dtype) else x.dtype
+
+
+def _target_float(t, x, name="target"):
+    """A floating target for pred x -> (array, target_dtype code).  Half predictions
+    take a target of their own dtype or float32 as it is (code 0 / 1); anything else
+    is converted to float32 (float / float64 predictions: to pred's dtype, code 0)."""
+    dt = t.dtype
+    if not _is_half(x.dtype):
+        if _is_bf16(dt):
+            t = t.astype(np.float32)
+        return _as_dtype(t, x.dtype, name), 0
+    if dt.kind == "f" and dt.byteorder not in "=|":
+        t = t.astype(dt.newbyteorder("="))
+        dt = t.dtype
+    if dt == x.dtype:
+        return np.require(t, requirements=["C", "A"]), _core.TARGET_SAME
+    if dt == _F32:
+        return np.require(t, requirements=["C", "A"]), _core.TARGET_F32
+    if _is_bf16(dt) or dt == _F16:
+        return np.require(t.astype(np.float32), requirements=["C", "A"]), _core.TARGET_F32
+    return _as_dtype(t, _F32, name), _core.TARGET_F32
 
 
 def _as_dtype(x, dtype, name, shape=None):
@@ -371,9 +452,9 @@ def _elem_weight(weight, x, name="weight"):
         core = core[1:]
     if len(core) <= 1:       # a scalar or one row: repeat it
         row = np.broadcast_to(w.reshape(core), (row_len,))
-        return np.require(row, dtype=x.dtype, requirements=["C", "A"]), 0
+        return np.require(row, dtype=_aux_dtype(x), requirements=["C", "A"]), 0
     full = np.broadcast_to(w, x.shape)
-    return np.require(full, dtype=x.dtype, requirements=["C", "A"]), row_len
+    return np.require(full, dtype=_aux_dtype(x), requirements=["C", "A"]), row_len
 
 
 class _Out:
@@ -419,15 +500,16 @@ def _softmax(logits, target, *, weight=None, sample_weight=None, ignore_index=-1
     inner = math.prod(shape[ax + 1:])
     t = _array(target)
     labels = probs = None
+    tdt = 0
     if t.dtype.kind in "iu":
         labels = _labels(t, row_shape, "target", shape, ax)
         ignore = _ignore_index(ignore_index)
-    elif t.dtype.kind == "f":
+    elif t.dtype.kind == "f" or _is_bf16(t.dtype):
         if t.shape != shape:
             raise ValueError(
                 "target has shape %s but probability targets must have the logits' shape %s "
                 "(or pass integer labels of shape %s)" % (t.shape, shape, row_shape))
-        probs = np.require(t, dtype=x.dtype, requirements=["C", "A"])
+        probs, tdt = _target_float(t, x)
         ignore = -100
     else:
         raise TypeError("target has dtype %s; expected integer class labels or floating "
@@ -471,13 +553,13 @@ def _softmax(logits, target, *, weight=None, sample_weight=None, ignore_index=-1
                                     ("weight", _orig(weight, w)),
                                     ("sample_weight", _orig(sample_weight, sw))],
                       "logits", "hess_out", in_place=False)
-    row_loss = np.empty(row_shape, dtype=x.dtype) if (value and red == 0) else None
+    row_loss = np.empty(row_shape, dtype=_aux_dtype(x)) if (value and red == 0) else None
     res = _core.softmax_ce(
         logits=x, labels=labels, probs=probs, class_weight=w, sample_weight=sw, outer=outer,
         n_classes=n_classes, inner=inner, ignore_index=ignore, label_smoothing=eps,
         reduction=red, top_k=top_k, row_loss=row_loss, grad=g, hess=h, n_threads=nt,
         z_loss=zl, softcap=cap, focal_gamma=gam, poly1_epsilon=pe, lse_out=lse,
-        batch_size=_batch_size(row_shape))
+        target_dtype=tdt, batch_size=_batch_size(row_shape))
     if res.status != _core.FL_STATUS_OK:
         _check(res, name, {"label_smoothing": label_smoothing, "z_loss": z_loss,
                            "focal_gamma": focal_gamma, "poly1_epsilon": poly1_epsilon,
@@ -504,7 +586,8 @@ _SOFTMAX_DOC = """{summary}
 
     Parameters
     ----------
-    logits : array_like of float32 or float64, shape (..., C) or (N, C, d1, ...)
+    logits : array_like of float32, float64, float16 or bfloat16, shape (..., C) or
+        (N, C, d1, ...)
         Unnormalised scores; the class axis is ``axis``.
     target : array_like
         Integer labels of logits' shape without the class axis, or floating
@@ -614,7 +697,8 @@ def softmax_cross_entropy_value_and_grad(logits: ArrayLike, target: ArrayLike, *
 
 softmax_cross_entropy.__doc__ = _SOFTMAX_DOC.format(
     summary="Softmax cross-entropy.", out_doc="",
-    returns="float for 'mean'/'sum'; for 'none' an ndarray of the row shape in logits' dtype.")
+    returns="float for 'mean'/'sum'; for 'none' an ndarray of the row shape in logits' dtype "
+            "(float32 for float16 / bfloat16 logits).")
 softmax_cross_entropy_grad.__doc__ = _SOFTMAX_DOC.format(
     summary="Gradient of softmax cross-entropy with respect to the logits.", out_doc=_OUT_DOC,
     returns="ndarray of logits' shape and dtype (for 'none': the gradient of the sum).")
@@ -639,7 +723,7 @@ def _sigmoid(logits, target, *, weight=None, pos_weight=None, reduction="mean",
     if t.shape != x.shape:
         raise ValueError("target has shape %s but logits has shape %s; they must be equal"
                          % (t.shape, x.shape))
-    t = _as_dtype(t, x.dtype, "target")
+    t, tdt = _target_float(t, x)
     n_rows, row_len = _elem_view(x)
     w, w_stride = _elem_weight(weight, x)
     pw = None
@@ -651,7 +735,7 @@ def _sigmoid(logits, target, *, weight=None, pos_weight=None, reduction="mean",
         except ValueError:
             raise ValueError("pos_weight has shape %s but must broadcast to the last axis of "
                              "logits, (%d,)" % (p.shape, row_len)) from None
-        pw = None if x.size == 0 else _as_dtype(np.broadcast_to(p, (row_len,)), x.dtype,
+        pw = None if x.size == 0 else _as_dtype(np.broadcast_to(p, (row_len,)), _aux_dtype(x),
                                                  "pos_weight")
     name = "sigmoid_cross_entropy"
     gam = _number(focal_gamma, name, "focal_gamma")
@@ -669,12 +753,13 @@ def _sigmoid(logits, target, *, weight=None, pos_weight=None, reduction="mean",
                                     ("target", _orig(target, t)), ("weight", _orig(weight, w)),
                                     ("pos_weight", _orig(pos_weight, pw))],
                       "logits", "hess_out", in_place=False)
-    loss = np.empty(x.shape, dtype=x.dtype) if (value and red == 0) else None
+    loss = np.empty(x.shape, dtype=_aux_dtype(x)) if (value and red == 0) else None
     res = _core.sigmoid_ce(logits=x, target=t, weight=w, weight_row_stride=w_stride,
                            pos_weight=pw, n_rows=n_rows, row_len=row_len, reduction=red,
                            loss=loss, grad=g, hess=h, n_threads=nt, focal_gamma=gam,
-                           focal_alpha=alpha, poly1_epsilon=pe, batch_size=_batch_size(x.shape),
-                           has_ignore=ign is not None, ignore_value=0.0 if ign is None else ign)
+                           focal_alpha=alpha, poly1_epsilon=pe, target_dtype=tdt,
+                           batch_size=_batch_size(x.shape), has_ignore=ign is not None,
+                           ignore_value=0.0 if ign is None else ign)
     if res.status != _core.FL_STATUS_OK:
         _check(res, name, {"focal_gamma": focal_gamma, "focal_alpha": focal_alpha,
                            "poly1_epsilon": poly1_epsilon})
@@ -697,7 +782,7 @@ _SIGMOID_DOC = """{summary}
 
     Parameters
     ----------
-    logits : array_like of float32 or float64, any shape (0-d included)
+    logits : array_like of float32, float64, float16 or bfloat16, any shape (0-d included)
     target : array_like of logits' shape, values in [0, 1]
     weight : array_like, optional
         Broadcasts to logits' shape.
@@ -805,16 +890,19 @@ def _hinge(scores, target, *, margin=1.0, squared=False, multiclass="ovr", weigh
     mode = _HINGE_MODES[multiclass]
     margin = _margin(margin)
     t = _array(target)
+    if _is_bf16(t.dtype):
+        t = t.astype(np.float32)    # +-1 / {0, 1} values: exact
     if t.dtype.kind not in "biuf":
         raise TypeError("target has dtype %s; expected class labels or +-1 / {0, 1} targets"
                         % t.dtype)
     labels = pm = None
+    tdt = 0
     if t.shape == x.shape and x.ndim <= 1:
         # binary hinge: one score per example, OVR with one class
         if weight is not None:
             raise ValueError("weight is per class and binary hinge has no classes; use "
                              "sample_weight (shape %s) to weight examples" % (x.shape,))
-        pm = _pm_target(t, x.dtype, binary=True)
+        pm, tdt = _pm_target(t, x, binary=True)
         outer, n_classes, inner = x.size, 1, 1
         row_shape = x.shape
         w = None
@@ -833,7 +921,7 @@ def _hinge(scores, target, *, margin=1.0, squared=False, multiclass="ovr", weigh
                 raise ValueError("a target of the scores' shape %s is a multi-label {0, 1} "
                                  "target, which only multiclass='ovr' takes; %r needs integer "
                                  "labels of shape %s" % (x.shape, multiclass, row_shape))
-            pm = _pm_target(t, x.dtype, binary=False)
+            pm, tdt = _pm_target(t, x, binary=False)
         elif t.dtype.kind in "iu":
             labels = _labels(t, row_shape, "target", x.shape, ax)
         else:
@@ -849,24 +937,30 @@ def _hinge(scores, target, *, margin=1.0, squared=False, multiclass="ovr", weigh
                                ("target", _orig(target, pm if pm is not None else labels)),
                                ("weight", _orig(weight, w)),
                                ("sample_weight", _orig(sample_weight, sw))], "scores")
-    row_loss = np.empty(row_shape, dtype=x.dtype) if (value and red == 0) else None
+    row_loss = np.empty(row_shape, dtype=_aux_dtype(x)) if (value and red == 0) else None
     res = _core.hinge(scores=x, labels=labels, target=pm, class_weight=w, sample_weight=sw,
                       outer=outer, n_classes=n_classes, inner=inner, margin=margin,
                       squared=bool(squared), mode=mode, reduction=red, row_loss=row_loss,
                       grad=g, n_threads=nt, top_k=top_k if labels is not None else 0,
-                      batch_size=_batch_size(row_shape))
+                      target_dtype=tdt, batch_size=_batch_size(row_shape))
     if res.status != _core.FL_STATUS_OK:
         _check(res, "hinge", {"shape": x.shape, "axis": ax}, row_shape, n_classes)
     return _finish(res, red, row_loss, out, g, None)
 
 
-def _pm_target(t, dtype, binary):
-    """{-1, +1} or {0, 1} targets as +-1 values of the scores' dtype."""
+def _pm_target(t, x, binary):
+    """{-1, +1} or {0, 1} targets as +-1 values -> (array, target_dtype code): of the
+    scores' dtype, or for half scores the scores' own half dtype (as given) or float32."""
+    dtype = _aux_dtype(x)
     vals = np.unique(t)
     if np.isin(vals, (-1, 1)).all():
-        return np.require(t, dtype=dtype, requirements=["C", "A"])
+        if t.dtype == x.dtype and _is_half(x.dtype):
+            return np.require(t, requirements=["C", "A"]), _core.TARGET_SAME
+        return np.require(t, dtype=dtype, requirements=["C", "A"]), (
+            _core.TARGET_F32 if _is_half(x.dtype) else 0)
     if np.isin(vals, (0, 1)).all():
-        return np.require(2 * np.asarray(t, dtype=dtype) - 1, requirements=["C", "A"])
+        return np.require(2 * np.asarray(t, dtype=dtype) - 1, requirements=["C", "A"]), (
+            _core.TARGET_F32 if _is_half(x.dtype) else 0)
     bad = vals[~np.isin(vals, (-1, 0, 1))]
     what = "binary hinge targets" if binary else "a multi-label hinge target"
     if bad.size:
@@ -897,7 +991,7 @@ _HINGE_DOC = """{summary}
 
     Parameters
     ----------
-    scores : array_like of float32 or float64
+    scores : array_like of float32, float64, float16 or bfloat16
     target : array_like
     margin : float, default 1.0
     squared : bool, default False
@@ -977,7 +1071,7 @@ def _mse(pred, target, *, weight=None, reduction="mean", n_threads=None, out=Non
     if t.shape != x.shape:
         raise ValueError("target has shape %s but pred has shape %s; they must be equal"
                          % (t.shape, x.shape))
-    t = _as_dtype(t, x.dtype, "target")
+    t, tdt = _target_float(t, x)
     n_rows, row_len = _elem_view(x)
     w, w_stride = _elem_weight(weight, x)
     g = None
@@ -989,10 +1083,10 @@ def _mse(pred, target, *, weight=None, reduction="mean", n_threads=None, out=Non
         h = _grad_out(hess_out, x, [("target", t), ("weight", w), ("out", g),
                                     ("target", _orig(target, t)), ("weight", _orig(weight, w))],
                       "pred", "hess_out", in_place=False)
-    loss = np.empty(x.shape, dtype=x.dtype) if (value and red == 0) else None
+    loss = np.empty(x.shape, dtype=_aux_dtype(x)) if (value and red == 0) else None
     res = _core.mse(pred=x, target=t, weight=w, weight_row_stride=w_stride, n_rows=n_rows,
                     row_len=row_len, reduction=red, loss=loss, grad=g, hess=h, n_threads=nt,
-                    batch_size=_batch_size(x.shape))
+                    target_dtype=tdt, batch_size=_batch_size(x.shape))
     if res.status != _core.FL_STATUS_OK:
         _check(res, "mse", {})
     return _finish(res, red, loss, out, g, h)
@@ -1007,7 +1101,7 @@ _MSE_DOC = """{summary}
 
     Parameters
     ----------
-    pred : array_like of float32 or float64, any shape
+    pred : array_like of float32, float64, float16 or bfloat16, any shape
     target : array_like of pred's shape
     weight : array_like, optional
         Broadcasts to pred's shape.

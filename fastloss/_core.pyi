@@ -6,9 +6,13 @@ Hand-written: Cython does not emit stubs.  ``python -m mypy.stubtest fastloss``
 Each kernel takes one request: keyword arguments named as the fields of its
 C argument struct (src_c/fastloss.h).  Array arguments are ``None`` or
 ndarrays that the Python layer (_api.py) has already made C-contiguous,
-aligned, native-endian and of the kernel's dtype (float32 or float64, as the
-first array; int64 labels; float64 class and sample weights): the bridge only
-takes their data pointers.  ``reduction`` and ``mode`` are the C enums
+aligned, native-endian and of the kernel's dtype (float32, float64, float16 or
+ml_dtypes' bfloat16, as the first array; int64 labels; float64 class and sample
+weights): the bridge only takes their data pointers.  For half predictions the
+per-row / per-element losses and the elementwise weights are float32, the
+gradient and Hessian in the half dtype, and ``target_dtype`` says whether the
+floating target is of the predictions' half dtype (``TARGET_SAME``) or float32
+(``TARGET_F32``); the float32 / float64 kernels ignore it.  ``reduction`` and ``mode`` are the C enums
 (``fl_reduction``: 0 none, 1 sum, 2 mean, 3 batchmean, 4 fullmean; ``fl_hinge_mode``: 0 ovr,
 1 weston_watkins, 2 crammer_singer); ``n_threads`` <= 0 means the OpenMP
 default.  Each returns one :class:`Result`.
@@ -24,6 +28,8 @@ FL_STATUS_LABEL: int
 FL_STATUS_NOMEM: int
 FL_STATUS_ARG: int
 FIELDS: Dict[int, str]
+TARGET_SAME: int
+TARGET_F32: int
 
 @final
 class Result:
@@ -59,6 +65,7 @@ def softmax_ce(
     top_k: int = 0, row_loss: _Array = None, grad: _Array = None, hess: _Array = None,
     n_threads: int = 0, z_loss: float = 0.0, softcap: float = 0.0, focal_gamma: float = 0.0,
     poly1_epsilon: float = 0.0, lse_out: _Array = None, batch_size: int = 0,
+    target_dtype: int = 0,
 ) -> Result: ...
 def sigmoid_ce(
     *, logits: np.ndarray, target: np.ndarray, weight: _Array = None,
@@ -66,19 +73,19 @@ def sigmoid_ce(
     reduction: int = 2, loss: _Array = None, grad: _Array = None, hess: _Array = None,
     n_threads: int = 0, focal_gamma: float = 0.0, focal_alpha: float = -1.0,
     poly1_epsilon: float = 0.0, batch_size: int = 0, has_ignore: bool = False,
-    ignore_value: float = 0.0,
+    ignore_value: float = 0.0, target_dtype: int = 0,
 ) -> Result: ...
 def hinge(
     *, scores: np.ndarray, labels: _Array = None, target: _Array = None,
     class_weight: _Array = None, sample_weight: _Array = None, outer: int, n_classes: int,
     inner: int, margin: float = 1.0, squared: bool = False, mode: int = 0, reduction: int = 2,
     row_loss: _Array = None, grad: _Array = None, n_threads: int = 0, top_k: int = 0,
-    batch_size: int = 0,
+    batch_size: int = 0, target_dtype: int = 0,
 ) -> Result: ...
 def mse(
     *, pred: np.ndarray, target: np.ndarray, weight: _Array = None, weight_row_stride: int = 0,
     n_rows: int, row_len: int, reduction: int = 2, loss: _Array = None, grad: _Array = None,
-    hess: _Array = None, n_threads: int = 0, batch_size: int = 0,
+    hess: _Array = None, n_threads: int = 0, batch_size: int = 0, target_dtype: int = 0,
 ) -> Result: ...
 
 # The fast path: the common call (C-contiguous aligned native float32/float64 predictions,
@@ -98,6 +105,11 @@ def parallel_read(src: np.ndarray, n_threads: Optional[int] = None) -> int:
 def overlap(a: np.ndarray, b: np.ndarray) -> int:
     """For C-contiguous arrays: 0 if their bytes are disjoint, 1 if they overlap,
     2 if they are the same buffer (same start and size)."""
+def half_to_f32(kind: int, src: np.ndarray, dst: np.ndarray) -> None:
+    """Convert C-contiguous 2-byte half bit patterns (kind 0 float16, 1 bfloat16)
+    into the float32 array dst with the active SIMD path's conversion."""
+def f32_to_half(kind: int, src: np.ndarray, dst: np.ndarray) -> None:
+    """Round float32 src into 2-byte half bit patterns dst (nearest even)."""
 def openmp_enabled() -> bool:
     """True when the extension was compiled with OpenMP."""
 def default_threads() -> int:

@@ -18,8 +18,9 @@ caller then takes the general path (which also reports every error).
 """
 cimport cython
 cimport numpy as cnp
-from libc.stdint cimport int64_t, uint64_t
+from libc.stdint cimport int64_t, uint16_t, uint64_t
 from libc.string cimport memset
+import numpy as np
 from fastloss.capi cimport *
 
 cnp.import_array()
@@ -38,7 +39,10 @@ FIELDS = {
     FL_FIELD_POLY1_EPSILON: "poly1_epsilon", FL_FIELD_FOCAL_TARGET: "focal_target",
     FL_FIELD_HESS: "hess", FL_FIELD_MODE: "mode", FL_FIELD_WEIGHT_STRIDE: "weight_row_stride",
     FL_FIELD_FOCAL_ALPHA: "focal_alpha", FL_FIELD_IGNORE_VALUE: "ignore_value",
+    FL_FIELD_TARGET_DTYPE: "target_dtype",
 }
+TARGET_SAME = FL_TARGET_SAME
+TARGET_F32 = FL_TARGET_F32
 
 
 @cython.auto_pickle(False)
@@ -85,10 +89,22 @@ cdef inline void *_ptr(object a):
     return cnp.PyArray_DATA(<cnp.ndarray>a)
 
 
-cdef inline bint _is_f64(object a) except -1:
+cdef inline int _kind(object a) except -1:
+    """0 float32, 1 float64, 2 float16, 3 bfloat16 (any other 2-byte type
+    reaching here is ml_dtypes' bfloat16: the Python layer checked it)."""
+    cdef int tn
     if type(a) is not cnp.ndarray:
         raise TypeError("expected an ndarray, not %s" % type(a).__name__)
-    return cnp.PyArray_TYPE(<cnp.ndarray>a) == cnp.NPY_FLOAT64
+    tn = cnp.PyArray_TYPE(<cnp.ndarray>a)
+    if tn == cnp.NPY_FLOAT64:
+        return 1
+    if tn == cnp.NPY_FLOAT32:
+        return 0
+    if tn == cnp.NPY_FLOAT16:
+        return 2
+    if cnp.PyArray_ITEMSIZE(<cnp.ndarray>a) == 2 and (<cnp.ndarray>a).dtype.name == "bfloat16":
+        return 3
+    raise TypeError("expected float32, float64, float16 or bfloat16, not %s" % (<cnp.ndarray>a).dtype)
 
 
 # ------------------------------------------------------------------ requests
@@ -99,11 +115,12 @@ def softmax_ce(*, object logits, object labels=None, object probs=None,
                double label_smoothing=0.0, int reduction=FL_REDUCE_MEAN, int64_t top_k=0,
                object row_loss=None, object grad=None, object hess=None, int n_threads=0,
                double z_loss=0.0, double softcap=0.0, double focal_gamma=0.0,
-               double poly1_epsilon=0.0, object lse_out=None, int64_t batch_size=0):
+               double poly1_epsilon=0.0, object lse_out=None, int target_dtype=0,
+               int64_t batch_size=0):
     cdef fl_softmax_ce_args a
     cdef fl_result r
     cdef fl_status st
-    cdef bint f64 = _is_f64(logits)
+    cdef int k = _kind(logits)
     memset(&a, 0, sizeof(a))
     a.batch_size = batch_size
     a.outer = outer
@@ -127,8 +144,16 @@ def softmax_ce(*, object logits, object labels=None, object probs=None,
     a.focal_gamma = focal_gamma
     a.poly1_epsilon = poly1_epsilon
     a.lse_out = <double *>_ptr(lse_out)
+    a.target_dtype = target_dtype
     with nogil:
-        st = fl_softmax_ce_f64(&a, &r) if f64 else fl_softmax_ce_f32(&a, &r)
+        if k == 0:
+            st = fl_softmax_ce_f32(&a, &r)
+        elif k == 1:
+            st = fl_softmax_ce_f64(&a, &r)
+        elif k == 2:
+            st = fl_softmax_ce_f16(&a, &r)
+        else:
+            st = fl_softmax_ce_bf16(&a, &r)
     return _result(st, &r)
 
 
@@ -136,12 +161,12 @@ def sigmoid_ce(*, object logits, object target, object weight=None,
                int64_t weight_row_stride=0, object pos_weight=None, int64_t n_rows,
                int64_t row_len, int reduction=FL_REDUCE_MEAN, object loss=None,
                object grad=None, object hess=None, int n_threads=0, double focal_gamma=0.0,
-               double focal_alpha=-1.0, double poly1_epsilon=0.0, int64_t batch_size=0,
-               bint has_ignore=False, double ignore_value=0.0):
+               double focal_alpha=-1.0, double poly1_epsilon=0.0, int target_dtype=0,
+               int64_t batch_size=0, bint has_ignore=False, double ignore_value=0.0):
     cdef fl_sigmoid_ce_args a
     cdef fl_result r
     cdef fl_status st
-    cdef bint f64 = _is_f64(logits)
+    cdef int k = _kind(logits)
     memset(&a, 0, sizeof(a))
     a.batch_size = batch_size
     a.has_ignore = has_ignore
@@ -161,8 +186,16 @@ def sigmoid_ce(*, object logits, object target, object weight=None,
     a.focal_gamma = focal_gamma
     a.focal_alpha = focal_alpha
     a.poly1_epsilon = poly1_epsilon
+    a.target_dtype = target_dtype
     with nogil:
-        st = fl_sigmoid_ce_f64(&a, &r) if f64 else fl_sigmoid_ce_f32(&a, &r)
+        if k == 0:
+            st = fl_sigmoid_ce_f32(&a, &r)
+        elif k == 1:
+            st = fl_sigmoid_ce_f64(&a, &r)
+        elif k == 2:
+            st = fl_sigmoid_ce_f16(&a, &r)
+        else:
+            st = fl_sigmoid_ce_bf16(&a, &r)
     return _result(st, &r)
 
 
@@ -170,11 +203,11 @@ def hinge(*, object scores, object labels=None, object target=None, object class
           object sample_weight=None, int64_t outer, int64_t n_classes, int64_t inner,
           double margin=1.0, bint squared=False, int mode=FL_HINGE_OVR,
           int reduction=FL_REDUCE_MEAN, object row_loss=None, object grad=None,
-          int n_threads=0, int64_t top_k=0, int64_t batch_size=0):
+          int n_threads=0, int64_t top_k=0, int target_dtype=0, int64_t batch_size=0):
     cdef fl_hinge_args a
     cdef fl_result r
     cdef fl_status st
-    cdef bint f64 = _is_f64(scores)
+    cdef int k = _kind(scores)
     memset(&a, 0, sizeof(a))
     a.batch_size = batch_size
     a.outer = outer
@@ -193,18 +226,27 @@ def hinge(*, object scores, object labels=None, object target=None, object class
     a.row_loss = _ptr(row_loss)
     a.grad = _ptr(grad)
     a.top_k = top_k
+    a.target_dtype = target_dtype
     with nogil:
-        st = fl_hinge_f64(&a, &r) if f64 else fl_hinge_f32(&a, &r)
+        if k == 0:
+            st = fl_hinge_f32(&a, &r)
+        elif k == 1:
+            st = fl_hinge_f64(&a, &r)
+        elif k == 2:
+            st = fl_hinge_f16(&a, &r)
+        else:
+            st = fl_hinge_bf16(&a, &r)
     return _result(st, &r)
 
 
 def mse(*, object pred, object target, object weight=None, int64_t weight_row_stride=0,
         int64_t n_rows, int64_t row_len, int reduction=FL_REDUCE_MEAN, object loss=None,
-        object grad=None, object hess=None, int n_threads=0, int64_t batch_size=0):
+        object grad=None, object hess=None, int n_threads=0, int target_dtype=0,
+        int64_t batch_size=0):
     cdef fl_mse_args a
     cdef fl_result r
     cdef fl_status st
-    cdef bint f64 = _is_f64(pred)
+    cdef int k = _kind(pred)
     memset(&a, 0, sizeof(a))
     a.batch_size = batch_size
     a.n_rows = n_rows
@@ -218,8 +260,16 @@ def mse(*, object pred, object target, object weight=None, int64_t weight_row_st
     a.loss = _ptr(loss)
     a.grad = _ptr(grad)
     a.hess = _ptr(hess)
+    a.target_dtype = target_dtype
     with nogil:
-        st = fl_mse_f64(&a, &r) if f64 else fl_mse_f32(&a, &r)
+        if k == 0:
+            st = fl_mse_f32(&a, &r)
+        elif k == 1:
+            st = fl_mse_f64(&a, &r)
+        elif k == 2:
+            st = fl_mse_f16(&a, &r)
+        else:
+            st = fl_mse_bf16(&a, &r)
     return _result(st, &r)
 
 
@@ -419,6 +469,29 @@ def parallel_read(cnp.ndarray src, n_threads=None):
     with nogil:
         total = fl_parallel_read(s, nbytes, nt)
     return total
+def half_to_f32(int kind, cnp.ndarray src, cnp.ndarray dst):
+    """Convert C-contiguous 2-byte half bit patterns (kind 0 float16, 1 bfloat16)
+    into the float32 array dst with the active SIMD path's conversion."""
+    if src.itemsize != 2 or dst.dtype != np.float32 or src.size != dst.size \
+            or not (src.flags.c_contiguous and dst.flags.c_contiguous and dst.flags.writeable):
+        raise ValueError("half_to_f32 needs C-contiguous 2-byte src and float32 dst of its size")
+    cdef const uint16_t *s = <const uint16_t *>cnp.PyArray_DATA(src)
+    cdef float *d = <float *>cnp.PyArray_DATA(dst)
+    cdef int64_t n = src.size
+    with nogil:
+        fl_half_to_f32(kind, s, d, n)
+
+
+def f32_to_half(int kind, cnp.ndarray src, cnp.ndarray dst):
+    """Round float32 src into 2-byte half bit patterns dst (nearest even)."""
+    if dst.itemsize != 2 or src.dtype != np.float32 or src.size != dst.size \
+            or not (src.flags.c_contiguous and dst.flags.c_contiguous and dst.flags.writeable):
+        raise ValueError("f32_to_half needs C-contiguous float32 src and 2-byte dst of its size")
+    cdef const float *s = <const float *>cnp.PyArray_DATA(src)
+    cdef uint16_t *d = <uint16_t *>cnp.PyArray_DATA(dst)
+    cdef int64_t n = src.size
+    with nogil:
+        fl_f32_to_half(kind, s, d, n)
 
 
 def openmp_enabled():
@@ -480,4 +553,12 @@ _api_table.hinge_f32 = fl_hinge_f32
 _api_table.hinge_f64 = fl_hinge_f64
 _api_table.mse_f32 = fl_mse_f32
 _api_table.mse_f64 = fl_mse_f64
+_api_table.softmax_ce_f16 = fl_softmax_ce_f16
+_api_table.softmax_ce_bf16 = fl_softmax_ce_bf16
+_api_table.sigmoid_ce_f16 = fl_sigmoid_ce_f16
+_api_table.sigmoid_ce_bf16 = fl_sigmoid_ce_bf16
+_api_table.hinge_f16 = fl_hinge_f16
+_api_table.hinge_bf16 = fl_hinge_bf16
+_api_table.mse_f16 = fl_mse_f16
+_api_table.mse_bf16 = fl_mse_bf16
 _C_API = PyCapsule_New(<void *>&_api_table, b"fastloss._core._C_API", NULL)

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Callable, Iterator, Mapping, Optional, Tuple
 
-__all__ = ["FORMS", "TARGET_KINDS", "Option", "Loss", "LOSSES", "losses", "current", "using",
+__all__ = ["FORMS", "PRED_DTYPES", "TARGET_KINDS", "Option", "Loss", "LOSSES", "losses", "current", "using",
            "copy", "resolve"]
 
 FORMS = ("value", "grad", "value_and_grad", "grad_hess")
@@ -140,6 +140,19 @@ class Loss:
         return tuple(k for k, o in self.option_info.items() if o.scope == "loss")
 
 
+# The prediction dtypes every loss and form takes, and what comes back for each (the same
+# for every loss: half precision is a layout of the kernels' input, not a loss of its own).
+PRED_DTYPES = {
+    "float64": "computed in float64; 'none' losses, gradients and out= in float64",
+    "float32": "computed in float32, sums in float64; 'none' losses, gradients and out= in "
+               "float32",
+    "float16": "read directly (no float32 copy), computed in float32, sums in float64; 'none' "
+               "losses float32; gradients and out= float16, rounded once (nearest even); a "
+               "floating target float16 or float32",
+    "bfloat16": "ml_dtypes.bfloat16 arrays or torch tensors (ml_dtypes imported only when "
+                "met): as float16, with bfloat16 gradients and targets",
+}
+
 TARGET_KINDS = {
     "labels": "integer class labels of the row shape (pred's shape without the class axis)",
     "probs": "floating class probabilities of pred's shape",
@@ -217,7 +230,7 @@ _SIGMOID = Loss(
         Option("ignore_index", None,
                "None or a real number (e.g. -1 or 255) that pred's dtype holds exactly",
                "target value whose elements are ignored (Caffe's ignore_label)",
-               invalid=(_NAN, True), beyond_torch=True),
+               examples=(-1,), invalid=(_NAN, True), beyond_torch=True),
     ),
     forms=FORMS,
     aliases=("sigmoid", "bce", "binary_cross_entropy", "binary_cross_entropy_with_logits"),

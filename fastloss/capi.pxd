@@ -9,7 +9,7 @@
 #     cdef fl_result r
 #     with nogil:
 #         st = FL_API.softmax_ce_f64(&a, &r)
-from libc.stdint cimport int64_t, uint64_t
+from libc.stdint cimport int64_t, uint16_t, uint64_t
 
 cdef extern from "fastloss.h" nogil:
     ctypedef enum fl_status:
@@ -36,6 +36,11 @@ cdef extern from "fastloss.h" nogil:
         FL_FIELD_WEIGHT_STRIDE
         FL_FIELD_FOCAL_ALPHA
         FL_FIELD_IGNORE_VALUE
+        FL_FIELD_TARGET_DTYPE
+
+    ctypedef enum fl_target_dtype:
+        FL_TARGET_SAME
+        FL_TARGET_F32
 
     ctypedef enum fl_reduction:
         FL_REDUCE_NONE
@@ -81,6 +86,7 @@ cdef extern from "fastloss.h" nogil:
         double poly1_epsilon
         double *lse_out
         int64_t batch_size
+        int target_dtype
 
     ctypedef struct fl_sigmoid_ce_args:
         int64_t n_rows, row_len
@@ -100,6 +106,7 @@ cdef extern from "fastloss.h" nogil:
         int64_t batch_size
         int has_ignore
         double ignore_value
+        int target_dtype
 
     ctypedef struct fl_hinge_args:
         int64_t outer, n_classes, inner
@@ -117,6 +124,7 @@ cdef extern from "fastloss.h" nogil:
         void *grad
         int64_t top_k
         int64_t batch_size
+        int target_dtype
 
     ctypedef struct fl_mse_args:
         int64_t n_rows, row_len
@@ -130,6 +138,7 @@ cdef extern from "fastloss.h" nogil:
         void *grad
         void *hess
         int64_t batch_size
+        int target_dtype
 
     fl_status fl_softmax_ce_f32(const fl_softmax_ce_args *args, fl_result *result)
     fl_status fl_softmax_ce_f64(const fl_softmax_ce_args *args, fl_result *result)
@@ -139,6 +148,16 @@ cdef extern from "fastloss.h" nogil:
     fl_status fl_hinge_f64(const fl_hinge_args *args, fl_result *result)
     fl_status fl_mse_f32(const fl_mse_args *args, fl_result *result)
     fl_status fl_mse_f64(const fl_mse_args *args, fl_result *result)
+    fl_status fl_softmax_ce_f16(const fl_softmax_ce_args *args, fl_result *result)
+    fl_status fl_softmax_ce_bf16(const fl_softmax_ce_args *args, fl_result *result)
+    fl_status fl_sigmoid_ce_f16(const fl_sigmoid_ce_args *args, fl_result *result)
+    fl_status fl_sigmoid_ce_bf16(const fl_sigmoid_ce_args *args, fl_result *result)
+    fl_status fl_hinge_f16(const fl_hinge_args *args, fl_result *result)
+    fl_status fl_hinge_bf16(const fl_hinge_args *args, fl_result *result)
+    fl_status fl_mse_f16(const fl_mse_args *args, fl_result *result)
+    fl_status fl_mse_bf16(const fl_mse_args *args, fl_result *result)
+    void fl_half_to_f32(int kind, const uint16_t *src, float *dst, int64_t n)
+    void fl_f32_to_half(int kind, const float *src, uint16_t *dst, int64_t n)
 
     void fl_parallel_copy(void *dst, const void *src, int64_t nbytes, int n_threads)
     uint64_t fl_parallel_read(const void *src, int64_t nbytes, int n_threads)
@@ -161,6 +180,14 @@ cdef extern from "fastloss_api.h":
         fl_status (*hinge_f64)(const fl_hinge_args *, fl_result *) nogil
         fl_status (*mse_f32)(const fl_mse_args *, fl_result *) nogil
         fl_status (*mse_f64)(const fl_mse_args *, fl_result *) nogil
+        fl_status (*softmax_ce_f16)(const fl_softmax_ce_args *, fl_result *) nogil
+        fl_status (*softmax_ce_bf16)(const fl_softmax_ce_args *, fl_result *) nogil
+        fl_status (*sigmoid_ce_f16)(const fl_sigmoid_ce_args *, fl_result *) nogil
+        fl_status (*sigmoid_ce_bf16)(const fl_sigmoid_ce_args *, fl_result *) nogil
+        fl_status (*hinge_f16)(const fl_hinge_args *, fl_result *) nogil
+        fl_status (*hinge_bf16)(const fl_hinge_args *, fl_result *) nogil
+        fl_status (*mse_f16)(const fl_mse_args *, fl_result *) nogil
+        fl_status (*mse_bf16)(const fl_mse_args *, fl_result *) nogil
     int FASTLOSS_API_VERSION
     const fl_api_table *FL_API
     int fl_import() except -1

@@ -429,6 +429,10 @@ def _parser():
                    help="rows per chunk (default: from --memory, at most 256 MiB of pred "
                         "and targets)")
     r.add_argument("--threads", type=int, metavar="N", help="threads of each kernel call")
+    r.add_argument("--bfloat16", action="store_true",
+                   help="PRED holds bfloat16 values: np.save writes an ml_dtypes.bfloat16 "
+                        "array with the 2-byte void dtype |V2 (needs ml_dtypes; float16 "
+                        "files need no flag)")
     r.add_argument("--json", action="store_true", help="print the result as JSON")
     bar = r.add_mutually_exclusive_group()
     bar.add_argument("--progress", action="store_true", default=None,
@@ -495,7 +499,7 @@ def _check_args(a):
         raise UsageError("give TARGET, or a .npz PRED that holds both arrays")
     # every option's domain (--z-loss -1, --softcap inf, ...), before any file is read
     scalars = {opt: getattr(a, opt) for opt, (kind, _, _) in _option_flags().items()
-               if kind != "array" and getattr(a, opt) is not None}
+               if kind not in ("array", "out") and getattr(a, opt) is not None}
     try:
         Evaluator(a.loss, reduction=a.reduction, top_k=a.top_k or None, n_threads=a.threads,
                   **scalars)
@@ -513,9 +517,10 @@ def _check_shapes(loss, opts, pred, target):
     """Full-size shape checks before anything is read (the kernels check each chunk too)."""
     ps, ts = tuple(pred.shape), tuple(target.shape)
     what = "pred %s has shape %s but target %s has shape %s" % (pred.spec, ps, target.spec, ts)
-    if not pred.dtype.kind == "f" or pred.dtype.itemsize not in (4, 8):
-        raise DataError("pred %s has dtype %s; fastloss accepts float32 or float64"
-                        % (pred.spec, pred.dtype))
+    if not (pred.dtype.kind == "f" and pred.dtype.itemsize in (2, 4, 8)
+            or pred.dtype.name == "bfloat16"):
+        raise DataError("pred %s has dtype %s; fastloss accepts float32, float64, float16 or "
+                        "bfloat16 (--bfloat16)" % (pred.spec, pred.dtype))
     if target.dtype.kind not in "biuf":
         raise DataError("target %s has dtype %s; expected numbers" % (target.spec, target.dtype))
     if len(ps) >= 1 and len(ts) >= 1 and ps[0] != ts[0]:
@@ -567,6 +572,16 @@ def evaluate_files(args, progress=None):
     try:
         pred = _Source(args.pred, "pred", _PRED_KEYS)
         sources.append(pred)
+        if getattr(args, "bfloat16", False):
+            if pred.dtype.kind != "V" or pred.dtype.itemsize != 2 or pred.dtype.names:
+                raise DataError("--bfloat16 reads a pred of 2-byte void dtype (what np.save "
+                                "writes for ml_dtypes.bfloat16); pred %s has dtype %s"
+                                % (pred.spec, pred.dtype))
+            try:
+                import ml_dtypes
+            except ImportError:
+                raise DataError("--bfloat16 needs the ml_dtypes package") from None
+            pred.dtype = np.dtype(ml_dtypes.bfloat16)
         target_spec = args.target
         if target_spec is None:
             target_spec = _split_spec(args.pred)[0]

@@ -12,6 +12,7 @@ concatenation.  ``fastloss eval`` (fastloss/eval_cli.py) and
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Dict, Optional
@@ -375,7 +376,8 @@ class Evaluator:
             if per_chunk is not None and np.ndim(per_chunk) == 0:
                 per_chunk = np.reshape(per_chunk, 1)
         sig = (x.dtype.newbyteorder("="), x.shape[1:], self._target_kind(x, t))
-        if self._signature is not None and x.dtype.kind == "f" and x.dtype.itemsize in (4, 8):
+        if self._signature is not None and (x.dtype.kind == "f" and x.dtype.itemsize in (2, 4, 8)
+                                            or _api._is_bf16(x.dtype)):
             self._check_signature(sig)     # other dtypes: the kernel's TypeError says more
 
         # one driver call, the same for every loss: its options, this chunk's per-row array

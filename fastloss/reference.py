@@ -486,7 +486,9 @@ def sigmoid_cross_entropy(logits, target, *, weight=None, pos_weight=None, reduc
     poly-1 as torchvision's ``sigmoid_focal_loss``:
     ``l = weight * (alpha_t (1 - p_t)**gamma ce + epsilon (1 - p_t))`` with ``ce`` the
     (pos-weighted) cross-entropy, ``p_t = p t + (1 - p)(1 - t)`` and ``alpha_t = alpha t +
-    (1 - alpha)(1 - t)`` (1 without ``focal_alpha``).
+    (1 - alpha)(1 - t)`` (1 without ``focal_alpha``).  Elements whose target equals
+    ``ignore_index`` (Caffe's ``ignore_label``) have loss and gradient 0 and are not counted
+    by ``mean``.
     """
     return _sigmoid_cross_entropy_impl(
         logits, target, weight=weight, pos_weight=pos_weight, reduction=reduction, out=None,

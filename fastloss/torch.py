@@ -1,4 +1,4 @@
-"""PyTorch drop-ins backed by the fastloss kernels (CPU, float32 and float64).
+"""PyTorch drop-ins backed by the fastloss kernels (CPU; float32, float64, float16, bfloat16).
 
 ``cross_entropy``, ``binary_cross_entropy_with_logits``, ``multi_margin_loss`` and
 ``mse_loss`` take the arguments of their ``torch.nn.functional`` namesakes (same
@@ -24,8 +24,10 @@ gradient (``torch.no_grad()``, evaluation) only the value is computed.
 
 Differences from torch, all raised as errors rather than silently changed:
 tensors must be on the CPU (``RuntimeError`` otherwise) and the predictions
-float32 or float64 (``TypeError`` for float16, bfloat16 and others: cast with
-``.float()``); class/element weights and ``pos_weight`` get no gradient
+float32, float64, float16 or bfloat16 (``TypeError`` for others).  Half tensors are
+read directly (math in float32, sums in float64, the gradient rounded once to the
+input's dtype); the loss has the input's dtype, or float32 under
+``torch.autocast("cpu")`` as torch's own losses there.  Class/element weights and ``pos_weight`` get no gradient
 (``NotImplementedError`` if they require one).  Second derivatives (double
 backward: ``create_graph=True``, ``torch.autograd.functional.hessian``, gradient
 penalties) are supported: when the backward runs with ``create_graph=True`` it is
@@ -61,6 +63,7 @@ __all__ = [
 ]
 
 _FLOATS = (torch.float32, torch.float64)
+_HALF = (torch.float16, torch.bfloat16)
 
 
 # ---------------------------------------------------------------- tensors <-> arrays
@@ -73,29 +76,57 @@ def _check_device(t, name):
 
 
 def _pred_array(t, name="input"):
-    """A float32/float64 CPU tensor as a NumPy array sharing its memory."""
+    """A float32/float64/float16/bfloat16 CPU tensor as a NumPy array sharing its memory
+    (bfloat16 as an ml_dtypes.bfloat16 view of the storage: read directly, never upcast)."""
     if not isinstance(t, torch.Tensor):
         raise TypeError("%s must be a torch.Tensor, not %s" % (name, type(t).__name__))
     _check_device(t, name)
+    if t.dtype in _HALF:
+        return _api._torch_half(t)
     if t.dtype not in _FLOATS:
         raise TypeError(
-            "%s has dtype %s; fastloss.torch takes float32 or float64 tensors (cast with "
-            ".float() or .double(); under torch.autocast compute the loss outside the "
-            "autocast region)" % (name, t.dtype))
+            "%s has dtype %s; fastloss.torch takes float32, float64, float16 or bfloat16 "
+            "tensors (cast with .float())" % (name, t.dtype))
     return t.detach().resolve_conj().resolve_neg().numpy()
 
 
-def _aux_array(t, name):
-    """A target or weight tensor (any real dtype) as a NumPy array, or None."""
+def _aux_array(t, name, half_ok=False):
+    """A target or weight tensor (any real dtype) as a NumPy array, or None.  A half
+    tensor is viewed as it is where the kernel reads it (``half_ok``: floating targets),
+    otherwise converted to float32 (weights)."""
     if t is None:
         return None
     if not isinstance(t, torch.Tensor):
         return np.asarray(t)
     _check_device(t, name)
-    if t.dtype in (torch.float16, torch.bfloat16):
-        raise TypeError("%s has dtype %s; fastloss.torch takes float32 or float64 tensors "
-                        "(cast with .float() or .double())" % (name, t.dtype))
+    if t.dtype in _HALF:
+        if half_ok:
+            return _api._torch_half(t)
+        return t.detach().float().numpy()
     return t.detach().resolve_conj().resolve_neg().numpy()
+
+
+def _tensor(a):
+    """A NumPy array from a kernel as a tensor on the same memory (bfloat16 included)."""
+    if _api._is_bf16(a.dtype):
+        return torch.from_numpy(a.view(np.int16)).view(torch.bfloat16)
+    return torch.from_numpy(a)
+
+
+def _autocast_cpu():
+    try:
+        return torch.is_autocast_enabled("cpu")
+    except TypeError:       # torch < 2.4
+        return torch.is_autocast_cpu_enabled()
+
+
+def _out_dtype(input):
+    """The loss dtype torch gives: the input's, or float32 for a half input under
+    torch.autocast("cpu") (the losses are on autocast's float32 list there; the half
+    logits are still read directly, not cast)."""
+    if input.dtype in _HALF and _autocast_cpu():
+        return torch.float32
+    return input.dtype
 
 
 def _no_weight_grad(**weights):
@@ -126,7 +157,8 @@ def _reduction(size_average, reduce, reduction):
 def _loss_tensor(value, dtype):
     """A kernel's loss (a float, or an ndarray for reduction='none') as a tensor."""
     if isinstance(value, np.ndarray):
-        return torch.from_numpy(value)
+        v = torch.from_numpy(value)        # half inputs: float32 per-row losses
+        return v if v.dtype == dtype else v.to(dtype)
     return torch.tensor(value, dtype=dtype)
 
 
@@ -136,8 +168,12 @@ def _scale(grad, grad_output, row_dim):
     ``row_dim`` is where the class dimension sits in grad (1) when each row of a
     class loss has one incoming value, None for a scalar or elementwise one.
     """
+    if grad_output.ndim == 0 and grad_output.item() == 1.0:
+        return grad                        # loss.backward(): the saved gradient as it is
     if row_dim is not None and grad_output.ndim:
         grad_output = grad_output.unsqueeze(row_dim)
+    if grad.dtype in _HALF:                # one rounding to the half dtype, as torch
+        return (grad.float() * grad_output.float()).to(grad.dtype)
     return grad * grad_output
 
 
@@ -159,7 +195,7 @@ def _graph_backward(ctx, grad_output, loss_of):
     differentiable torch ops from the saved input and target, and its gradient
     is taken with a graph, so that second derivatives (through the input, the
     target and grad_output) are exact.  Returns (grad_input, grad_target)."""
-    input, target = ctx.saved_tensors
+    input, target = ctx.saved_tensors[:2]
     wrt = [t for t, need in zip((input, target), ctx.needs_input_grad[:2]) if need]
     with torch.enable_grad():
         loss = loss_of(input, target)
@@ -179,8 +215,15 @@ def _graph_backward(ctx, grad_output, loss_of):
 def _save(ctx, grad, input, target):
     """The kernel's gradient (the first-order backward) and the tensors a
     create_graph backward recomputes the loss from (read only there)."""
-    ctx.kernel_grad = torch.from_numpy(grad) if grad is not None else None
-    ctx.save_for_backward(input, target if isinstance(target, torch.Tensor) else None)
+    ctx.save_for_backward(input, target if isinstance(target, torch.Tensor) else None,
+                          _tensor(grad) if grad is not None else None)
+
+
+def _kernel_grad(ctx):
+    """The kernel's gradient saved by forward.  Kept among the saved tensors (freed
+    by autograd after the backward), so that loss.backward() hands it to .grad
+    without a copy."""
+    return ctx.saved_tensors[2]
 
 
 # ---------------------------------------------------------------- cross-entropy
@@ -197,7 +240,7 @@ class _CrossEntropy(torch.autograd.Function):
     @staticmethod
     def forward(ctx, input, target, weight, ignore_index, label_smoothing, reduction, opts):
         x = _pred_array(input)
-        t = _aux_array(target, "target")
+        t = _aux_array(target, "target", half_ok=True)
         value, grad = _ce_kernel(x, t, weight, ignore_index, label_smoothing, reduction,
                                  ctx.needs_input_grad[0], opts)
         ctx.reduction = reduction
@@ -206,7 +249,7 @@ class _CrossEntropy(torch.autograd.Function):
         ctx.ignore_index, ctx.opts = ignore_index, opts
         ctx.n_rows = x.size // x.shape[ctx.class_dim] if x.ndim else 1
         _save(ctx, grad, input, target)
-        return _loss_tensor(value, input.dtype)
+        return _loss_tensor(value, _out_dtype(input))
 
     @staticmethod
     def backward(ctx, grad_output):
@@ -215,7 +258,7 @@ class _CrossEntropy(torch.autograd.Function):
                 x, t, ctx.weight, ctx.ignore_index, ctx.label_smoothing, ctx.reduction,
                 ctx.opts))
             return grad_input, grad_target, None, None, None, None, None
-        grad = ctx.kernel_grad
+        grad = _kernel_grad(ctx)
         row_dim = ctx.class_dim if ctx.reduction == "none" else None
         grad_input = grad_target = None
         if ctx.needs_input_grad[0]:
@@ -314,9 +357,9 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Optional[Tensor] = None
         return _CrossEntropy.apply(input, target, w, ignore_index, label_smoothing, reduction,
                                    opts)
     x = _pred_array(input)
-    value, _ = _ce_kernel(x, _aux_array(target, "target"), w, ignore_index, label_smoothing,
+    value, _ = _ce_kernel(x, _aux_array(target, "target", half_ok=True), w, ignore_index, label_smoothing,
                           reduction, False, opts)
-    return _loss_tensor(value, input.dtype)
+    return _loss_tensor(value, _out_dtype(input))
 
 
 # ---------------------------------------------------------------- sigmoid cross-entropy
@@ -332,12 +375,12 @@ class _BCEWithLogits(torch.autograd.Function):
     @staticmethod
     def forward(ctx, input, target, weight, pos_weight, reduction):
         x = _pred_array(input)
-        t = _aux_array(target, "target")
+        t = _aux_array(target, "target", half_ok=True)
         value, grad = _bce_kernel(x, t, weight, pos_weight, reduction, ctx.needs_input_grad[0])
         ctx.reduction = reduction
         ctx.weight, ctx.pos_weight = weight, pos_weight
         _save(ctx, grad, input, target)
-        return _loss_tensor(value, input.dtype)
+        return _loss_tensor(value, _out_dtype(input))
 
     @staticmethod
     def backward(ctx, grad_output):
@@ -347,7 +390,7 @@ class _BCEWithLogits(torch.autograd.Function):
                     x, t.to(x.dtype), weight=_as_tensor(ctx.weight, x),
                     pos_weight=_as_tensor(ctx.pos_weight, x), reduction=ctx.reduction))
             return grad_input, grad_target, None, None, None
-        grad = ctx.kernel_grad
+        grad = _kernel_grad(ctx)
         grad_input = grad_target = None
         if ctx.needs_input_grad[0]:
             grad_input = _scale(grad, grad_output, None)
@@ -390,9 +433,9 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor,
     pw = _aux_array(pos_weight, "pos_weight")
     if _needs_grad(input, target):
         return _BCEWithLogits.apply(input, target, w, pw, reduction)
-    value, _ = _bce_kernel(_pred_array(input), _aux_array(target, "target"), w, pw, reduction,
+    value, _ = _bce_kernel(_pred_array(input), _aux_array(target, "target", half_ok=True), w, pw, reduction,
                            False)
-    return _loss_tensor(value, input.dtype)
+    return _loss_tensor(value, _out_dtype(input))
 
 
 # ---------------------------------------------------------------- sigmoid focal loss
@@ -401,13 +444,13 @@ class _SigmoidFocal(torch.autograd.Function):
     @staticmethod
     def forward(ctx, inputs, targets, alpha, gamma, reduction):
         x = _pred_array(inputs)
-        t = _aux_array(targets, "targets")
+        t = _aux_array(targets, "targets", half_ok=True)
         kwargs = dict(reduction=reduction, focal_gamma=float(gamma),
                       focal_alpha=None if alpha < 0 else float(alpha))
         value, grad = _api.sigmoid_cross_entropy_value_and_grad(x, t, **kwargs)
         ctx.alpha, ctx.gamma, ctx.reduction = alpha, gamma, reduction
         _save(ctx, grad, inputs, targets)
-        return _loss_tensor(value, inputs.dtype)
+        return _loss_tensor(value, _out_dtype(inputs))
 
     @staticmethod
     def backward(ctx, grad_output):
@@ -415,7 +458,7 @@ class _SigmoidFocal(torch.autograd.Function):
             grad_input, _ = _graph_backward(ctx, grad_output, lambda x, t: _focal_torch(
                 x, t.to(x.dtype), ctx.alpha, ctx.gamma, ctx.reduction))
             return grad_input, None, None, None, None
-        return _scale(ctx.kernel_grad, grad_output, None), None, None, None, None
+        return _scale(_kernel_grad(ctx), grad_output, None), None, None, None, None
 
 
 def _focal_torch(x, t, alpha, gamma, reduction):
@@ -452,10 +495,10 @@ def sigmoid_focal_loss(inputs: Tensor, targets: Tensor, alpha: float = 0.25, gam
     if _needs_grad(inputs):
         return _SigmoidFocal.apply(inputs, targets, float(alpha), float(gamma), reduction)
     x = _pred_array(inputs)
-    value = _api.sigmoid_cross_entropy(x, _aux_array(targets, "targets"), reduction=reduction,
+    value = _api.sigmoid_cross_entropy(x, _aux_array(targets, "targets", half_ok=True), reduction=reduction,
                                        focal_gamma=float(gamma),
                                        focal_alpha=None if alpha < 0 else float(alpha))
-    return _loss_tensor(value, inputs.dtype)
+    return _loss_tensor(value, _out_dtype(inputs))
 
 
 # ---------------------------------------------------------------- multi-margin (hinge)
@@ -476,7 +519,7 @@ class _MultiMargin(torch.autograd.Function):
         ctx.row_dim = 1 if (reduction == "none" and input.ndim == 2) else None
         ctx.p, ctx.margin, ctx.weight, ctx.reduction = p, margin, weight, reduction
         _save(ctx, grad, input, torch.from_numpy(np.asarray(target)))
-        return _loss_tensor(value, input.dtype)
+        return _loss_tensor(value, _out_dtype(input))
 
     @staticmethod
     def backward(ctx, grad_output):
@@ -484,7 +527,7 @@ class _MultiMargin(torch.autograd.Function):
             grad_input, _ = _graph_backward(ctx, grad_output, lambda x, t: _multi_margin_torch(
                 x, t, ctx.p, ctx.margin, ctx.weight, ctx.reduction))
             return grad_input, None, None, None, None, None
-        return _scale(ctx.kernel_grad, grad_output, ctx.row_dim), None, None, None, None, None
+        return _scale(_kernel_grad(ctx), grad_output, ctx.row_dim), None, None, None, None, None
 
 
 def _multi_margin_torch(x, t, p, margin, weight, reduction):
@@ -528,7 +571,7 @@ def multi_margin_loss(input: Tensor, target: Tensor, p: int = 1, margin: float =
         loss = _MultiMargin.apply(input, t, p, margin, w, reduction)
     else:
         value, _ = _hinge_kernel(_pred_array(input), t, p, margin, w, reduction, False)
-        loss = _loss_tensor(value, input.dtype)
+        loss = _loss_tensor(value, _out_dtype(input))
     if out_shape is not None and reduction == "none":
         loss = loss.reshape(out_shape)
     return loss
@@ -550,7 +593,7 @@ class _MSE(torch.autograd.Function):
         value, grad = _mse_kernel(x, t, weight, reduction, True)
         ctx.weight, ctx.reduction = weight, reduction
         _save(ctx, grad, input, target)
-        return _loss_tensor(value, input.dtype)
+        return _loss_tensor(value, _out_dtype(input))
 
     @staticmethod
     def backward(ctx, grad_output):
@@ -558,7 +601,7 @@ class _MSE(torch.autograd.Function):
             grad_input, grad_target = _graph_backward(ctx, grad_output, lambda x, t: _mse_torch(
                 x, t, ctx.weight, ctx.reduction))
             return grad_input, grad_target, None, None
-        g = _scale(ctx.kernel_grad, grad_output, None)
+        g = _scale(_kernel_grad(ctx), grad_output, None)
         grad_input = g if ctx.needs_input_grad[0] else None
         grad_target = -g if ctx.needs_input_grad[1] else None   # d/dt (x - t)^2 = -d/dx
         return grad_input, grad_target, None, None
@@ -602,7 +645,7 @@ def mse_loss(input: Tensor, target: Tensor, size_average: Optional[bool] = None,
         return _MSE.apply(input, target, w, reduction)
     value, _ = _mse_kernel(_pred_array(input), _pred_array(target, "target"), w, reduction,
                            False)
-    return _loss_tensor(value, input.dtype)
+    return _loss_tensor(value, _out_dtype(input))
 
 
 # ---------------------------------------------------------------- modules

@@ -24,13 +24,26 @@ static const fl_kernel_table *const fl_tables[] = {
 };
 #define FL_N_TABLES ((int)(sizeof(fl_tables) / sizeof(fl_tables[0])))
 
+#if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
+#include <cpuid.h>
+/* F16C (half <-> float conversions, used by the AVX2 target): CPUID.1:ECX bit 29.
+ * (__builtin_cpu_supports has no "f16c" on every compiler.) */
+static int fl_cpu_has_f16c(void)
+{
+    unsigned int a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
+    return (c >> 29) & 1u;
+}
+#endif
+
 static int fl_cpu_supports(const char *name)
 {
     if (strcmp(name, "baseline") == 0) return 1;
 #if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
     __builtin_cpu_init();
     if (strcmp(name, "avx2") == 0)
-        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")
+               && fl_cpu_has_f16c();
     if (strcmp(name, "avx512") == 0)
         return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq")
                && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw")
@@ -337,6 +350,16 @@ static int64_t fl_rows_per_block(int64_t n_classes)
 
 /* --------------------------------------------------------- class losses */
 
+/* dt: 0 float, 1 double, 2 float16, 3 bfloat16 (see "half precision" below). */
+static fl_status fl_half_class_run(const void *args, int loss, int kind, const fl_rows_ctx *ctx,
+                                   int64_t outer, int64_t C, int64_t inner, int target_half,
+                                   size_t kscratch, int n_threads, fl_partial *tot);
+static fl_status fl_half_elem_run(const void *args, int loss, int kind, const fl_elem_ctx *ctx,
+                                  int64_t n_blocks, int target_half, int n_threads,
+                                  fl_partial *tot);
+static fl_status fl_half_ignored_run(const fl_sigmoid_ce_args *a, int kind,
+                                     const fl_elem_ctx *ctx, int64_t n_blocks, fl_partial *tot);
+
 /* Argument validation: the first field outside its domain is reported in
  * res->bad_value (an fl_field) with FL_ERR_ARG, before anything is written. */
 static fl_status fl_bad_arg(fl_result *res, fl_field field)
@@ -370,6 +393,8 @@ static fl_status fl_softmax_ce(const fl_softmax_ce_args *a, fl_result *res, int 
     FL_CHECK(a->focal_gamma == 0.0 || (a->probs == NULL && a->label_smoothing == 0.0),
              FL_FIELD_FOCAL_TARGET);
     FL_CHECK(a->hess == NULL || !opts, FL_FIELD_HESS);
+    FL_CHECK(dt < 2 || a->target_dtype == FL_TARGET_SAME || a->target_dtype == FL_TARGET_F32,
+             FL_FIELD_TARGET_DTYPE);
     n_rows = a->outer * a->inner;
     fl_result_init(res, n_rows);
     st = fl_prepass(a->labels, a->class_weight, a->sample_weight, n_rows, a->n_classes, 1,
@@ -396,7 +421,12 @@ static fl_status fl_softmax_ce(const fl_softmax_ce_args *a, fl_result *res, int 
     /* Rows of a large gradient go through a per-thread row buffer and leave
      * with non-temporal stores: no read-for-ownership of the output, so the
      * memory traffic is one read of the logits and one write of the gradient. */
-    {
+    if (dt >= 2) {
+        size_t ks = opts && a->softcap > 0.0 ? (size_t)a->n_classes * sizeof(float) : 0;
+        st = fl_half_class_run(a, 0, dt - 2, &ctx, a->outer, a->n_classes, a->inner,
+                               a->probs != NULL && a->target_dtype == FL_TARGET_SAME, ks,
+                               a->n_threads, &tot);
+    } else {
         size_t esz = dt ? sizeof(double) : sizeof(float);
         size_t scratch = 0;
         ctx.stream = 0;
@@ -425,6 +455,8 @@ static fl_status fl_softmax_ce(const fl_softmax_ce_args *a, fl_result *res, int 
 
 fl_status fl_softmax_ce_f32(const fl_softmax_ce_args *a, fl_result *r) { return fl_softmax_ce(a, r, 0); }
 fl_status fl_softmax_ce_f64(const fl_softmax_ce_args *a, fl_result *r) { return fl_softmax_ce(a, r, 1); }
+fl_status fl_softmax_ce_f16(const fl_softmax_ce_args *a, fl_result *r) { return fl_softmax_ce(a, r, 2); }
+fl_status fl_softmax_ce_bf16(const fl_softmax_ce_args *a, fl_result *r) { return fl_softmax_ce(a, r, 3); }
 
 static fl_status fl_hinge(const fl_hinge_args *a, fl_result *res, int dt)
 {
@@ -440,6 +472,8 @@ static fl_status fl_hinge(const fl_hinge_args *a, fl_result *res, int dt)
     FL_CHECK(a->top_k >= 0, FL_FIELD_TOP_K);
     FL_CHECK(a->mode >= 0 && a->mode <= 2 && (a->target == NULL || a->mode == FL_HINGE_OVR),
              FL_FIELD_MODE);
+    FL_CHECK(dt < 2 || a->target_dtype == FL_TARGET_SAME || a->target_dtype == FL_TARGET_F32,
+             FL_FIELD_TARGET_DTYPE);
     n_rows = a->outer * a->inner;
     fl_result_init(res, n_rows);
     st = fl_prepass(a->labels, NULL, a->sample_weight, n_rows, a->n_classes, 0, 0, a->n_threads,
@@ -457,9 +491,14 @@ static fl_status fl_hinge(const fl_hinge_args *a, fl_result *res, int dt)
     ctx.grad_scale = fl_grad_scale(a->reduction, denom);
     ctx.class_weight_sum = 0.0;
     ctx.stream = 0;
-    st = fl_run_blocks(fl_table()->hinge[dt], &ctx,
-                       (n_rows + ctx.rows_per_block - 1) / ctx.rows_per_block, a->n_threads,
-                       n_rows * a->n_classes, 0, &tot);
+    if (dt >= 2)
+        st = fl_half_class_run(a, 1, dt - 2, &ctx, a->outer, a->n_classes, a->inner,
+                               a->target != NULL && a->target_dtype == FL_TARGET_SAME, 0,
+                               a->n_threads, &tot);
+    else
+        st = fl_run_blocks(fl_table()->hinge[dt], &ctx,
+                           (n_rows + ctx.rows_per_block - 1) / ctx.rows_per_block, a->n_threads,
+                           n_rows * a->n_classes, 0, &tot);
     if (st != FL_OK) return st;
     res->loss_sum = tot.loss;
     res->weight_sum = denom;
@@ -471,6 +510,8 @@ static fl_status fl_hinge(const fl_hinge_args *a, fl_result *res, int dt)
 
 fl_status fl_hinge_f32(const fl_hinge_args *a, fl_result *r) { return fl_hinge(a, r, 0); }
 fl_status fl_hinge_f64(const fl_hinge_args *a, fl_result *r) { return fl_hinge(a, r, 1); }
+fl_status fl_hinge_f16(const fl_hinge_args *a, fl_result *r) { return fl_hinge(a, r, 2); }
+fl_status fl_hinge_bf16(const fl_hinge_args *a, fl_result *r) { return fl_hinge(a, r, 3); }
 
 /* ---------------------------------------------------- elementwise losses */
 
@@ -512,19 +553,28 @@ static fl_status fl_sigmoid_ce(const fl_sigmoid_ce_args *a, fl_result *res, int 
     FL_CHECK(!a->has_ignore || a->ignore_value == a->ignore_value, FL_FIELD_IGNORE_VALUE);
     FL_CHECK(a->hess == NULL || (a->focal_gamma == 0.0 && a->focal_alpha < 0.0
                                  && a->poly1_epsilon == 0.0), FL_FIELD_HESS);
+    FL_CHECK(dt < 2 || a->target_dtype == FL_TARGET_SAME || a->target_dtype == FL_TARGET_F32,
+             FL_FIELD_TARGET_DTYPE);
     n = a->n_rows * a->row_len;
     fl_result_init(res, n);
     fl_elem_ctx_init(&ctx, a, a->n_rows, a->row_len, &n_blocks);
     if (a->has_ignore) {
         /* MEAN divides by the elements not ignored: count them first */
-        st = fl_run_blocks(fl_table()->sigmoid_ignored[dt], &ctx, n_blocks, a->n_threads, n, 0,
-                           &ign);
+        if (dt >= 2)
+            st = fl_half_ignored_run(a, dt - 2, &ctx, n_blocks, &ign);
+        else
+            st = fl_run_blocks(fl_table()->sigmoid_ignored[dt], &ctx, n_blocks, a->n_threads, n,
+                               0, &ign);
         if (st != FL_OK) return st;
         n_ignored = ign.ignored;
     }
     denom = fl_denominator(a->reduction, (double)n - n_ignored, a->batch_size, n);
     ctx.grad_scale = fl_grad_scale(a->reduction, denom);
-    st = fl_run_blocks(fl_table()->sigmoid_ce[dt], &ctx, n_blocks, a->n_threads, n, 0, &tot);
+    if (dt >= 2)
+        st = fl_half_elem_run(a, 2, dt - 2, &ctx, n_blocks, a->target_dtype == FL_TARGET_SAME,
+                              a->n_threads, &tot);
+    else
+        st = fl_run_blocks(fl_table()->sigmoid_ce[dt], &ctx, n_blocks, a->n_threads, n, 0, &tot);
     if (st != FL_OK) return st;
     res->loss_sum = tot.loss;
     res->weight_sum = denom;
@@ -535,6 +585,8 @@ static fl_status fl_sigmoid_ce(const fl_sigmoid_ce_args *a, fl_result *res, int 
 
 fl_status fl_sigmoid_ce_f32(const fl_sigmoid_ce_args *a, fl_result *r) { return fl_sigmoid_ce(a, r, 0); }
 fl_status fl_sigmoid_ce_f64(const fl_sigmoid_ce_args *a, fl_result *r) { return fl_sigmoid_ce(a, r, 1); }
+fl_status fl_sigmoid_ce_f16(const fl_sigmoid_ce_args *a, fl_result *r) { return fl_sigmoid_ce(a, r, 2); }
+fl_status fl_sigmoid_ce_bf16(const fl_sigmoid_ce_args *a, fl_result *r) { return fl_sigmoid_ce(a, r, 3); }
 
 static fl_status fl_mse(const fl_mse_args *a, fl_result *res, int dt)
 {
@@ -547,18 +599,25 @@ static fl_status fl_mse(const fl_mse_args *a, fl_result *res, int dt)
     FL_CHECK(fl_reduction_ok(a->reduction, a->batch_size), FL_FIELD_REDUCTION);
     FL_CHECK(a->weight == NULL || a->weight_row_stride == 0 || a->weight_row_stride == a->row_len,
              FL_FIELD_WEIGHT_STRIDE);
+    FL_CHECK(dt < 2 || a->target_dtype == FL_TARGET_SAME || a->target_dtype == FL_TARGET_F32,
+             FL_FIELD_TARGET_DTYPE);
     n = a->n_rows * a->row_len;
     fl_result_init(res, n);
     fl_elem_ctx_init(&ctx, a, a->n_rows, a->row_len, &n_blocks);
     denom = fl_denominator(a->reduction, (double)n, a->batch_size, n);
     if (a->weight != NULL && a->reduction <= FL_REDUCE_MEAN) {
-        st = fl_run_blocks(fl_table()->mse_weight_sum[dt], &ctx, n_blocks, a->n_threads, n, 0,
-                           &wtot);
+        /* half calls take float32 weights: the float32 weight sum */
+        st = fl_run_blocks(fl_table()->mse_weight_sum[dt >= 2 ? 0 : dt], &ctx, n_blocks,
+                           a->n_threads, n, 0, &wtot);
         if (st != FL_OK) return st;
         denom = wtot.weight;
     }
     ctx.grad_scale = fl_grad_scale(a->reduction, denom);
-    st = fl_run_blocks(fl_table()->mse[dt], &ctx, n_blocks, a->n_threads, n, 0, &tot);
+    if (dt >= 2)
+        st = fl_half_elem_run(a, 3, dt - 2, &ctx, n_blocks, a->target_dtype == FL_TARGET_SAME,
+                              a->n_threads, &tot);
+    else
+        st = fl_run_blocks(fl_table()->mse[dt], &ctx, n_blocks, a->n_threads, n, 0, &tot);
     if (st != FL_OK) return st;
     res->loss_sum = tot.loss;
     res->weight_sum = denom;
@@ -568,6 +627,367 @@ static fl_status fl_mse(const fl_mse_args *a, fl_result *res, int dt)
 
 fl_status fl_mse_f32(const fl_mse_args *a, fl_result *r) { return fl_mse(a, r, 0); }
 fl_status fl_mse_f64(const fl_mse_args *a, fl_result *r) { return fl_mse(a, r, 1); }
+fl_status fl_mse_f16(const fl_mse_args *a, fl_result *r) { return fl_mse(a, r, 2); }
+fl_status fl_mse_bf16(const fl_mse_args *a, fl_result *r) { return fl_mse(a, r, 3); }
+
+
+/* -------------------------------------------------------- half precision */
+
+/* A half call is a staging layout driver around the float32 block kernels:
+ * the same checks and prepass as float32, then one parallel loop over tiles
+ * whose partition depends only on the shape.  Each tile converts its half
+ * inputs into thread-private float32 buffers (one reduction block: at most
+ * FL_BLOCK_ELEMS elements, or one row when a row is longer), runs the active
+ * float32 kernel on them with pointers offset to the tile's rows, and rounds
+ * its gradient / Hessian back into the half output once.  A tile is read
+ * completely before it is written, so the gradient may overwrite the
+ * predictions.  Class losses: inner == 1, a tile is a run of whole rows (the
+ * float32 call's own blocks); inner > 1, one outer index and a run of inner
+ * positions, gathered as a (C, jn) buffer.  Elementwise losses: the float32
+ * call's blocks, each one contiguous run of elements. */
+
+typedef struct {
+    const fl_kernel_table *tab;
+    int kind;                    /* 0 float16, 1 bfloat16 */
+    int loss;                    /* 0 softmax, 1 hinge, 2 sigmoid, 3 mse */
+    const void *args;            /* the caller's struct (half pointers) */
+    fl_rows_ctx rows;            /* class losses: global grad_scale, class_weight_sum */
+    int64_t tiles_per_outer;     /* class losses with inner > 1 */
+    fl_elem_ctx elem;            /* elementwise losses: the float32 call's blocks */
+    size_t kscratch;             /* bytes of the kernel's own scratch (64-aligned) */
+    size_t tile_bytes;           /* bytes of one float32 tile buffer (64-aligned) */
+    int target_half;             /* the floating target is half (else float32) */
+    int stream;                  /* write the gradient with non-temporal stores */
+} fl_half_ctx;
+
+/* Copy-convert `runs` runs of `len` values, run k at src + k * stride, into
+ * dst + k * len (float32). */
+static void fl_half_gather(const fl_half_ctx *h, const void *src, int is_half, int64_t runs,
+                           int64_t len, int64_t stride, float *dst)
+{
+    int64_t k;
+    for (k = 0; k < runs; ++k) {
+        if (is_half)
+            h->tab->half_to_f32[h->kind]((const uint16_t *)src + k * stride, dst + k * len, len);
+        else
+            memcpy(dst + k * len, (const float *)src + k * stride, (size_t)len * sizeof(float));
+    }
+}
+
+static void fl_half_scatter(const fl_half_ctx *h, const float *src, int64_t runs, int64_t len,
+                            int64_t stride, void *dst, int stream)
+{
+    fl_from_f32_fn conv = stream ? h->tab->f32_to_half_stream[h->kind]
+                                 : h->tab->f32_to_half[h->kind];
+    int64_t k;
+    for (k = 0; k < runs; ++k) conv(src + k * len, (uint16_t *)dst + k * stride, len);
+}
+
+static void fl_half_class_tile(const void *vctx, int64_t t, fl_partial *part, void *scratch)
+{
+    const fl_half_ctx *h = (const fl_half_ctx *)vctx;
+    const int64_t C = h->loss == 0 ? ((const fl_softmax_ce_args *)h->args)->n_classes
+                                   : ((const fl_hinge_args *)h->args)->n_classes;
+    const int64_t inner = h->loss == 0 ? ((const fl_softmax_ce_args *)h->args)->inner
+                                       : ((const fl_hinge_args *)h->args)->inner;
+    const int64_t rpb = h->rows.rows_per_block;
+    char *base = (char *)scratch;
+    void *kscr = h->kscratch ? base : NULL;
+    float *xs = (float *)(base + h->kscratch);
+    float *ts = (float *)(base + h->kscratch + h->tile_bytes);
+    float *hs = (float *)(base + h->kscratch + 2 * h->tile_bytes);
+    int64_t r0, nr, off, runs, len, stride, sub_outer, sub_inner;
+    fl_rows_ctx sub = h->rows;
+    if (inner == 1) {
+        r0 = t * rpb;
+        nr = h->rows.n_rows - r0 < rpb ? h->rows.n_rows - r0 : rpb;
+        off = r0 * C;
+        runs = 1;
+        len = nr * C;
+        stride = 0;
+        sub_outer = nr;
+        sub_inner = 1;
+    } else {
+        int64_t o = t / h->tiles_per_outer, j0 = (t % h->tiles_per_outer) * rpb;
+        nr = inner - j0 < rpb ? inner - j0 : rpb;
+        r0 = o * inner + j0;
+        off = o * C * inner + j0;
+        runs = C;
+        len = nr;
+        stride = inner;
+        sub_outer = 1;
+        sub_inner = nr;
+    }
+    sub.n_rows = nr;
+    sub.rows_per_block = nr;
+    sub.stream = 0;
+    if (h->loss == 0) {
+        const fl_softmax_ce_args *a = (const fl_softmax_ce_args *)h->args;
+        fl_softmax_ce_args s = *a;
+        fl_half_gather(h, (const uint16_t *)a->logits + off, 1, runs, len, stride, xs);
+        s.outer = sub_outer;
+        s.inner = sub_inner;
+        s.logits = xs;
+        s.labels = a->labels ? a->labels + r0 : NULL;
+        s.sample_weight = a->sample_weight ? a->sample_weight + r0 : NULL;
+        s.probs = NULL;
+        if (a->probs) {
+            if (h->target_half) {
+                fl_half_gather(h, (const uint16_t *)a->probs + off, 1, runs, len, stride, ts);
+                s.probs = ts;
+            } else if (runs == 1) {
+                s.probs = (const float *)a->probs + off;
+            } else {
+                fl_half_gather(h, (const float *)a->probs + off, 0, runs, len, stride, ts);
+                s.probs = ts;
+            }
+        }
+        s.row_loss = a->row_loss ? (void *)((float *)a->row_loss + r0) : NULL;
+        s.lse_out = a->lse_out ? a->lse_out + r0 : NULL;
+        s.grad = a->grad ? (void *)xs : NULL;
+        s.hess = a->hess ? (void *)hs : NULL;
+        s.n_threads = 1;
+        sub.args = &s;
+        h->tab->softmax_ce[0](&sub, 0, part, kscr);
+        if (a->grad) fl_half_scatter(h, xs, runs, len, stride, (uint16_t *)a->grad + off, h->stream);
+        if (a->hess) fl_half_scatter(h, hs, runs, len, stride, (uint16_t *)a->hess + off, 0);
+    } else {
+        const fl_hinge_args *a = (const fl_hinge_args *)h->args;
+        fl_hinge_args s = *a;
+        fl_half_gather(h, (const uint16_t *)a->scores + off, 1, runs, len, stride, xs);
+        s.outer = sub_outer;
+        s.inner = sub_inner;
+        s.scores = xs;
+        s.labels = a->labels ? a->labels + r0 : NULL;
+        s.sample_weight = a->sample_weight ? a->sample_weight + r0 : NULL;
+        s.target = NULL;
+        if (a->target) {
+            if (h->target_half) {
+                fl_half_gather(h, (const uint16_t *)a->target + off, 1, runs, len, stride, ts);
+                s.target = ts;
+            } else if (runs == 1) {
+                s.target = (const float *)a->target + off;
+            } else {
+                fl_half_gather(h, (const float *)a->target + off, 0, runs, len, stride, ts);
+                s.target = ts;
+            }
+        }
+        s.row_loss = a->row_loss ? (void *)((float *)a->row_loss + r0) : NULL;
+        s.grad = a->grad ? (void *)xs : NULL;
+        s.n_threads = 1;
+        sub.args = &s;
+        h->tab->hinge[0](&sub, 0, part, NULL);
+        if (a->grad) fl_half_scatter(h, xs, runs, len, stride, (uint16_t *)a->grad + off, h->stream);
+    }
+}
+
+static void fl_half_elem_tile(const void *vctx, int64_t b, fl_partial *part, void *scratch)
+{
+    const fl_half_ctx *h = (const fl_half_ctx *)vctx;
+    char *base = (char *)scratch;
+    float *xs = (float *)base;
+    float *ts = (float *)(base + h->tile_bytes);
+    float *hs = (float *)(base + 2 * h->tile_bytes);
+    int64_t r0, r1, c0, c1, nr, len, off, n;
+    fl_elem_ctx sub = h->elem;
+    fl_elem_block_range(&h->elem, b, &r0, &r1, &c0, &c1);
+    nr = r1 - r0;
+    len = c1 - c0;
+    off = r0 * h->elem.row_len + c0;
+    n = nr * len;
+    sub.n_rows = nr;
+    sub.row_len = len;
+    sub.rows_per_block = nr;
+    sub.cols_per_block = len;
+    sub.blocks_per_row = 1;
+    if (h->loss == 2) {
+        const fl_sigmoid_ce_args *a = (const fl_sigmoid_ce_args *)h->args;
+        fl_sigmoid_ce_args s = *a;
+        h->tab->half_to_f32[h->kind]((const uint16_t *)a->logits + off, xs, n);
+        s.n_rows = nr;
+        s.row_len = len;
+        s.logits = xs;
+        if (h->target_half) {
+            h->tab->half_to_f32[h->kind]((const uint16_t *)a->target + off, ts, n);
+            s.target = ts;
+        } else {
+            s.target = (const float *)a->target + off;
+        }
+        if (a->weight) {
+            s.weight = (const float *)a->weight + r0 * a->weight_row_stride + c0;
+            s.weight_row_stride = a->weight_row_stride ? len : 0;
+        }
+        s.pos_weight = a->pos_weight ? (const void *)((const float *)a->pos_weight + c0) : NULL;
+        s.loss = a->loss ? (void *)((float *)a->loss + off) : NULL;
+        s.grad = a->grad ? (void *)xs : NULL;
+        s.hess = a->hess ? (void *)hs : NULL;
+        s.n_threads = 1;
+        sub.args = &s;
+        h->tab->sigmoid_ce[0](&sub, 0, part, NULL);
+        if (a->grad) fl_half_scatter(h, xs, 1, n, 0, (uint16_t *)a->grad + off, h->stream);
+        if (a->hess) h->tab->f32_to_half[h->kind](hs, (uint16_t *)a->hess + off, n);
+    } else {
+        const fl_mse_args *a = (const fl_mse_args *)h->args;
+        fl_mse_args s = *a;
+        h->tab->half_to_f32[h->kind]((const uint16_t *)a->pred + off, xs, n);
+        s.n_rows = nr;
+        s.row_len = len;
+        s.pred = xs;
+        if (h->target_half) {
+            h->tab->half_to_f32[h->kind]((const uint16_t *)a->target + off, ts, n);
+            s.target = ts;
+        } else {
+            s.target = (const float *)a->target + off;
+        }
+        if (a->weight) {
+            s.weight = (const float *)a->weight + r0 * a->weight_row_stride + c0;
+            s.weight_row_stride = a->weight_row_stride ? len : 0;
+        }
+        s.loss = a->loss ? (void *)((float *)a->loss + off) : NULL;
+        s.grad = a->grad ? (void *)xs : NULL;
+        s.hess = a->hess ? (void *)hs : NULL;
+        s.n_threads = 1;
+        sub.args = &s;
+        h->tab->mse[0](&sub, 0, part, NULL);
+        if (a->grad) fl_half_scatter(h, xs, 1, n, 0, (uint16_t *)a->grad + off, h->stream);
+        if (a->hess) h->tab->f32_to_half[h->kind](hs, (uint16_t *)a->hess + off, n);
+    }
+}
+
+static size_t fl_align64(size_t n) { return (n + 63) & ~(size_t)63; }
+
+/* Scratch of one thread: the kernel's own, then three float32 tile buffers
+ * (predictions / gradient, target, Hessian). */
+static size_t fl_half_scratch(fl_half_ctx *h, int64_t tile_elems)
+{
+    h->tile_bytes = fl_align64((size_t)tile_elems * sizeof(float));
+    return h->kscratch + 3 * h->tile_bytes;
+}
+
+/* A large gradient that does not overwrite the predictions leaves with
+ * non-temporal stores (as float32's rows do): the output is never read. */
+static int fl_half_stream(const void *args, int loss, int64_t n)
+{
+    const void *pred, *grad;
+    if (loss == 0) {
+        pred = ((const fl_softmax_ce_args *)args)->logits;
+        grad = ((const fl_softmax_ce_args *)args)->grad;
+    } else if (loss == 1) {
+        pred = ((const fl_hinge_args *)args)->scores;
+        grad = ((const fl_hinge_args *)args)->grad;
+    } else if (loss == 2) {
+        pred = ((const fl_sigmoid_ce_args *)args)->logits;
+        grad = ((const fl_sigmoid_ce_args *)args)->grad;
+    } else {
+        pred = ((const fl_mse_args *)args)->pred;
+        grad = ((const fl_mse_args *)args)->grad;
+    }
+    return grad != NULL && grad != pred && (double)n * 2.0 >= FL_STREAM_BYTES;
+}
+
+static fl_status fl_half_class_run(const void *args, int loss, int kind, const fl_rows_ctx *ctx,
+                                   int64_t outer, int64_t C, int64_t inner, int target_half,
+                                   size_t kscratch, int n_threads, fl_partial *tot)
+{
+    fl_half_ctx h;
+    int64_t rpb = ctx->rows_per_block, n_tiles, tile_rows;
+    size_t scratch;
+    memset(&h, 0, sizeof(h));
+    h.tab = fl_table();
+    h.kind = kind;
+    h.loss = loss;
+    h.args = args;
+    h.rows = *ctx;
+    h.rows.stream = 0;                  /* tiles never stream */
+    h.kscratch = fl_align64(kscratch);
+    h.target_half = target_half;
+    h.stream = fl_half_stream(args, loss, ctx->n_rows * C);
+    if (inner == 1) {
+        n_tiles = (ctx->n_rows + rpb - 1) / rpb;
+        tile_rows = ctx->n_rows < rpb ? ctx->n_rows : rpb;
+    } else {
+        h.tiles_per_outer = inner > 0 ? (inner + rpb - 1) / rpb : 0;
+        n_tiles = outer * h.tiles_per_outer;
+        tile_rows = inner < rpb ? inner : rpb;
+    }
+    scratch = fl_half_scratch(&h, tile_rows * C);
+    return fl_run_blocks(fl_half_class_tile, &h, n_tiles, n_threads, ctx->n_rows * C, scratch,
+                         tot);
+}
+
+static fl_status fl_half_elem_run(const void *args, int loss, int kind, const fl_elem_ctx *ctx,
+                                  int64_t n_blocks, int target_half, int n_threads,
+                                  fl_partial *tot)
+{
+    fl_half_ctx h;
+    int64_t tile_elems;
+    size_t scratch;
+    memset(&h, 0, sizeof(h));
+    h.tab = fl_table();
+    h.kind = kind;
+    h.loss = loss;
+    h.args = args;
+    h.elem = *ctx;
+    h.target_half = target_half;
+    h.stream = fl_half_stream(args, loss, ctx->n_rows * ctx->row_len);
+    if (ctx->rows_per_block > 0)
+        tile_elems = (ctx->n_rows < ctx->rows_per_block ? ctx->n_rows : ctx->rows_per_block)
+                     * ctx->row_len;
+    else
+        tile_elems = ctx->cols_per_block;
+    scratch = fl_half_scratch(&h, tile_elems);
+    return fl_run_blocks(fl_half_elem_tile, &h, n_blocks, n_threads, ctx->n_rows * ctx->row_len,
+                         scratch, tot);
+}
+
+/* The sigmoid ignore mask of a half call: elements whose target equals the
+ * ignore value, counted on the target as the float32 kernel sees it. */
+static void fl_half_ignored_block(const void *vctx, int64_t b, fl_partial *part, void *scratch)
+{
+    const fl_half_ctx *h = (const fl_half_ctx *)vctx;
+    const fl_sigmoid_ce_args *a = (const fl_sigmoid_ce_args *)h->args;
+    const float ign = (float)a->ignore_value;
+    float buf[FL_CHUNK];
+    int64_t r0, r1, c0, c1, r, cc, i;
+    double cnt = 0.0;
+    (void)scratch;
+    fl_elem_block_range(&h->elem, b, &r0, &r1, &c0, &c1);
+    for (r = r0; r < r1; ++r)
+        for (cc = c0; cc < c1; cc += FL_CHUNK) {
+            int64_t n = c1 - cc < FL_CHUNK ? c1 - cc : FL_CHUNK;
+            h->tab->half_to_f32[h->kind]((const uint16_t *)a->target + r * h->elem.row_len + cc,
+                                         buf, n);
+            for (i = 0; i < n; ++i) cnt += buf[i] == ign;
+        }
+    part->ignored = cnt;
+}
+
+static fl_status fl_half_ignored_run(const fl_sigmoid_ce_args *a, int kind,
+                                     const fl_elem_ctx *ctx, int64_t n_blocks, fl_partial *tot)
+{
+    fl_half_ctx h;
+    if (a->target_dtype == FL_TARGET_F32)      /* a float32 target: the float32 prepass */
+        return fl_run_blocks(fl_table()->sigmoid_ignored[0], ctx, n_blocks, a->n_threads,
+                             ctx->n_rows * ctx->row_len, 0, tot);
+    memset(&h, 0, sizeof(h));
+    h.tab = fl_table();
+    h.kind = kind;
+    h.loss = 2;
+    h.args = a;
+    h.elem = *ctx;
+    return fl_run_blocks(fl_half_ignored_block, &h, n_blocks, a->n_threads,
+                         ctx->n_rows * ctx->row_len, 0, tot);
+}
+
+void fl_half_to_f32(int kind, const uint16_t *src, float *dst, int64_t n)
+{
+    fl_table()->half_to_f32[kind ? 1 : 0](src, dst, n);
+}
+
+void fl_f32_to_half(int kind, const float *src, uint16_t *dst, int64_t n)
+{
+    fl_table()->f32_to_half[kind ? 1 : 0](src, dst, n);
+}
 
 /* ------------------------------------------------------------------ copy */
 

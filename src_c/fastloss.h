@@ -28,7 +28,7 @@
 extern "C" {
 #endif
 
-#define FASTLOSS_C_API_VERSION 1
+#define FASTLOSS_C_API_VERSION 2
 
 typedef enum {
     FL_OK = 0,
@@ -58,8 +58,16 @@ typedef enum {
     FL_FIELD_MODE = 13,            /* not an fl_hinge_mode, or a +-1 target with a mode but ovr */
     FL_FIELD_WEIGHT_STRIDE = 14,   /* weight_row_stride neither 0 nor row_len */
     FL_FIELD_FOCAL_ALPHA = 15,     /* > 1 or NaN (negative: off) */
-    FL_FIELD_IGNORE_VALUE = 16     /* has_ignore with a NaN ignore_value */
+    FL_FIELD_IGNORE_VALUE = 16,    /* has_ignore with a NaN ignore_value */
+    FL_FIELD_TARGET_DTYPE = 17     /* half entry points: target_dtype not an fl_target_dtype */
 } fl_field;
+
+/* Half entry points (*_f16, *_bf16): the dtype of the floating target
+ * (probabilities, sigmoid / MSE targets, +-1 hinge targets). */
+typedef enum {
+    FL_TARGET_SAME = 0,   /* the predictions' half dtype */
+    FL_TARGET_F32 = 1     /* float32 */
+} fl_target_dtype;
 
 typedef enum {
     FL_REDUCE_NONE = 0,
@@ -117,6 +125,7 @@ typedef struct {
     double poly1_epsilon;         /* + epsilon * (1 - p_t) per row (PolyLoss) */
     double *lse_out;              /* out: outer * inner log-sum-exps (of the capped logits) or NULL */
     int64_t batch_size;           /* BATCHMEAN: the divisor (pred's first axis), >= 0 */
+    int target_dtype;             /* half entry points only: probs' fl_target_dtype */
 } fl_softmax_ce_args;
 
 /* Sigmoid cross-entropy (binary and multi-label), elementwise over the
@@ -146,6 +155,7 @@ typedef struct {
      * divides by the number of elements not ignored (n_ignored reports them). */
     int has_ignore;
     double ignore_value;
+    int target_dtype;             /* half entry points only: target's fl_target_dtype */
 } fl_sigmoid_ce_args;
 
 /* Hinge losses over (outer, C, inner) scores.  Binary hinge is OVR with C == 1
@@ -170,6 +180,7 @@ typedef struct {
     void *grad;
     int64_t top_k;                /* > 0: count top-1 and top-k hits (labels only) */
     int64_t batch_size;           /* BATCHMEAN: the divisor (pred's first axis), >= 0 */
+    int target_dtype;             /* half entry points only: target's fl_target_dtype */
 } fl_hinge_args;
 
 /* Mean squared error, elementwise over (n_rows, row_len).
@@ -187,6 +198,7 @@ typedef struct {
     void *grad;
     void *hess;
     int64_t batch_size;           /* BATCHMEAN: the divisor (pred's first axis), >= 0 */
+    int target_dtype;             /* half entry points only: target's fl_target_dtype */
 } fl_mse_args;
 
 fl_status fl_softmax_ce_f32(const fl_softmax_ce_args *args, fl_result *result);
@@ -197,6 +209,36 @@ fl_status fl_hinge_f32(const fl_hinge_args *args, fl_result *result);
 fl_status fl_hinge_f64(const fl_hinge_args *args, fl_result *result);
 fl_status fl_mse_f32(const fl_mse_args *args, fl_result *result);
 fl_status fl_mse_f64(const fl_mse_args *args, fl_result *result);
+
+/* Half precision: predictions in IEEE binary16 (_f16) or bfloat16 (_bf16),
+ * stored as uint16_t bit patterns, read directly (no float32 copy of the
+ * array): each piece of the input is converted into a small per-thread
+ * float32 buffer, the float32 kernel runs on it, and the gradient / Hessian
+ * are rounded once (to nearest, ties to even) back into the half dtype.
+ * The same argument structs, with these dtypes:
+ *   logits / scores / pred, grad, hess: the half dtype (grad may equal the
+ *       predictions: in place);
+ *   probs / target: the half dtype or float32, as target_dtype says;
+ *   row_loss / loss (per-row or per-element losses): float32;
+ *   sigmoid weight and pos_weight, MSE weight: float32;
+ *   class_weight, sample_weight, lse_out: double, as always.
+ * Sums are in double and do not depend on n_threads.  The float32 / float64
+ * entry points never read target_dtype (callers built against version 1 of
+ * this header, whose structs end before it, keep working). */
+fl_status fl_softmax_ce_f16(const fl_softmax_ce_args *args, fl_result *result);
+fl_status fl_softmax_ce_bf16(const fl_softmax_ce_args *args, fl_result *result);
+fl_status fl_sigmoid_ce_f16(const fl_sigmoid_ce_args *args, fl_result *result);
+fl_status fl_sigmoid_ce_bf16(const fl_sigmoid_ce_args *args, fl_result *result);
+fl_status fl_hinge_f16(const fl_hinge_args *args, fl_result *result);
+fl_status fl_hinge_bf16(const fl_hinge_args *args, fl_result *result);
+fl_status fl_mse_f16(const fl_mse_args *args, fl_result *result);
+fl_status fl_mse_bf16(const fl_mse_args *args, fl_result *result);
+
+/* Conversions of the active SIMD path (the same bits on every path):
+ * half (0: float16, 1: bfloat16) bit patterns to float32 and back
+ * (round to nearest even; NaN stays NaN, made quiet). */
+void fl_half_to_f32(int kind, const uint16_t *src, float *dst, int64_t n);
+void fl_f32_to_half(int kind, const float *src, uint16_t *dst, int64_t n);
 
 /* Copy nbytes from src to dst with n_threads threads (the bandwidth yardstick). */
 void fl_parallel_copy(void *dst, const void *src, int64_t nbytes, int n_threads);

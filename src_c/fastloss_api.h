@@ -21,7 +21,7 @@
 
 #include "fastloss.h"
 
-#define FASTLOSS_API_VERSION 1
+#define FASTLOSS_API_VERSION 2
 #define FASTLOSS_CAPSULE_NAME "fastloss._core._C_API"
 
 typedef struct {
@@ -34,6 +34,15 @@ typedef struct {
     fl_status (*hinge_f64)(const fl_hinge_args *, fl_result *);
     fl_status (*mse_f32)(const fl_mse_args *, fl_result *);
     fl_status (*mse_f64)(const fl_mse_args *, fl_result *);
+    /* version 2: half precision (fastloss.h says which buffers are half) */
+    fl_status (*softmax_ce_f16)(const fl_softmax_ce_args *, fl_result *);
+    fl_status (*softmax_ce_bf16)(const fl_softmax_ce_args *, fl_result *);
+    fl_status (*sigmoid_ce_f16)(const fl_sigmoid_ce_args *, fl_result *);
+    fl_status (*sigmoid_ce_bf16)(const fl_sigmoid_ce_args *, fl_result *);
+    fl_status (*hinge_f16)(const fl_hinge_args *, fl_result *);
+    fl_status (*hinge_bf16)(const fl_hinge_args *, fl_result *);
+    fl_status (*mse_f16)(const fl_mse_args *, fl_result *);
+    fl_status (*mse_bf16)(const fl_mse_args *, fl_result *);
 } fl_api_table;
 
 #ifdef Py_PYTHON_H

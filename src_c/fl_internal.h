@@ -8,6 +8,7 @@
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include "fastloss.h"
 #include "fl_math.h"
 
@@ -93,6 +94,10 @@ static inline void fl_elem_block_range(const fl_elem_ctx *ctx, int64_t b, int64_
     }
 }
 
+/* Half <-> float32 conversions of n values (index 0: float16, 1: bfloat16). */
+typedef void (*fl_to_f32_fn)(const uint16_t *src, float *dst, int64_t n);
+typedef void (*fl_from_f32_fn)(const float *src, uint16_t *dst, int64_t n);
+
 /* The kernels of one SIMD target, [0] float, [1] double. */
 typedef struct {
     const char *name;
@@ -102,7 +107,78 @@ typedef struct {
     fl_block_fn mse[2];
     fl_block_fn mse_weight_sum[2];
     fl_block_fn sigmoid_ignored[2];     /* prepass: ignored elements of the ignore mask */
+    fl_to_f32_fn half_to_f32[2];      /* [0] float16, [1] bfloat16 */
+    fl_from_f32_fn f32_to_half[2];    /* round to nearest even, NaN quiet */
+    fl_from_f32_fn f32_to_half_stream[2];   /* the same, non-temporal stores */
 } fl_kernel_table;
+
+/* Portable scalar conversions (the baseline target; the SIMD targets' tails
+ * go through the same instructions as their bodies, and tests check that
+ * every target gives these bits). */
+static inline uint32_t fl_h_bits(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return u;
+}
+
+static inline float fl_h_float(uint32_t u)
+{
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+/* binary16 -> binary32, exact (subnormals normalised; NaN made quiet, payload kept). */
+static inline float fl_f16_to_f32_scalar(uint16_t h)
+{
+    uint32_t s = (uint32_t)(h & 0x8000u) << 16;
+    uint32_t e = (h >> 10) & 0x1fu, m = h & 0x3ffu;
+    if (e == 0x1f) return fl_h_float(s | 0x7f800000u | (m << 13) | (m ? 0x400000u : 0u));
+    if (e == 0) {
+        if (m == 0) return fl_h_float(s);
+        e = 113;                              /* 127 - 15 + 1, then normalise */
+        while (!(m & 0x400u)) {
+            m <<= 1;
+            --e;
+        }
+        return fl_h_float(s | (e << 23) | ((m & 0x3ffu) << 13));
+    }
+    return fl_h_float(s | ((e + 112) << 23) | (m << 13));
+}
+
+/* binary32 -> binary16, round to nearest even (overflow to inf, subnormals,
+ * NaN made quiet with the top payload bits kept). */
+static inline uint16_t fl_f32_to_f16_scalar(float f)
+{
+    uint32_t x = fl_h_bits(f);
+    uint32_t s = (x >> 16) & 0x8000u, ax = x & 0x7fffffffu;
+    if (ax > 0x7f800000u) return (uint16_t)(s | 0x7e00u | ((ax >> 13) & 0x3ffu));
+    if (ax >= 0x477ff000u) return (uint16_t)(s | 0x7c00u);        /* >= 65520: inf */
+    if (ax < 0x38800000u) {                                      /* below 2^-14 */
+        uint32_t e = ax >> 23, m, q, rem, half;
+        int sh;
+        if (ax <= 0x33000000u) return (uint16_t)s;               /* <= 2^-25: 0 (tie to even) */
+        m = (ax & 0x7fffffu) | 0x800000u;
+        sh = 126 - (int)e;                                       /* 14 .. 24 */
+        q = m >> sh;
+        rem = m & ((1u << sh) - 1u);
+        half = 1u << (sh - 1);
+        if (rem > half || (rem == half && (q & 1u))) ++q;
+        return (uint16_t)(s | q);
+    }
+    return (uint16_t)(s | ((ax + 0xfffu + ((ax >> 13) & 1u) - 0x38000000u) >> 13));
+}
+
+static inline float fl_bf16_to_f32_scalar(uint16_t h) { return fl_h_float((uint32_t)h << 16); }
+
+/* binary32 -> bfloat16, round to nearest even; NaN made quiet. */
+static inline uint16_t fl_f32_to_bf16_scalar(float f)
+{
+    uint32_t x = fl_h_bits(f);
+    if ((x & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((x >> 16) | 0x40u);
+    return (uint16_t)((x + 0x7fffu + ((x >> 16) & 1u)) >> 16);
+}
 
 extern const fl_kernel_table fl_table_baseline;
 #ifdef FL_HAVE_AVX2

@@ -198,7 +198,7 @@ def test_empty_file(tmp_path, capsys):
 
 
 def _write_bad(d, x, y):
-    np.save(d / "f16.npy", x.astype(np.float16))
+    np.save(d / "c64.npy", x.astype(np.complex64))
     np.save(d / "int.npy", (x * 10).astype(np.int32))
     np.save(d / "short.npy", y[:-1])
     np.save(d / "ylab.npy", np.where(np.arange(1000) == 777, 13, y))
@@ -258,7 +258,7 @@ BAD = [
     (["missing.npy", "y.npy"], 1, "pred file"),
     (["x.npy", "missing.npy"], 1, "target file"),
     (["x.npy", "short.npy"], 1, "1000 rows against 999"),
-    (["f16.npy", "y.npy"], 1, "dtype float16"),
+    (["c64.npy", "y.npy"], 1, "dtype complex64"),
     (["int.npy", "y.npy"], 1, "dtype int32"),
     (["x.npy", "ylab.npy", "--chunk-rows", "100"], 1, "label 13 at position (777,)"),
     (["fort.npy", "y.npy"], 1, "Fortran order"),

@@ -234,8 +234,9 @@ def test_focal_with_probability_targets_is_refused():
 # ---------------------------------------------------------------- sigmoid: focal, poly-1
 
 def _torch_sigmoid(x, t, *, weight=None, pos_weight=None, reduction="mean", focal_gamma=0.0,
-                   focal_alpha=None, poly1_epsilon=0.0):
-    """torchvision's sigmoid_focal_loss formula (plus poly-1) in torch ops."""
+                   focal_alpha=None, poly1_epsilon=0.0, ignore_index=None):
+    """torchvision's sigmoid_focal_loss formula (plus poly-1) in torch ops; elements whose
+    target equals ignore_index (Caffe's ignore_label) masked out of the loss and the mean."""
     xt = torch.tensor(x, dtype=torch.float64, requires_grad=True)
     tt = torch.tensor(t, dtype=torch.float64)
     p = torch.sigmoid(xt)
@@ -248,7 +249,13 @@ def _torch_sigmoid(x, t, *, weight=None, pos_weight=None, reduction="mean", foca
     loss = loss + poly1_epsilon * (1 - p_t)
     if weight is not None:
         loss = loss * torch.tensor(weight)
-    total = {"mean": loss.mean, "sum": loss.sum, "none": lambda: loss}[reduction]()
+    if ignore_index is not None:
+        kept = tt != ignore_index
+        loss = torch.where(kept, loss, torch.zeros_like(loss))
+        total = {"mean": lambda: loss.sum() / kept.sum(), "sum": loss.sum,
+                 "none": lambda: loss}[reduction]()
+    else:
+        total = {"mean": loss.mean, "sum": loss.sum, "none": lambda: loss}[reduction]()
     total.sum().backward()
     value = total.detach().numpy()
     return value if reduction == "none" else float(value), xt.grad.numpy()

@@ -215,12 +215,22 @@ def test_forward_saves_the_gradient_and_references_only():
     x = torch.randn(5, 3, dtype=torch.float64, requires_grad=True)
     y = torch.tensor([0, 1, 2, 0, 1])
     loss = flt.cross_entropy(x, y)
-    saved_input, saved_target = loss.grad_fn.saved_tensors
+    saved_input, saved_target, kernel_grad = loss.grad_fn.saved_tensors
     assert saved_input is x and saved_target is y
-    assert loss.grad_fn.kernel_grad.shape == x.shape
+    assert kernel_grad.shape == x.shape
     t = torch.rand(5, 3, dtype=torch.float64, requires_grad=True)
-    saved_input, saved_target = flt.cross_entropy(x, t).grad_fn.saved_tensors
+    saved_input, saved_target, _ = flt.cross_entropy(x, t).grad_fn.saved_tensors
     assert saved_input is x and saved_target is t
+
+
+def test_backward_hands_the_kernel_gradient_to_grad_without_a_copy():
+    """The saved gradient is freed with the graph, so loss.backward() steals it into .grad."""
+    for dt in (torch.float32, torch.bfloat16):
+        x = torch.randn(6, 4, dtype=dt, requires_grad=True)
+        loss = flt.cross_entropy(x, torch.tensor([0, 1, 2, 3, 0, 1]))
+        ptr = loss.grad_fn.saved_tensors[2].data_ptr()
+        loss.backward()
+        assert x.grad.data_ptr() == ptr and x.grad.dtype == dt
 
 
 # ---------------------------------------------------------------- second derivatives
@@ -377,14 +387,14 @@ def test_mse_broadcast_target_warns_and_matches_torch():
     torch.testing.assert_close(gt, t.grad)
 
 
-@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.int32])
-def test_half_precision_and_integer_input_raise_type_error(dtype):
+@pytest.mark.parametrize("dtype", [torch.int32, torch.complex64])
+def test_integer_and_complex_input_raise_type_error(dtype):
     x = torch.zeros(4, 3, dtype=dtype)
-    with pytest.raises(TypeError, match="float32 or float64"):
+    with pytest.raises(TypeError, match="float32, float64, float16 or bfloat16"):
         flt.cross_entropy(x, torch.tensor([0, 1, 2, 0]))
-    with pytest.raises(TypeError, match="float32 or float64"):
+    with pytest.raises(TypeError, match="float32, float64, float16 or bfloat16"):
         flt.mse_loss(x, x)
-    with pytest.raises(TypeError, match="float32 or float64"):
+    with pytest.raises(TypeError, match="float32, float64, float16 or bfloat16"):
         flt.binary_cross_entropy_with_logits(x, x)
 
 

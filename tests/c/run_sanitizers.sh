@@ -3,7 +3,8 @@
 # src_c/kernels.c (baseline, plus the AVX2 and AVX-512 targets when the CPU
 # runs them, so that the run-time dispatch is exercised) with the driver
 # tests/c/test_kernels.c under AddressSanitizer + UndefinedBehaviorSanitizer,
-# runs it with OMP_NUM_THREADS=1 and 2, then runs tests/c/test_math.c under
+# runs it with OMP_NUM_THREADS=1 and 2, runs tests/c/test_half.c (half <-> float32
+# conversions of every target) and tests/c/test_math.c under
 # the same sanitizers.  Exit status 0 only when there is no sanitizer report
 # and every check of the drivers passes.
 #
@@ -31,7 +32,7 @@ step "compile ($CC, ${SAN[*]})"
 objs=()
 defs=()
 targets=("baseline:")
-if cpu_has avx2 && cpu_has fma; then targets+=("avx2:-mavx2 -mfma"); fi
+if cpu_has avx2 && cpu_has fma && cpu_has f16c; then targets+=("avx2:-mavx2 -mfma -mf16c"); fi
 if cpu_has avx512f && cpu_has avx512dq && cpu_has avx512vl && cpu_has avx512bw; then
     targets+=("avx512:-mavx512f -mavx512dq -mavx512vl -mavx512bw -mavx2 -mfma")
 fi
@@ -53,11 +54,15 @@ pids+=($!)
 pids+=($!)
 "$CC" "${SAN[@]}" "${WARN[@]}" -Isrc_c tests/c/test_math.c -lm -o "$out/test_math" &
 pids+=($!)
+"$CC" "${SAN[@]}" "${WARN[@]}" -Isrc_c -c tests/c/test_half.c -o "$out/test_half.o" &
+pids+=($!)
 for pid in "${pids[@]}"; do
     wait "$pid" || { echo "compilation failed"; exit 1; }
 done
 "$CC" "${SAN[@]}" "$out/test_kernels.o" "$out/dispatch.o" "${objs[@]}" -lm \
     -o "$out/test_kernels" || { echo "linking test_kernels failed"; exit 1; }
+"$CC" "${SAN[@]}" "$out/test_half.o" "$out/dispatch.o" "${objs[@]}" -lm \
+    -o "$out/test_half" || { echo "linking test_half failed"; exit 1; }
 echo "targets: ${targets[*]%%:*}"
 
 # a sanitizer report in a log, or a failed run
@@ -85,6 +90,12 @@ for nt in 1 2; do
     grep -E '^  (baseline|avx2|avx512) ' "$out/kernels_$nt.log"
     check_log "test_kernels (OMP_NUM_THREADS=$nt)" "$rc" "$out/kernels_$nt.log"
 done
+
+step "test_half (conversions of every target)"
+"$out/test_half" > "$out/half.log" 2>&1
+rc=$?
+grep -E '^  ' "$out/half.log"
+check_log test_half "$rc" "$out/half.log"
 
 step "test_math"
 "$out/test_math" > "$out/math.log" 2>&1
