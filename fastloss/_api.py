@@ -269,6 +269,17 @@ def _value(res, reduction, row_loss):
     return float(res[1])
 
 
+def _stat_out(a, dtype, shape, name):
+    """A per-row statistics output of the metrics (fastloss.evaluate allocates it)."""
+    if a is None:
+        return None
+    if (not isinstance(a, np.ndarray) or a.dtype != dtype or a.shape != tuple(shape)
+            or not a.flags.c_contiguous or not a.flags.writeable or not a.flags.aligned):
+        raise ValueError("%s must be a writable C-contiguous %s array of shape %s; got %s"
+                         % (name, dtype, tuple(shape), _describe(a)))
+    return a
+
+
 class _Out:
     """What one kernel call produced: the value, gradient, Hessian and the
     kernel's statistics (loss_sum, weight_sum, n_rows, n_ignored, n_top1, n_topk)."""
@@ -285,7 +296,7 @@ class _Out:
 def _softmax(logits, target, weight, sample_weight, ignore_index, label_smoothing, reduction,
              axis, n_threads, want_value, want_grad, out, top_k=0, want_hess=False,
              hess_out=None, full=False, z_loss=0.0, softcap=None, lse_out=None,
-             focal_gamma=0.0, poly1_epsilon=0.0):
+             focal_gamma=0.0, poly1_epsilon=0.0, argmax_out=None, stats_out=None):
     x = _float_array(logits, "logits")
     if x.ndim == 0:
         raise ValueError("logits is 0-d; softmax cross-entropy needs a class axis")
@@ -376,7 +387,9 @@ def _softmax(logits, target, weight, sample_weight, ignore_index, label_smoothin
                       "logits", "hess_out", in_place=False)
     row_loss = np.empty(row_shape, dtype=x.dtype) if (want_value and red == 0) else None
     res = _core.softmax_ce(x.itemsize == 8, x, labels, probs, w, sw, outer, n_classes, inner,
-                           ignore, eps, red, top_k, row_loss, g, h, nt, zl, cap, gam, pe, lse)
+                           ignore, eps, red, top_k, row_loss, g, h, nt, zl, cap, gam, pe, lse,
+                           _stat_out(argmax_out, _I64, row_shape, "argmax_out"),
+                           _stat_out(stats_out, _F64, row_shape + (3,), "stats_out"))
     if res[0] == _core.FL_STATUS_LABEL:
         raise _label_error(res, row_shape, "target", n_classes)
     value = _value(res, red, row_loss)
@@ -627,7 +640,7 @@ sigmoid_cross_entropy_value_and_grad.__doc__ = _SIGMOID_DOC.format(
 # ----------------------------------------------------------------- hinge
 
 def _hinge(scores, target, margin, squared, multiclass, weight, sample_weight, reduction, axis,
-           n_threads, want_value, want_grad, out, full=False, top_k=0):
+           n_threads, want_value, want_grad, out, full=False, top_k=0, argmax_out=None):
     x = _float_array(scores, "scores")
     red = _reduction(reduction)
     nt = _threads(n_threads)
@@ -691,7 +704,8 @@ def _hinge(scores, target, margin, squared, multiclass, weight, sample_weight, r
                                ("sample_weight", _orig(sample_weight, sw))], "scores")
     row_loss = np.empty(row_shape, dtype=x.dtype) if (want_value and red == 0) else None
     res = _core.hinge(x.itemsize == 8, x, labels, pm, w, sw, outer, n_classes, inner, margin,
-                      bool(squared), mode, red, row_loss, g, nt, top_k if labels is not None else 0)
+                      bool(squared), mode, red, row_loss, g, nt, top_k if labels is not None else 0,
+                      _stat_out(argmax_out, _I64, row_shape, "argmax_out"))
     if res[0] == _core.FL_STATUS_LABEL:
         raise _label_error(res, row_shape, "target", n_classes)
     if full:

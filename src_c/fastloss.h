@@ -90,6 +90,13 @@ typedef struct {
     double focal_gamma;           /* focal loss (1 - p_y)^gamma * CE (labels, no smoothing) */
     double poly1_epsilon;         /* + epsilon * (1 - p_t) per row (PolyLoss) */
     double *lse_out;              /* out: outer * inner log-sum-exps (of the capped logits) or NULL */
+    /* Per-row statistics for evaluation metrics, from the same pass (NULL: off): */
+    int64_t *argmax_out;          /* out: outer * inner, the first index of the row's maximum of
+                                   * the raw logits, a NaN counting as the maximum (NumPy's
+                                   * argmax); written for every row, ignored rows included */
+    double *stats_out;            /* out: 3 * outer * inner, per row max_k p_k, sum_k p_k^2 and
+                                   * -sum_k p_k log p_k, p the softmax of the (capped) logits;
+                                   * NaN for ignored rows */
 } fl_softmax_ce_args;
 
 /* Sigmoid cross-entropy (binary and multi-label), elementwise over the
@@ -136,6 +143,8 @@ typedef struct {
     void *row_loss;
     void *grad;
     int64_t top_k;                /* > 0: count top-1 and top-k hits (labels only) */
+    int64_t *argmax_out;          /* out: outer * inner, the first index of the row's maximum
+                                   * (NaN counting as the maximum: NumPy's argmax), or NULL */
 } fl_hinge_args;
 
 /* Mean squared error, elementwise over (n_rows, row_len).

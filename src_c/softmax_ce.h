@@ -58,6 +58,83 @@ FL_INLINE void FL_NAME(sce_expsum)(const FL_T *x, FL_T *g, int64_t C, int64_t st
     *neq_out = neq;
 }
 
+/* First index of the row's maximum m of the raw scores, a NaN counting as the
+ * maximum (NumPy's argmax): the first NaN if there is one, else the first x_k == m
+ * (m from sce_max, which skips NaNs; an all -inf row gives 0). */
+FL_INLINE int64_t FL_NAME(sce_argmax)(const FL_T *x, int64_t C, int64_t st, FL_T m)
+{
+    int64_t first_max = C, first_nan = C, c;
+    FL_SIMD_MIN(first_max, first_nan)
+    for (c = 0; c < C; ++c) {
+        FL_T v = x[c * st];
+        int64_t im = v == m ? c : C;
+        int64_t in = v != v ? c : C;
+        first_max = im < first_max ? im : first_max;
+        first_nan = in < first_nan ? in : first_nan;
+    }
+    return first_nan < C ? first_nan : first_max;
+}
+
+/* sce_expsum plus the sums of the metrics: e2 = sum_k e_k^2 and
+ * ed = sum_k e_k (x_k - m) (a zero e_k contributes 0, also at x_k = -inf). */
+FL_INLINE void FL_NAME(sce_expsum_stats)(const FL_T *x, FL_T *g, int64_t C, int64_t st, FL_T m,
+                                         double *rest_out, double *neq_out, double *e2_out,
+                                         double *ed_out)
+{
+    double rest = 0.0, neq = 0.0, e2 = 0.0, ed = 0.0;
+    int64_t c;
+    if (g) {
+        FL_SIMD_SUM(rest, neq, e2, ed)
+        for (c = 0; c < C; ++c) {
+            FL_T v = x[c * st];
+            FL_T e = FL_EXP(v - m);
+            g[c * st] = e;
+            rest += e == (FL_T)1 ? 0.0 : (double)e;
+            neq += e == (FL_T)1 ? 1.0 : 0.0;
+            e2 += (double)e * (double)e;
+            ed += e == (FL_T)0 ? 0.0 : (double)e * ((double)v - (double)m);
+        }
+    } else {
+        FL_SIMD_SUM(rest, neq, e2, ed)
+        for (c = 0; c < C; ++c) {
+            FL_T v = x[c * st];
+            FL_T e = FL_EXP(v - m);
+            rest += e == (FL_T)1 ? 0.0 : (double)e;
+            neq += e == (FL_T)1 ? 1.0 : 0.0;
+            e2 += (double)e * (double)e;
+            ed += e == (FL_T)0 ? 0.0 : (double)e * ((double)v - (double)m);
+        }
+    }
+    *rest_out = rest;
+    *neq_out = neq;
+    *e2_out = e2;
+    *ed_out = ed;
+}
+
+/* A row's metrics statistics from s = sum_k e_k and the sums above:
+ * max_k p_k = 1 / s (e = 1 at the argmax), sum_k p_k^2 = e2 / s^2,
+ * -sum_k p_k log p_k = log s - ed / s. */
+FL_INLINE void FL_NAME(sce_put_stats)(double *out, double s, double logs, double e2, double ed)
+{
+    out[0] = 1.0 / s;
+    out[1] = e2 / (s * s);
+    out[2] = logs - ed / s;
+}
+
+/* A row whose maximum is +inf: p is one-hot at the single +inf (no NaN),
+ * else undefined (NaN). */
+FL_INLINE void FL_NAME(sce_inf_stats)(double *out, const FL_T *x, int64_t C, int64_t st)
+{
+    int64_t k, ninf = 0;
+    int nan = 0;
+    for (k = 0; k < C; ++k) {
+        ninf += x[k * st] == (FL_T)INFINITY;
+        nan |= x[k * st] != x[k * st];
+    }
+    out[0] = out[1] = (nan || ninf != 1) ? NAN : 1.0;
+    out[2] = (nan || ninf != 1) ? NAN : 0.0;
+}
+
 /* Top-1 / top-k hits of a row: fewer than 1 (k) classes score strictly higher
  * than the target's x_y (ties count as hits; a NaN x_y is a miss). */
 FL_INLINE void FL_NAME(sce_topk)(const FL_T *x, int64_t C, int64_t st, FL_T xy, int64_t k,
@@ -172,8 +249,10 @@ FL_INLINE double FL_NAME(sce_row)(const fl_rows_ctx *ctx, const FL_T *x, const F
     FL_T m = FL_NAME(sce_max)(x, C, st);
     FL_T xy = labels ? x[y * st] : (FL_T)0;
     if (labels && a->top_k > 0) FL_NAME(sce_topk)(x, C, st, xy, a->top_k, top1, topk);
+    if (a->argmax_out) a->argmax_out[r] = FL_NAME(sce_argmax)(x, C, st, m);
 
     if (m == (FL_T)INFINITY) {
+        if (a->stats_out) FL_NAME(sce_inf_stats)(a->stats_out + 3 * r, x, C, st);
         if (a->lse_out) {
             int nan = 0;
             for (k = 0; k < C; ++k) nan |= x[k * st] != x[k * st];
@@ -185,11 +264,15 @@ FL_INLINE double FL_NAME(sce_row)(const fl_rows_ctx *ctx, const FL_T *x, const F
     double S1 = 0.0, B = 0.0;
     if (general)
         FL_NAME(sce_bsums)(x, t, w, C, st, m, keep, spread, ctx->class_weight_sum, &S1, &B);
-    double rest, neq;
-    FL_NAME(sce_expsum)(x, g, C, st, m, &rest, &neq);    /* g now holds e (x may be gone) */
+    double rest, neq, e2 = 0.0, ed = 0.0;
+    if (a->stats_out)
+        FL_NAME(sce_expsum_stats)(x, g, C, st, m, &rest, &neq, &e2, &ed);
+    else
+        FL_NAME(sce_expsum)(x, g, C, st, m, &rest, &neq);    /* g now holds e (x may be gone) */
     double rest1 = rest + (neq - 1.0);                   /* s - 1 */
     double s = 1.0 + rest1;
     double logs = log1p(rest1);
+    if (a->stats_out) FL_NAME(sce_put_stats)(a->stats_out + 3 * r, s, logs, e2, ed);
     if (a->lse_out) a->lse_out[r] = (double)m + logs;
 
     double wy1 = 0.0, A = B, loss = B * logs + S1;
@@ -325,7 +408,9 @@ FL_INLINE double FL_NAME(sce_row_opt)(const fl_rows_ctx *ctx, const FL_T *x, con
     FL_T xy = labels ? x[y * st] : (FL_T)0;
     if (labels && a->top_k > 0) FL_NAME(sce_topk)(x, C, st, xy, a->top_k, top1, topk);
     FL_T mx = FL_NAME(sce_max)(x, C, st);
+    if (a->argmax_out) a->argmax_out[r] = FL_NAME(sce_argmax)(x, C, st, mx);
     if (mx == (FL_T)INFINITY && cap == 0) {
+        if (a->stats_out) FL_NAME(sce_inf_stats)(a->stats_out + 3 * r, x, C, st);
         /* p is one-hot at the single +inf (else NaN): the cross-entropy limit,
          * focal's factor (1 - p_y)^gamma is 0 or 1, poly-1 adds eps (1 - t'_inf);
          * z-loss has lse = +inf: loss +inf and no finite gradient. */
@@ -406,6 +491,17 @@ FL_INLINE double FL_NAME(sce_row_opt)(const fl_rows_ctx *ctx, const FL_T *x, con
     const double s = 1.0 + rest1;
     const double logs = log1p(rest1);
     const double lse = (double)m + logs;
+    if (a->stats_out) {
+        /* the metrics' sums over the (capped) row: a pass of its own (options only) */
+        double e2 = 0.0, ed = 0.0;
+        for (k = 0; k < C; ++k) {
+            FL_T z = cap > 0 ? zbuf[k] : x[k * st];
+            FL_T e = FL_EXP(z - m);
+            e2 += (double)e * (double)e;
+            ed += e == (FL_T)0 ? 0.0 : (double)e * ((double)z - (double)m);
+        }
+        FL_NAME(sce_put_stats)(a->stats_out + 3 * r, s, logs, e2, ed);
+    }
     double zy = 0.0, py = 0.0, omq = 0.0, loss = 0.0, K = 0.0, one_m_pt;
     if (labels) {
         FL_T zyt = FL_NAME(sce_cap)(xy, cap, inv_cap);
@@ -481,7 +577,7 @@ FL_INLINE int FL_NAME(sce_small_ok)(const fl_softmax_ce_args *a)
 {
     return a->inner == 1 && a->n_classes <= FL_SMALL_C && a->labels && !a->class_weight
            && a->label_smoothing == 0.0 && !a->hess && a->top_k == 0 && !a->lse_out
-           && !FL_NAME(sce_has_options)(a);
+           && !a->argmax_out && !a->stats_out && !FL_NAME(sce_has_options)(a);
 }
 
 /* Rows [r0, r0 + nr): one tile.  A row whose max is +inf takes sce_row_inf
@@ -594,6 +690,11 @@ void FL_NAME(fl_sce_block)(const void *vctx, int64_t b, fl_partial *part, void *
         if (a->labels) {
             y = a->labels[r];
             if (y == a->ignore_index) {
+                if (a->argmax_out)
+                    a->argmax_out[r] = FL_NAME(sce_argmax)(X + off, C, inner,
+                                                           FL_NAME(sce_max)(X + off, C, inner));
+                if (a->stats_out)
+                    a->stats_out[3 * r] = a->stats_out[3 * r + 1] = a->stats_out[3 * r + 2] = NAN;
                 if (RL) RL[r] = (FL_T)0;
                 if (a->lse_out) a->lse_out[r] = FL_NAME(sce_lse)(a, X + off, C, inner);
                 for (k = 0; k < C; ++k) {
