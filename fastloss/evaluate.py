@@ -14,12 +14,13 @@ from __future__ import annotations
 import inspect
 import math
 import operator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Optional
 
 import numpy as np
 
 from . import _api
+from . import metrics as _metrics
 
 __all__ = ["Evaluator", "EvalResult", "LOSSES", "resolve_loss"]
 
@@ -117,6 +118,9 @@ class EvalResult:
         losses, probability or multi-label targets, binary hinge, or
         ``top_k=None``).
     top_k : int or None
+    metrics : dict
+        The metrics asked for with ``Evaluator(metrics=...)``: name -> float or ndarray
+        (per-class arrays, the confusion matrix); empty without ``metrics``.
     """
 
     loss: float
@@ -129,6 +133,7 @@ class EvalResult:
     accuracy: Optional[float]
     top_k: Optional[int]
     top_k_accuracy: Optional[float]
+    metrics: dict = field(default_factory=dict)
 
     def as_dict(self):
         """The fields as a dict (NaN kept as float('nan'))."""
@@ -221,9 +226,13 @@ class Evaluator:
     """
 
     def __init__(self, loss="softmax_cross_entropy", *, reduction="mean", top_k=5,
-                 n_threads=None, **options):
+                 n_threads=None, metrics=None, n_bins=15, threshold=0.5, auc_bins=1000,
+                 **options):
         self.loss = resolve_loss(loss)
         spec = LOSSES[self.loss]
+        self._init_metrics(metrics, n_bins, threshold, auc_bins, top_k)
+        self.metrics = metrics if metrics is None or isinstance(metrics, str) \
+            else tuple(metrics)
         if reduction not in ("mean", "sum"):
             if reduction == "none":
                 raise ValueError("reduction='none' gives per-row losses, which an Evaluator "
@@ -263,10 +272,78 @@ class Evaluator:
         self._signature = None       # (pred dtype, pred.shape[1:], target kind) of the chunks
         self.reset()
 
+    # --------------------------------------------------------- metrics
+
+    def _init_metrics(self, metrics, n_bins, threshold, auc_bins, top_k):
+        names = _metrics.resolve_metrics(self.loss, metrics)
+        self._metrics_all = isinstance(metrics, str) and metrics == "all"
+        if "top_k_accuracy" in names and top_k is None:
+            if not self._metrics_all:
+                raise ValueError("metric 'top_k_accuracy' needs top_k (an integer), not None")
+            names = tuple(m for m in names if m != "top_k_accuracy")
+        for name, v, lo in (("n_bins", n_bins, 1), ("auc_bins", auc_bins, 2)):
+            try:
+                v = operator.index(v)
+            except TypeError:
+                raise ValueError("%s must be an integer, not %r" % (name, v)) from None
+            if not lo <= v <= 1 << 20:
+                raise ValueError("%s must be in [%d, %d], not %d" % (name, lo, 1 << 20, v))
+        if isinstance(threshold, (bool, np.bool_)) or not isinstance(
+                threshold, (int, float, np.integer, np.floating)) or not 0 <= threshold <= 1:
+            raise ValueError("threshold must be a number in [0, 1], not %r" % (threshold,))
+        self.metric_names = names
+        self.n_bins = operator.index(n_bins)
+        self.threshold = float(threshold)
+        self.auc_bins = operator.index(auc_bins)
+
+    def _metric_width(self, sig):
+        """Classes (class losses) or labels (sigmoid) of chunks with signature sig."""
+        rest = sig[1]
+        if LOSSES[self.loss].classes:
+            if not rest:
+                return 1
+            ax = self.options["axis"] % (len(rest) + 1)
+            return rest[ax - 1]
+        return rest[-1] if rest else 1
+
+    def _new_metric_state(self, width):
+        names = self.metric_names
+        if self.loss in ("softmax_cross_entropy", "hinge"):
+            confusion = "confusion_matrix" in names
+            if confusion and self._metrics_all and width > _metrics.CONFUSION_MATRIX_MAX_CLASSES:
+                names = tuple(m for m in names if m != "confusion_matrix")
+                confusion = False
+            return _metrics.ClassMetrics(names, width, self.n_bins, confusion)
+        if self.loss == "sigmoid_cross_entropy":
+            return _metrics.SigmoidMetrics(names, width, self.n_bins, self.threshold,
+                                           self.auc_bins)
+        return _metrics.MseMetrics(names)
+
+    def _metric_state(self, sig):
+        if self._mstate is None and self.metric_names:
+            self._mstate = self._new_metric_state(self._metric_width(sig))
+        return self._mstate
+
+    def _metrics_target_check(self, x, t, sig):
+        if not self.metric_names:
+            return
+        if self.loss in ("softmax_cross_entropy", "hinge") and sig[2] != "integer labels":
+            raise ValueError("the metrics of %s need integer class labels; target holds %s"
+                             % (self.loss, sig[2]))
+
+    def reliability(self):
+        """(bin edges, count, mean confidence, accuracy) per calibration bin for a
+        reliability diagram, or None (no calibration metrics asked, or MSE)."""
+        st = self._mstate
+        if st is None:
+            return None
+        return st.reliability()
+
     # ----------------------------------------------------------- state
 
     def reset(self):
         """Forget every chunk seen (the options stay)."""
+        self._mstate = None
         self._loss = (0.0, 0.0)
         self._weight = (0.0, 0.0)
         self.n_rows = 0
@@ -278,7 +355,8 @@ class Evaluator:
 
     def _config(self):
         return (self.loss, self.reduction, self.top_k,
-                tuple((k, v) for k, v in self.options.items() if k not in _ARRAY_OPTIONS))
+                tuple((k, v) for k, v in self.options.items() if k not in _ARRAY_OPTIONS),
+                self.metric_names, self.n_bins, self.threshold, self.auc_bins)
 
     def _add_stats(self, loss_sum, weight_sum, n_rows, n_ignored, n_top1, n_topk):
         self._loss = _neumaier(*self._loss, float(loss_sum))
@@ -375,15 +453,19 @@ class Evaluator:
 
         nt = self.n_threads
         k = self.top_k or 0
+        self._metrics_target_check(x, t, sig)
+        mout = self._metric_outputs(x, sig)
         if self.loss == "softmax_cross_entropy":
             r = _api._softmax(x, t, opts["weight"], per_chunk, opts["ignore_index"],
                               opts["label_smoothing"], "sum", opts["axis"], nt, True, False,
-                              None, top_k=k, full=True, **{e: opts[e] for e in spec.extra})
+                              None, top_k=k, full=True, **{e: opts[e] for e in spec.extra},
+                              **mout)
             hits = (r.stats["n_top1"], r.stats["n_topk"])
         elif self.loss == "hinge":
             r = _api._hinge(x, t, opts["margin"], opts["squared"], opts["multiclass"],
                             opts["weight"], per_chunk, "sum", opts["axis"], nt, True, False,
-                            None, full=True, top_k=k if sig[2] == "integer labels" else 0)
+                            None, full=True, top_k=k if sig[2] == "integer labels" else 0,
+                            **mout)
             hits = (r.stats["n_top1"], r.stats["n_topk"])
         elif self.loss == "sigmoid_cross_entropy":
             w = opts["weight"] if per_chunk is None else per_chunk
@@ -395,9 +477,64 @@ class Evaluator:
             r = _api._mse(x, t, w, "sum", nt, True, False, None, full=True)
             hits = (0, 0)
         st = r.stats
+        if self.metric_names:
+            chunk_state = self._new_metric_state(self._metric_width(sig))
+            self._update_metrics(chunk_state, x, t, mout, st)    # may raise: state unchanged
         self._check_signature(sig)
+        if self.metric_names:
+            state = self._metric_state(sig)
+            state.merge(chunk_state)
         self._add_stats(st["loss_sum"], st["weight_sum"], st["n_rows"], st["n_ignored"], *hits)
         return self
+
+    def _metric_outputs(self, x, sig):
+        """The per-row output arrays the kernel fills for the metrics."""
+        if not self.metric_names or self.loss not in ("softmax_cross_entropy", "hinge"):
+            return {}
+        ax = self.options["axis"] % x.ndim
+        row_shape = x.shape[:ax] + x.shape[ax + 1:]
+        out = {"argmax_out": np.empty(row_shape, np.int64)}
+        if self.loss == "softmax_cross_entropy":
+            probe = self._new_metric_state(1)
+            if probe.probs:
+                out["stats_out"] = np.empty(row_shape + (3,), np.float64)
+            if probe.needs_lse:
+                out["lse_out"] = np.empty(row_shape, np.float64)
+        return out
+
+    def _update_metrics(self, state, x, t, mout, kstats):
+        if self.loss in ("softmax_cross_entropy", "hinge"):
+            ax = self.options["axis"] % x.ndim
+            y = np.asarray(t)
+            valid = None
+            if self.loss == "softmax_cross_entropy":
+                valid = y != self.options["ignore_index"]
+            yv = y.astype(np.int64, copy=False)
+            pred = mout["argmax_out"]
+            stats = mout.get("stats_out")
+            nll = None
+            if "lse_out" in mout:
+                ysafe = yv if valid is None else np.where(valid, yv, 0)
+                zy = np.take_along_axis(x, np.expand_dims(ysafe, ax), ax)
+                zy = np.squeeze(zy, ax).astype(np.float64)
+                cap = self.options.get("softcap")
+                if cap:
+                    zy = cap * np.tanh(zy / cap)
+                with np.errstate(invalid="ignore"):
+                    nll = mout["lse_out"] - zy
+            if valid is not None and not valid.all():
+                yv, pred = yv[valid], pred[valid]
+                stats = None if stats is None else stats[valid]
+                nll = None if nll is None else nll[valid]
+            state.update(yv.ravel(), pred.ravel(),
+                         None if stats is None else stats.reshape(-1, 3),
+                         None if nll is None else nll.ravel())
+        elif self.loss == "sigmoid_cross_entropy":
+            state.update(x, t)
+        else:
+            plain = self.options["weight"] is None and kstats is not None \
+                and kstats.get("weight_sum") == x.size
+            state.update(x, t, ss_res=kstats["loss_sum"] if plain else None)
 
     # ----------------------------------------------------------- merge
 
@@ -416,11 +553,19 @@ class Evaluator:
                              % (self._describe(), other._describe()))
         if other._signature is not None:
             self._check_signature(other._signature)
+        if other._mstate is not None:
+            if self._mstate is None:
+                self._mstate = self._new_metric_state(other._mstate_width())
+            self._mstate.merge(other._mstate)
         self._add_stats(other._loss[0], other._weight[0], other.n_rows, other.n_ignored,
                         other.n_top1, other.n_topk)
         self._loss = _neumaier(*self._loss, other._loss[1])
         self._weight = _neumaier(*self._weight, other._weight[1])
         return self
+
+    def _mstate_width(self):
+        st = self._mstate
+        return getattr(st, "n_classes", None) or getattr(st, "n_labels", None) or 1
 
     def _describe(self):
         opts = ", ".join("%s=%r" % (k, v) for k, v in self.options.items())
@@ -438,13 +583,31 @@ class Evaluator:
     _STATE_FIELDS = ("loss_s", "loss_c", "weight_s", "weight_c", "n_rows", "n_ignored",
                      "n_top1", "n_topk")
 
+    # With metrics, the metric state follows the fields above (counts, histograms and
+    # compensated pairs as float64, exact up to 2**53), its layout set by the signature.
+
     def _state_vector(self):
-        return np.array([self._loss[0], self._loss[1], self._weight[0], self._weight[1],
+        base = np.array([self._loss[0], self._loss[1], self._weight[0], self._weight[1],
                          self.n_rows, self.n_ignored, self.n_top1, self.n_topk],
                         dtype=np.float64)
+        if not self.metric_names:
+            return base
+        if self._mstate is None:
+            if self._signature is None:
+                raise ValueError("an Evaluator with metrics has no state layout before its "
+                                 "first update")
+            self._metric_state(self._signature)
+        return np.concatenate([base, self._mstate.vector()])
 
     def _merge_state_vector(self, v):
-        v = [float(a) for a in v]
+        v = np.asarray(v, dtype=np.float64)
+        if self.metric_names and v.size > len(self._STATE_FIELDS):
+            if self._mstate is None:
+                if self._signature is None:
+                    raise ValueError("set the signature before merging a metric state")
+                self._metric_state(self._signature)
+            self._mstate.add_vector(v[len(self._STATE_FIELDS):])
+        v = [float(a) for a in v[:len(self._STATE_FIELDS)]]
         self._loss = _neumaier(*_neumaier(*self._loss, v[0]), v[1])
         self._weight = _neumaier(*_neumaier(*self._weight, v[2]), v[3])
         self.n_rows += int(v[4])
@@ -474,11 +637,18 @@ class Evaluator:
             counted = self.n_rows - self.n_ignored
             acc = self.n_top1 / counted if counted else math.nan
             topk = self.n_topk / counted if counted else math.nan
+        metrics = {}
+        if self.metric_names:
+            st = self._mstate
+            if st is None:       # nothing seen: the metrics of an empty state (NaN, zeros)
+                width = self._metric_width(self._signature) if self._signature else 1
+                st = self._new_metric_state(width)
+            metrics = st.result(self.n_topk)
         return EvalResult(loss=loss, loss_name=self.loss, reduction=self.reduction,
                           loss_sum=loss_sum, weight_sum=weight_sum, n_rows=self.n_rows,
                           n_ignored=self.n_ignored, accuracy=acc,
                           top_k=self.top_k if acc is not None else None,
-                          top_k_accuracy=topk)
+                          top_k_accuracy=topk, metrics=metrics)
 
 
 def _same_array(a, b):
