@@ -330,6 +330,8 @@ class Evaluator:
         if self.loss in ("softmax_cross_entropy", "hinge") and sig[2] != "integer labels":
             raise ValueError("the metrics of %s need integer class labels; target holds %s"
                              % (self.loss, sig[2]))
+        if self.loss == "sigmoid_cross_entropy":
+            _metrics.SigmoidMetrics.check_target(t)
 
     def reliability(self):
         """(bin edges, count, mean confidence, accuracy) per calibration bin for a
@@ -477,13 +479,9 @@ class Evaluator:
             r = _api._mse(x, t, w, "sum", nt, True, False, None, full=True)
             hits = (0, 0)
         st = r.stats
-        if self.metric_names:
-            chunk_state = self._new_metric_state(self._metric_width(sig))
-            self._update_metrics(chunk_state, x, t, mout, st)    # may raise: state unchanged
         self._check_signature(sig)
-        if self.metric_names:
-            state = self._metric_state(sig)
-            state.merge(chunk_state)
+        if self.metric_names:            # nothing raises here: the targets were checked
+            self._update_metrics(self._metric_state(sig), x, t, mout, st)
         self._add_stats(st["loss_sum"], st["weight_sum"], st["n_rows"], st["n_ignored"], *hits)
         return self
 

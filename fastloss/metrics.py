@@ -266,7 +266,11 @@ class ClassMetrics(_State):
         a["n_true"] += np.bincount(y, minlength=C)
         a["n_pred"] += np.bincount(pred, minlength=C)
         if "confusion" in a:
-            a["confusion"] += np.bincount(y * C + pred, minlength=C * C).reshape(C, C)
+            keys = y * C + pred
+            if 16 * n < C * C:       # few rows for the matrix: no C x C temporary
+                np.add.at(a["confusion"].reshape(-1), keys, 1)
+            else:
+                a["confusion"] += np.bincount(keys, minlength=C * C).reshape(C, C)
         if self.probs and n:
             conf = stats[:, 0]
             b = _ece_bins(conf, self.n_bins)
@@ -397,16 +401,20 @@ class SigmoidMetrics(_State):
             arr["hist"] = np.zeros((L, 2, auc_bins), np.int64)    # [label, negative/positive, bin]
         self.__dict__["_arrays"] = arr
 
+    @staticmethod
+    def check_target(t):
+        t = np.asarray(t)
+        if t.dtype.kind in "biuf" and not np.all((t == 0) | (t == 1)):
+            bad = t[~((t == 0) | (t == 1))].ravel()[0]
+            raise ValueError("the metrics of sigmoid_cross_entropy need targets that are 0 or "
+                             "1; target has %r" % (bad.item(),))
+
     def update(self, x, t):
         a = self.arrays()
         L = self.n_labels
         x = np.asarray(x, dtype=np.float64).reshape(-1, L)
         t = np.asarray(t).reshape(-1, L)
         tb = t == 1
-        if not np.all(tb | (t == 0)):
-            bad = t[~(tb | (t == 0))].ravel()[0]
-            raise ValueError("the metrics of sigmoid_cross_entropy need targets that are 0 or "
-                             "1; target has %r" % (bad.item(),))
         with np.errstate(over="ignore"):
             p = 1.0 / (1.0 + np.exp(-x))
         pred = p >= self.threshold
