@@ -682,16 +682,18 @@ def plot_file(ev, res, path, title):
         k += 1
         n_bins = len(edges) - 1
         width = 1.0 / n_bins
+        what = "mean target" if res.loss_name == "sigmoid_cross_entropy" else "accuracy"
         centers = edges[:-1] + width / 2
         ok = count[:n_bins] > 0
         ax.bar(centers[ok], acc[:n_bins][ok], width=width * 0.95, color="tab:blue",
-               edgecolor="black", label="accuracy")
-        ax.bar(centers[ok], conf[:n_bins][ok] - acc[:n_bins][ok], bottom=acc[:n_bins][ok],
-               width=width * 0.95, color="tab:red", alpha=0.3, label="gap to confidence")
+               edgecolor="black", alpha=0.8, label=what)
+        ax.plot(centers[ok], conf[:n_bins][ok], "o", color="tab:red", ms=5,
+                label="mean confidence")
+        ax.vlines(centers[ok], np.minimum(acc[:n_bins][ok], conf[:n_bins][ok]),
+                  np.maximum(acc[:n_bins][ok], conf[:n_bins][ok]), color="tab:red", lw=1.5)
         ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
         ax.set_xlim(0, 1)
-        ax.set_ylim(0, 1)
-        what = "mean target" if res.loss_name == "sigmoid_cross_entropy" else "accuracy"
+        ax.set_ylim(0, 1.02)
         ax.set_xlabel("confidence" if res.loss_name != "sigmoid_cross_entropy"
                       else "predicted probability")
         ax.set_ylabel(what)

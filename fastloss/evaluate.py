@@ -198,6 +198,29 @@ class Evaluator:
         32 classes that leaves its fastest kernel path on).
     n_threads : int, optional
         Threads of each kernel call; results do not depend on it.
+    metrics : None, "all" or list of str
+        Evaluation metrics computed from the same kernel pass (the row's argmax and,
+        for softmax cross-entropy, its confidence, ``sum_k p_k^2`` and entropy) plus
+        per-class counts and fixed histograms; ``result().metrics`` maps each name to
+        a float or an ndarray.  softmax CE: ``accuracy``, ``top_k_accuracy``, ``nll``,
+        ``perplexity``, ``brier``, ``ece``, ``mce``, ``entropy``, ``precision``,
+        ``recall``, ``f1`` (per class), ``macro_f1``, ``balanced_accuracy``,
+        ``confusion_matrix`` (in ``"all"`` for at most 1024 classes); multi-class
+        hinge: the same without the probability metrics; sigmoid CE: ``accuracy``,
+        ``subset_accuracy``, ``hamming_loss``, ``precision``, ``recall``, ``f1`` (per
+        label), ``micro_f1``, ``macro_f1``, ``brier``, ``ece``, ``roc_auc``,
+        ``average_precision`` (per label, binned) and their ``macro_`` means; mse:
+        ``rmse``, ``mae``, ``r2``.  Unweighted; rows with ``ignore_index`` left out;
+        the prediction is the first maximum of the row.  The definitions, and the
+        scikit-learn / torchmetrics function each equals, are in
+        :mod:`fastloss.metrics`; the binned AUC's error bound in
+        :func:`fastloss.metrics.binned_auc`.
+    n_bins : int, default 15
+        Equal-width confidence bins of ``ece`` / ``mce``.
+    threshold : float, default 0.5
+        Sigmoid CE: an element is predicted positive where ``p >= threshold``.
+    auc_bins : int, default 1000
+        Sigmoid CE: probability bins of ``roc_auc`` / ``average_precision``.
     **options
         The loss's options that hold for every chunk: ``weight`` (class
         weights; for sigmoid CE and MSE an elementwise weight that broadcasts
