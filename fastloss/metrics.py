@@ -177,7 +177,25 @@ class _State:
     def arrays(self):
         return self.__dict__["_arrays"]
 
+    def _own(self):
+        """Copy the arrays handed out by result() before changing them (copy on write:
+        result() itself copies nothing, a big confusion matrix included)."""
+        shared = self.__dict__.get("_shared")
+        if shared:
+            a = self.arrays()
+            for k in shared:
+                a[k] = a[k].copy()
+            self.__dict__["_shared"] = ()
+
+    def _hand_out(self, key):
+        """A read-only view of array `key` for a result, copied before the next change."""
+        v = self.arrays()[key].view()
+        v.flags.writeable = False
+        self.__dict__["_shared"] = tuple(self.__dict__.get("_shared", ())) + (key,)
+        return v
+
     def merge(self, other):
+        self._own()
         a, b = self.arrays(), other.arrays()
         for k in a:
             if k in self._COMP:
@@ -194,6 +212,7 @@ class _State:
         return sum(v.size for v in self.arrays().values())
 
     def add_vector(self, v):
+        self._own()
         v = np.asarray(v, dtype=np.float64)
         pos = 0
         for k, a in self.arrays().items():
@@ -257,6 +276,7 @@ class ClassMetrics(_State):
     def update(self, y, pred, stats=None, nll_rows=None):
         """One chunk: valid labels y and predictions (int64, rows kept), stats (n, 3) of
         the kept rows (softmax), nll_rows = -log p_y of the kept rows."""
+        self._own()
         a = self.arrays()
         C = self.n_classes
         n = y.size
@@ -309,7 +329,7 @@ class ClassMetrics(_State):
                 out[m] = float((tp[present] / nt[present]).mean()) if present.any() \
                     else math.nan
             elif m == "confusion_matrix":
-                out[m] = a["confusion"].copy()
+                out[m] = self._hand_out("confusion")
             elif m in ("nll", "perplexity", "brier", "entropy"):
                 key = "nll" if m == "perplexity" else m
                 v = float(_comp_total(a[key])) / n if n else math.nan

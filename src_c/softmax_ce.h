@@ -61,22 +61,41 @@ FL_INLINE void FL_NAME(sce_expsum)(const FL_T *x, FL_T *g, int64_t C, int64_t st
 /* First index of the row's maximum m of the raw scores, a NaN counting as the
  * maximum (NumPy's argmax): the first NaN if there is one, else the first x_k == m
  * (m from sce_max, which skips NaNs; an all -inf row gives 0). */
+FL_INLINE int64_t FL_NAME(sce_first_nan)(const FL_T *x, int64_t C, int64_t st)
+{
+    int64_t c;
+    for (c = 0; c < C && x[c * st] == x[c * st]; ++c) {}
+    return c;
+}
+
 FL_INLINE int64_t FL_NAME(sce_argmax)(const FL_T *x, int64_t C, int64_t st, FL_T m)
 {
-    int64_t first_max = C, first_nan = C, c;
-    FL_SIMD_MIN(first_max, first_nan)
-    for (c = 0; c < C; ++c) {
-        FL_T v = x[c * st];
-        int64_t im = v == m ? c : C;
-        int64_t in = v != v ? c : C;
-        first_max = im < first_max ? im : first_max;
-        first_nan = in < first_nan ? in : first_nan;
+    int64_t c;
+    if (C <= INT32_MAX) {
+        /* one pass in 32-bit lanes (as many as the float lanes): the first x_k == m, and
+         * whether the row has a NaN (then the first NaN, in a scalar pass: rare) */
+        int32_t first = (int32_t)C, nan = 0;
+        FL_SIMD_MIN_MAX(first, nan)
+        for (c = 0; c < C; ++c) {
+            FL_T v = x[c * st];
+            int32_t i = v == m ? (int32_t)c : (int32_t)C;
+            int32_t n = v != v;
+            first = i < first ? i : first;
+            nan = n > nan ? n : nan;
+        }
+        return nan ? FL_NAME(sce_first_nan)(x, C, st) : (int64_t)first;
     }
-    return first_nan < C ? first_nan : first_max;
+    {
+        int64_t fn = FL_NAME(sce_first_nan)(x, C, st);
+        if (fn < C) return fn;
+        for (c = 0; c < C && x[c * st] != m; ++c) {}
+        return c;
+    }
 }
 
 /* sce_expsum plus the sums of the metrics: e2 = sum_k e_k^2 and
- * ed = sum_k e_k (x_k - m) (a zero e_k contributes 0, also at x_k = -inf). */
+ * ed = sum_k e_k (x_k - m) (a zero e_k contributes 0, also at x_k = -inf); each term
+ * in the input precision (as e_k itself), summed in double. */
 FL_INLINE void FL_NAME(sce_expsum_stats)(const FL_T *x, FL_T *g, int64_t C, int64_t st, FL_T m,
                                          double *rest_out, double *neq_out, double *e2_out,
                                          double *ed_out)
@@ -86,23 +105,23 @@ FL_INLINE void FL_NAME(sce_expsum_stats)(const FL_T *x, FL_T *g, int64_t C, int6
     if (g) {
         FL_SIMD_SUM(rest, neq, e2, ed)
         for (c = 0; c < C; ++c) {
-            FL_T v = x[c * st];
-            FL_T e = FL_EXP(v - m);
+            FL_T d = x[c * st] - m;
+            FL_T e = FL_EXP(d);
             g[c * st] = e;
             rest += e == (FL_T)1 ? 0.0 : (double)e;
             neq += e == (FL_T)1 ? 1.0 : 0.0;
-            e2 += (double)e * (double)e;
-            ed += e == (FL_T)0 ? 0.0 : (double)e * ((double)v - (double)m);
+            e2 += (double)(e * e);
+            ed += (double)(e == (FL_T)0 ? (FL_T)0 : e * d);
         }
     } else {
         FL_SIMD_SUM(rest, neq, e2, ed)
         for (c = 0; c < C; ++c) {
-            FL_T v = x[c * st];
-            FL_T e = FL_EXP(v - m);
+            FL_T d = x[c * st] - m;
+            FL_T e = FL_EXP(d);
             rest += e == (FL_T)1 ? 0.0 : (double)e;
             neq += e == (FL_T)1 ? 1.0 : 0.0;
-            e2 += (double)e * (double)e;
-            ed += e == (FL_T)0 ? 0.0 : (double)e * ((double)v - (double)m);
+            e2 += (double)(e * e);
+            ed += (double)(e == (FL_T)0 ? (FL_T)0 : e * d);
         }
     }
     *rest_out = rest;
@@ -148,6 +167,29 @@ FL_INLINE void FL_NAME(sce_topk)(const FL_T *x, int64_t C, int64_t st, FL_T xy, 
         *top1 += cnt < 1.0 ? 1.0 : 0.0;
         *topk += cnt < (double)k ? 1.0 : 0.0;
     }
+}
+
+/* sce_topk and sce_argmax in one pass over the row (top_k > 0, C <= INT32_MAX). */
+FL_INLINE int64_t FL_NAME(sce_topk_argmax)(const FL_T *x, int64_t C, int64_t st, FL_T xy,
+                                           int64_t k, FL_T m, double *top1, double *topk)
+{
+    double cnt = 0.0;
+    int32_t first = (int32_t)C, nan = 0;
+    int64_t c;
+    FL_PRAGMA_SIMD_TOPK_ARGMAX
+    for (c = 0; c < C; ++c) {
+        FL_T v = x[c * st];
+        int32_t i = v == m ? (int32_t)c : (int32_t)C;
+        int32_t n = v != v;
+        cnt += v > xy ? 1.0 : 0.0;
+        first = i < first ? i : first;
+        nan = n > nan ? n : nan;
+    }
+    if (xy == xy) {
+        *top1 += cnt < 1.0 ? 1.0 : 0.0;
+        *topk += cnt < (double)k ? 1.0 : 0.0;
+    }
+    return nan ? FL_NAME(sce_first_nan)(x, C, st) : (int64_t)first;
 }
 
 /* b_k: the part of a_k that is not the integer label's one-hot. */
@@ -248,8 +290,12 @@ FL_INLINE double FL_NAME(sce_row)(const fl_rows_ctx *ctx, const FL_T *x, const F
      * cache miss), and before anything is written (g may be x) */
     FL_T m = FL_NAME(sce_max)(x, C, st);
     FL_T xy = labels ? x[y * st] : (FL_T)0;
-    if (labels && a->top_k > 0) FL_NAME(sce_topk)(x, C, st, xy, a->top_k, top1, topk);
-    if (a->argmax_out) a->argmax_out[r] = FL_NAME(sce_argmax)(x, C, st, m);
+    if (a->argmax_out && labels && a->top_k > 0 && C <= INT32_MAX)
+        a->argmax_out[r] = FL_NAME(sce_topk_argmax)(x, C, st, xy, a->top_k, m, top1, topk);
+    else {
+        if (labels && a->top_k > 0) FL_NAME(sce_topk)(x, C, st, xy, a->top_k, top1, topk);
+        if (a->argmax_out) a->argmax_out[r] = FL_NAME(sce_argmax)(x, C, st, m);
+    }
 
     if (m == (FL_T)INFINITY) {
         if (a->stats_out) FL_NAME(sce_inf_stats)(a->stats_out + 3 * r, x, C, st);
