@@ -175,6 +175,41 @@ def test_softmax_special_rows_nan_inf():
     assert np.isnan(st[2]).all() and np.isnan(st[4]).all()      # a NaN row; an ignored row
 
 
+@pytest.mark.parametrize("top_k", [0, 2])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_argmax_is_numpys(top_k, dtype):
+    # NaN after, before and instead of the maximum; ties; -inf rows; one class; long rows
+    rows = [[1, 5, np.nan], [np.nan, 5, 1], [5, 5, 1], [1, 5, 5], [-np.inf] * 3,
+            [np.nan] * 3, [np.inf, 1, np.inf], [0, -0.0, 0]]
+    x = np.array(rows, dtype=dtype)
+    rng = np.random.default_rng(16)
+    big = np.round(rng.standard_normal((50, 2000)) * 3).astype(dtype)
+    big[7, 1500] = np.nan
+    for arr in (x, big, x[:, :1]):
+        y = np.zeros(arr.shape[0], np.int64)
+        am = np.empty(arr.shape[0], np.int64)
+        _api._softmax(arr, y, None, None, -100, 0.0, "sum", -1, None, True, False, None,
+                      top_k=top_k, argmax_out=am)
+        np.testing.assert_array_equal(am, np.argmax(arr, axis=1))
+        am2 = np.empty(arr.shape[0], np.int64)
+        _api._hinge(arr, y, 1.0, False, "weston_watkins", None, None, "sum", -1, None, True,
+                    False, None, top_k=top_k, argmax_out=am2)
+        np.testing.assert_array_equal(am2, np.argmax(arr, axis=1))
+
+
+def test_result_arrays_are_snapshots():
+    rng = np.random.default_rng(17)
+    x, y = softmax_data(rng, np.float64, n=300, C=5)
+    ev = Evaluator("softmax", metrics="all").update(x[:100], y[:100])
+    first = ev.result().metrics["confusion_matrix"]
+    kept = first.copy()
+    ev.update(x[100:], y[100:])
+    np.testing.assert_array_equal(first, kept)          # not changed by the later update
+    assert ev.result().metrics["confusion_matrix"].sum() == (y != LABELS_IGNORE).sum()
+    with pytest.raises(ValueError):
+        first[0, 0] = 1                                   # read-only: the state's own
+
+
 def test_argmax_before_an_in_place_gradient_and_hinge_modes():
     rng = np.random.default_rng(5)
     x = np.round(rng.standard_normal((400, 7)) * 2)
