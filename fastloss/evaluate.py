@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import inspect
 import math
-import operator
 from dataclasses import asdict, dataclass, field
 from typing import Optional
 
@@ -57,7 +56,7 @@ _EXTRA_OPTIONS = {
     "softmax_cross_entropy": (_api._softmax, {"z_loss": 0.0, "softcap": None,
                                               "focal_gamma": 0.0, "poly1_epsilon": 0.0}),
     "sigmoid_cross_entropy": (_api._sigmoid, {"focal_gamma": 0.0, "focal_alpha": None,
-                                              "poly1_epsilon": 0.0}),
+                                              "poly1_epsilon": 0.0, "ignore_index": None}),
 }
 for _name, (_fn, _extra) in _EXTRA_OPTIONS.items():
     _params = inspect.signature(_fn).parameters
@@ -73,7 +72,11 @@ _ALIASES = {
     "mean_squared_error": "mse",
 }
 
-_ARRAY_OPTIONS = ("weight", "pos_weight")   # compared with np.array_equal in merge()
+_ARRAY_OPTIONS = ("weight", "pos_weight")
+# The reductions an Evaluator can finish with: each chunk's kernel call uses
+# the same one, so its weight_sum is that reduction's denominator for the chunk
+# (batchmean: the chunk's rows along axis 0; fullmean: its output locations).
+_REDUCTIONS = ("mean", "sum", "batchmean", "fullmean")   # compared with np.array_equal in merge()
 
 
 def resolve_loss(loss):
@@ -158,6 +161,26 @@ def _total(s, c):
 
 # ------------------------------------------------------------ the evaluator
 
+def _check_scalar_options(loss, opts):
+    """The checks the kernel call would make on the scalar options, made once, up front."""
+    if loss == "softmax_cross_entropy":
+        _api._ignore_index(opts["ignore_index"])
+        eps = opts["label_smoothing"]
+        try:
+            ok = 0.0 <= float(eps) <= 1.0
+        except (TypeError, ValueError, OverflowError):
+            ok = False
+        if not ok:
+            raise ValueError("label_smoothing must be a number in [0, 1], not %r" % (eps,))
+        _api._softmax_options(*(opts.get(k, 0.0) if k != "softcap" else opts.get(k)
+                                for k in ("z_loss", "softcap", "focal_gamma", "poly1_epsilon")))
+    elif loss == "sigmoid_cross_entropy":
+        _api._sigmoid_options(opts.get("focal_gamma", 0.0), opts.get("focal_alpha"),
+                              opts.get("poly1_epsilon", 0.0))
+    elif loss == "hinge":
+        _api._margin(opts["margin"])
+
+
 class Evaluator:
     """Streaming loss and metrics: ``update`` over chunks, ``result`` at the end.
 
@@ -189,9 +212,11 @@ class Evaluator:
         ``"softmax_cross_entropy"``, ``"sigmoid_cross_entropy"``, ``"hinge"``
         or ``"mse"`` (aliases: ``softmax``, ``ce``, ``cross_entropy``,
         ``sigmoid``, ``bce``, ...), or the fastloss function itself.
-    reduction : {"mean", "sum"}, default "mean"
-        How :meth:`result` reduces (``"none"`` keeps per-row values, which an
-        evaluator does not store).
+    reduction : {"mean", "sum", "batchmean", "fullmean"}, default "mean"
+        How :meth:`result` reduces, as the loss function does over the
+        concatenated chunks (``"batchmean"`` divides by the rows along axis
+        0, ``"fullmean"`` by every output location; ``"none"`` keeps per-row
+        values, which an evaluator does not store).
     top_k : int or None, default 5
         k of the top-k accuracy (class losses with integer labels).  None
         turns the hit counts off (for ``softmax_cross_entropy`` with at most
@@ -256,15 +281,16 @@ class Evaluator:
         self._init_metrics(metrics, n_bins, threshold, auc_bins, top_k)
         self.metrics = metrics if metrics is None or isinstance(metrics, str) \
             else tuple(metrics)
-        if reduction not in ("mean", "sum"):
+        if reduction not in _REDUCTIONS:
             if reduction == "none":
                 raise ValueError("reduction='none' gives per-row losses, which an Evaluator "
                                  "does not keep; use 'mean' or 'sum'")
-            raise ValueError("reduction must be 'mean' or 'sum', not %r" % (reduction,))
+            raise ValueError("reduction must be %s, not %r"
+                             % (", ".join(repr(r) for r in _REDUCTIONS), reduction))
         self.reduction = reduction
         if top_k is not None:
             try:
-                top_k = operator.index(top_k)
+                top_k = _api._int(top_k)
             except TypeError:
                 raise ValueError("top_k must be a positive integer or None, not %r"
                                  % (top_k,)) from None
@@ -285,9 +311,10 @@ class Evaluator:
         opts.update(options)
         if spec.classes:
             try:
-                opts["axis"] = operator.index(opts["axis"])
+                opts["axis"] = _api._int(opts["axis"])
             except TypeError:
                 raise ValueError("axis must be an integer, not %r" % (opts["axis"],)) from None
+        _check_scalar_options(self.loss, opts)   # before any chunk: a bad option is no data error
         for name in _ARRAY_OPTIONS:
             if opts.get(name) is not None:
                 opts[name] = np.array(opts[name])      # a private copy: merge() compares it
@@ -306,7 +333,7 @@ class Evaluator:
             names = tuple(m for m in names if m != "top_k_accuracy")
         for name, v, lo in (("n_bins", n_bins, 1), ("auc_bins", auc_bins, 2)):
             try:
-                v = operator.index(v)
+                v = _api._int(v)
             except TypeError:
                 raise ValueError("%s must be an integer, not %r" % (name, v)) from None
             if not lo <= v <= 1 << 20:
@@ -315,9 +342,9 @@ class Evaluator:
                 threshold, (int, float, np.integer, np.floating)) or not 0 <= threshold <= 1:
             raise ValueError("threshold must be a number in [0, 1], not %r" % (threshold,))
         self.metric_names = names
-        self.n_bins = operator.index(n_bins)
+        self.n_bins = _api._int(n_bins)
         self.threshold = float(threshold)
-        self.auc_bins = operator.index(auc_bins)
+        self.auc_bins = _api._int(auc_bins)
 
     def _metric_width(self, sig):
         """Classes (class losses) or labels (sigmoid) of chunks with signature sig."""
@@ -354,7 +381,7 @@ class Evaluator:
             raise ValueError("the metrics of %s need integer class labels; target holds %s"
                              % (self.loss, sig[2]))
         if self.loss == "sigmoid_cross_entropy":
-            _metrics.SigmoidMetrics.check_target(t)
+            _metrics.SigmoidMetrics.check_target(t, self.options.get("ignore_index"))
 
     def reliability(self):
         """(bin edges, count, mean confidence, accuracy) per calibration bin for a
@@ -477,34 +504,36 @@ class Evaluator:
             self._check_signature(sig)     # other dtypes: the kernel's TypeError says more
 
         nt = self.n_threads
+        red = "sum" if self.reduction == "mean" else self.reduction
         k = self.top_k or 0
         self._metrics_target_check(x, t, sig)
         mout = self._metric_outputs(x, sig)
         if self.loss == "softmax_cross_entropy":
             r = _api._softmax(x, t, opts["weight"], per_chunk, opts["ignore_index"],
-                              opts["label_smoothing"], "sum", opts["axis"], nt, True, False,
+                              opts["label_smoothing"], red, opts["axis"], nt, True, False,
                               None, top_k=k, full=True, **{e: opts[e] for e in spec.extra},
                               **mout)
             hits = (r.stats["n_top1"], r.stats["n_topk"])
         elif self.loss == "hinge":
             r = _api._hinge(x, t, opts["margin"], opts["squared"], opts["multiclass"],
-                            opts["weight"], per_chunk, "sum", opts["axis"], nt, True, False,
+                            opts["weight"], per_chunk, red, opts["axis"], nt, True, False,
                             None, full=True, top_k=k if sig[2] == "integer labels" else 0,
                             **mout)
             hits = (r.stats["n_top1"], r.stats["n_topk"])
         elif self.loss == "sigmoid_cross_entropy":
             w = opts["weight"] if per_chunk is None else per_chunk
-            r = _api._sigmoid(x, t, w, opts["pos_weight"], "sum", nt, True, False, None,
+            r = _api._sigmoid(x, t, w, opts["pos_weight"], red, nt, True, False, None,
                               full=True, **{e: opts[e] for e in spec.extra})
             hits = (0, 0)
         else:
             w = opts["weight"] if per_chunk is None else per_chunk
-            r = _api._mse(x, t, w, "sum", nt, True, False, None, full=True)
+            r = _api._mse(x, t, w, red, nt, True, False, None, full=True)
             hits = (0, 0)
         st = r.stats
         self._check_signature(sig)
         if self.metric_names:            # nothing raises here: the targets were checked
-            self._update_metrics(self._metric_state(sig), x, t, mout, st)
+            self._update_metrics(self._metric_state(sig), x, t, mout, st,
+                                 per_chunk is not None)
         self._add_stats(st["loss_sum"], st["weight_sum"], st["n_rows"], st["n_ignored"], *hits)
         return self
 
@@ -523,7 +552,7 @@ class Evaluator:
                 out["lse_out"] = np.empty(row_shape, np.float64)
         return out
 
-    def _update_metrics(self, state, x, t, mout, kstats):
+    def _update_metrics(self, state, x, t, mout, kstats, chunk_weighted=False):
         if self.loss in ("softmax_cross_entropy", "hinge"):
             ax = self.options["axis"] % x.ndim
             y = np.asarray(t)
@@ -551,10 +580,9 @@ class Evaluator:
                          None if stats is None else stats.reshape(-1, 3),
                          None if nll is None else nll.ravel())
         elif self.loss == "sigmoid_cross_entropy":
-            state.update(x, t)
+            state.update(x, t, self.options.get("ignore_index"))
         else:
-            plain = self.options["weight"] is None and kstats is not None \
-                and kstats.get("weight_sum") == x.size
+            plain = self.options["weight"] is None and not chunk_weighted   # unweighted sum
             state.update(x, t, ss_res=kstats["loss_sum"] if plain else None)
 
     # ----------------------------------------------------------- merge

@@ -422,40 +422,65 @@ class SigmoidMetrics(_State):
         self.__dict__["_arrays"] = arr
 
     @staticmethod
-    def check_target(t):
+    def check_target(t, ignore_index=None):
         t = np.asarray(t)
-        if t.dtype.kind in "biuf" and not np.all((t == 0) | (t == 1)):
-            bad = t[~((t == 0) | (t == 1))].ravel()[0]
+        ok = (t == 0) | (t == 1)
+        if ignore_index is not None:
+            ok |= t == ignore_index
+        if t.dtype.kind in "biuf" and not np.all(ok):
+            bad = t[~ok].ravel()[0]
             raise ValueError("the metrics of sigmoid_cross_entropy need targets that are 0 or "
-                             "1; target has %r" % (bad.item(),))
+                             "1%s; target has %r"
+                             % ("" if ignore_index is None else " (or ignore_index)",
+                                bad.item()))
 
-    def update(self, x, t):
+    def update(self, x, t, ignore_index=None):
+        """One chunk; elements whose target is ignore_index are left out."""
         a = self.arrays()
         L = self.n_labels
         x = np.asarray(x, dtype=np.float64).reshape(-1, L)
         t = np.asarray(t).reshape(-1, L)
+        valid = None if ignore_index is None else t != ignore_index
+        if valid is not None and valid.all():
+            valid = None
         tb = t == 1
         with np.errstate(over="ignore"):
             p = 1.0 / (1.0 + np.exp(-x))
         pred = p >= self.threshold
-        a["n"] += p.size
-        a["n_rows"] += p.shape[0]
-        a["rows_right"] += np.count_nonzero((pred == tb).all(axis=1))
+        right = pred == tb
+        if valid is not None:
+            tb &= valid
+            pred &= valid
+            right |= ~valid
+            a["n"] += np.count_nonzero(valid)
+            a["n_rows"] += np.count_nonzero(valid.any(axis=1))
+            a["rows_right"] += np.count_nonzero(right.all(axis=1) & valid.any(axis=1))
+        else:
+            a["n"] += p.size
+            a["n_rows"] += p.shape[0]
+            a["rows_right"] += np.count_nonzero(right.all(axis=1))
         a["tp"] += np.count_nonzero(pred & tb, axis=0)
         a["n_true"] += np.count_nonzero(tb, axis=0)
         a["n_pred"] += np.count_nonzero(pred, axis=0)
-        d = p - t
+        if valid is not None:
+            p, tf, tbf = p[valid], t[valid].astype(np.float64), tb[valid]
+            lab = np.broadcast_to(np.arange(L, dtype=np.int64), valid.shape)[valid]
+        else:
+            p, tf, tbf = p.ravel(), t.ravel(), tb.ravel()
+            lab = None
+        d = p - tf
         _comp_add(a["brier"], np.sum(d * d))
-        pf = p.ravel()
-        b = _ece_bins(pf, self.n_bins)
+        b = _ece_bins(p, self.n_bins)
         a["ece_count"] += np.bincount(b, minlength=self.n_bins + 1)
-        a["ece_pos"] += np.bincount(b[tb.ravel()], minlength=self.n_bins + 1)
-        _comp_add(a["ece_conf"], np.bincount(b, weights=pf, minlength=self.n_bins + 1))
+        a["ece_pos"] += np.bincount(b[tbf], minlength=self.n_bins + 1)
+        _comp_add(a["ece_conf"], np.bincount(b, weights=p, minlength=self.n_bins + 1))
         if self.auc and p.size:
             B = self.auc_bins
             hb = np.minimum((p * B).astype(np.int64), B - 1)
-            key = hb + (np.arange(L, dtype=np.int64) * (2 * B))[None, :] + tb * B
-            a["hist"] += np.bincount(key.ravel(), minlength=L * 2 * B).reshape(L, 2, B)
+            if lab is None:
+                lab = np.broadcast_to(np.arange(L, dtype=np.int64), (p.size // L, L)).ravel()
+            key = hb + lab * (2 * B) + tbf * B
+            a["hist"] += np.bincount(key, minlength=L * 2 * B).reshape(L, 2, B)
 
     def result(self, n_topk=None):
         a = self.arrays()

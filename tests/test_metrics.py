@@ -397,6 +397,31 @@ def test_sigmoid_binary_one_dimensional_and_missing_positives():
     assert m2["macro_roc_auc"] == pytest.approx(np.mean(m2["roc_auc"][[0, 2]]), rel=1e-12)
 
 
+def test_sigmoid_ignore_index_leaves_elements_out():
+    if "ignore_index" not in fastloss.evaluate.LOSSES["sigmoid_cross_entropy"].extra:
+        pytest.skip("this build's sigmoid_cross_entropy has no ignore_index")
+    rng = np.random.default_rng(18)
+    x, t = sigmoid_data(rng, np.float64, n=600, L=4)
+    t = t.copy()
+    mask = rng.random(t.shape) < 0.2
+    t[mask] = -1
+    m = Evaluator("sigmoid", metrics="all", ignore_index=-1).update(x, t).result().metrics
+    p = 1 / (1 + np.exp(-x))
+    keep = ~mask
+    pred = p >= 0.5
+    assert m["accuracy"] == pytest.approx(np.mean((pred == (t == 1))[keep]), rel=1e-12)
+    assert m["brier"] == pytest.approx(np.mean(((p - t) ** 2)[keep]), rel=1e-12)
+    rows = keep.any(axis=1)
+    right = ((pred == (t == 1)) | mask).all(axis=1)
+    assert m["subset_accuracy"] == pytest.approx(np.sum(right & rows) / rows.sum(), rel=1e-12)
+    for j in range(4):
+        kj = keep[:, j]
+        tj, pj = (t[kj, j] == 1).astype(int), pred[kj, j].astype(int)
+        assert m["f1"][j] == pytest.approx(M.f1_score(tj, pj, zero_division=0), rel=1e-12)
+        assert abs(m["roc_auc"][j] - M.roc_auc_score(tj, p[kj, j])) < 0.005
+    assert m["ece"] == pytest.approx(tm_calibration(p[keep], t[keep] == 1, 15)[0], rel=1e-9)
+
+
 @pytest.mark.parametrize("auc_bins", [10, 100, 1000])
 def test_binned_auc_error_bound(auc_bins):
     """The exact AUC lies between the step sums; the trapezoid's error is at most half the
