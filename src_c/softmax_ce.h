@@ -169,6 +169,28 @@ FL_INLINE void FL_NAME(sce_topk)(const FL_T *x, int64_t C, int64_t st, FL_T xy, 
     }
 }
 
+/* The first x_k == m of a row known to hold no NaN: blocks of 64 tested with one vector
+ * OR each, stopping at the first block that holds it (on average half the row, read from
+ * cache right after the exp pass). */
+FL_INLINE int64_t FL_NAME(sce_argmax_scan)(const FL_T *x, int64_t C, int64_t st, FL_T m)
+{
+    int64_t c0, c;
+    for (c0 = 0; c0 < C; c0 += 64) {
+        const int64_t c1 = c0 + 64 < C ? c0 + 64 : C;
+        int32_t hit = 0;
+        FL_SIMD_MAX(hit)
+        for (c = c0; c < c1; ++c) {
+            int32_t h = x[c * st] == m;
+            hit = h > hit ? h : hit;
+        }
+        if (hit) {
+            for (c = c0; c < c1 && x[c * st] != m; ++c) {}
+            return c;
+        }
+    }
+    return FL_NAME(sce_argmax)(x, C, st, m);      /* not reached for a NaN-free row */
+}
+
 /* sce_topk and sce_argmax in one pass over the row (top_k > 0, C <= INT32_MAX). */
 FL_INLINE int64_t FL_NAME(sce_topk_argmax)(const FL_T *x, int64_t C, int64_t st, FL_T xy,
                                            int64_t k, FL_T m, double *top1, double *topk)
@@ -290,14 +312,18 @@ FL_INLINE double FL_NAME(sce_row)(const fl_rows_ctx *ctx, const FL_T *x, const F
      * cache miss), and before anything is written (g may be x) */
     FL_T m = FL_NAME(sce_max)(x, C, st);
     FL_T xy = labels ? x[y * st] : (FL_T)0;
-    if (a->argmax_out && labels && a->top_k > 0 && C <= INT32_MAX)
+    /* the argmax: after the exp pass (which tells whether the row has a NaN) when the
+     * logits survive it, else here, before the gradient overwrites them */
+    const int late = a->argmax_out && (void *)g != (const void *)x;
+    if (a->argmax_out && !late && labels && a->top_k > 0 && C <= INT32_MAX)
         a->argmax_out[r] = FL_NAME(sce_topk_argmax)(x, C, st, xy, a->top_k, m, top1, topk);
     else {
         if (labels && a->top_k > 0) FL_NAME(sce_topk)(x, C, st, xy, a->top_k, top1, topk);
-        if (a->argmax_out) a->argmax_out[r] = FL_NAME(sce_argmax)(x, C, st, m);
+        if (a->argmax_out && !late) a->argmax_out[r] = FL_NAME(sce_argmax)(x, C, st, m);
     }
 
     if (m == (FL_T)INFINITY) {
+        if (late) a->argmax_out[r] = FL_NAME(sce_argmax)(x, C, st, m);
         if (a->stats_out) FL_NAME(sce_inf_stats)(a->stats_out + 3 * r, x, C, st);
         if (a->lse_out) {
             int nan = 0;
@@ -315,6 +341,9 @@ FL_INLINE double FL_NAME(sce_row)(const fl_rows_ctx *ctx, const FL_T *x, const F
         FL_NAME(sce_expsum_stats)(x, g, C, st, m, &rest, &neq, &e2, &ed);
     else
         FL_NAME(sce_expsum)(x, g, C, st, m, &rest, &neq);    /* g now holds e (x may be gone) */
+    if (late)       /* rest is NaN iff the row has a NaN (or is all -inf) */
+        a->argmax_out[r] = rest == rest ? FL_NAME(sce_argmax_scan)(x, C, st, m)
+                                        : FL_NAME(sce_argmax)(x, C, st, m);
     double rest1 = rest + (neq - 1.0);                   /* s - 1 */
     double s = 1.0 + rest1;
     double logs = log1p(rest1);
