@@ -387,6 +387,8 @@ static fl_status fl_softmax_ce(const fl_softmax_ce_args *a, fl_result *res, int 
         }
         if (options && a->softcap > 0.0)
             scratch = (size_t)a->n_classes * esz;     /* the capped row */
+        if (a->stats_out != NULL && a->grad == NULL && a->inner == 1 && !options)
+            scratch = (size_t)a->n_classes * esz;     /* the row's e_k for the metrics' sums */
         st = fl_run_blocks(fl_table()->softmax_ce[dt], &ctx,
                            (n_rows + ctx.rows_per_block - 1) / ctx.rows_per_block, a->n_threads,
                            n_rows * a->n_classes, scratch, &tot);

@@ -140,6 +140,30 @@ FL_INLINE void FL_NAME(sce_put_stats)(double *out, double s, double logs, double
     out[2] = logs - ed / s;
 }
 
+/* The metrics' sums from the stored e_k (stride 1), in a loop of their own so that the
+ * loss's sums keep their order: float partials over 128 classes (as precise as e_k
+ * itself), added in double. */
+FL_INLINE void FL_NAME(sce_stats_from_e)(const FL_T *x, const FL_T *e, int64_t C, FL_T m,
+                                         double *e2_out, double *ed_out)
+{
+    double e2 = 0.0, ed = 0.0;
+    int64_t c0, c;
+    for (c0 = 0; c0 < C; c0 += 128) {
+        const int64_t c1 = c0 + 128 < C ? c0 + 128 : C;
+        FL_T f2 = 0, fd = 0;
+        FL_SIMD_SUM(f2, fd)
+        for (c = c0; c < c1; ++c) {
+            FL_T ec = e[c], d = x[c] - m;
+            f2 += ec * ec;
+            fd += ec == (FL_T)0 ? (FL_T)0 : ec * d;
+        }
+        e2 += (double)f2;
+        ed += (double)fd;
+    }
+    *e2_out = e2;
+    *ed_out = ed;
+}
+
 /* A row whose maximum is +inf: p is one-hot at the single +inf (no NaN),
  * else undefined (NaN). */
 FL_INLINE void FL_NAME(sce_inf_stats)(double *out, const FL_T *x, int64_t C, int64_t st)
@@ -294,7 +318,7 @@ FL_INLINE double FL_NAME(sce_row_inf)(const fl_softmax_ce_args *a, const FL_T *x
 /* One row: returns its (weighted) loss, writes its gradient / Hessian. */
 FL_INLINE double FL_NAME(sce_row)(const fl_rows_ctx *ctx, const FL_T *x, const FL_T *t, FL_T *g,
                                   FL_T *h, int64_t st, int64_t r, int64_t y, double *top1,
-                                  double *topk)
+                                  double *topk, FL_T *ebuf)
 {
     const fl_softmax_ce_args *a = (const fl_softmax_ce_args *)ctx->args;
     const double *w = a->class_weight;
@@ -337,10 +361,14 @@ FL_INLINE double FL_NAME(sce_row)(const fl_rows_ctx *ctx, const FL_T *x, const F
     if (general)
         FL_NAME(sce_bsums)(x, t, w, C, st, m, keep, spread, ctx->class_weight_sum, &S1, &B);
     double rest, neq, e2 = 0.0, ed = 0.0;
-    if (a->stats_out)
+    /* the metrics' sums: from the e_k stored in g or the thread's buffer (the loss's sums
+     * as without them); fused into the exp pass for an in-place or strided row */
+    FL_T *ev = (st == 1 && (void *)g != (const void *)x) ? (g ? g : ebuf) : NULL;
+    if (a->stats_out && !ev)
         FL_NAME(sce_expsum_stats)(x, g, C, st, m, &rest, &neq, &e2, &ed);
     else
-        FL_NAME(sce_expsum)(x, g, C, st, m, &rest, &neq);    /* g now holds e (x may be gone) */
+        FL_NAME(sce_expsum)(x, a->stats_out ? ev : g, C, st, m, &rest, &neq);  /* g: e (x may be gone) */
+    if (a->stats_out && ev) FL_NAME(sce_stats_from_e)(x, ev, C, m, &e2, &ed);
     if (late)       /* rest is NaN iff the row has a NaN (or is all -inf) */
         a->argmax_out[r] = rest == rest ? FL_NAME(sce_argmax_scan)(x, C, st, m)
                                         : FL_NAME(sce_argmax)(x, C, st, m);
@@ -794,18 +822,18 @@ void FL_NAME(fl_sce_block)(const void *vctx, int64_t b, fl_partial *part, void *
             else
                 l = FL_NAME(sce_row_opt)(ctx, X + off, T ? T + off : NULL, G ? G + off : NULL,
                                          zbuf, inner, r, y, &top1, &topk);
-        } else if (inner == 1 && scratch) {
+        } else if (inner == 1 && scratch && ctx->stream) {
             /* the row's gradient is built in the thread's buffer (L1/L2),
              * then streamed out: the output is never read */
             l = FL_NAME(sce_row)(ctx, X + off, T ? T + off : NULL, (FL_T *)scratch,
-                                 H ? H + off : NULL, 1, r, y, &top1, &topk);
+                                 H ? H + off : NULL, 1, r, y, &top1, &topk, NULL);
             FL_STREAM(G + off, (const FL_T *)scratch, C);
         } else if (inner == 1)
             l = FL_NAME(sce_row)(ctx, X + off, T ? T + off : NULL, G ? G + off : NULL,
-                                 H ? H + off : NULL, 1, r, y, &top1, &topk);
+                                 H ? H + off : NULL, 1, r, y, &top1, &topk, (FL_T *)scratch);
         else
             l = FL_NAME(sce_row)(ctx, X + off, T ? T + off : NULL, G ? G + off : NULL,
-                                 H ? H + off : NULL, inner, r, y, &top1, &topk);
+                                 H ? H + off : NULL, inner, r, y, &top1, &topk, NULL);
         if (RL) RL[r] = (FL_T)l;
         lsum += l;
     }
