@@ -53,6 +53,8 @@ def mse(
 ) -> _Result: ...
 def parallel_copy(src: np.ndarray, dst: np.ndarray, n_threads: Optional[int] = None) -> None:
     """Copy C-contiguous src into dst (same byte size) with OpenMP threads."""
+def parallel_read(src: np.ndarray, n_threads: Optional[int] = None) -> int:
+    """Read every byte of C-contiguous src with OpenMP threads; returns a checksum of them."""
 def overlap(a: np.ndarray, b: np.ndarray) -> int:
     """For C-contiguous arrays: 0 if their bytes are disjoint, 1 if they overlap,
     2 if they are the same buffer (same start and size)."""

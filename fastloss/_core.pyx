@@ -8,7 +8,7 @@ kernel's fl_result as a tuple: (status, value, loss_sum, weight_sum,
 n_ignored, n_top1, n_topk, bad_index, bad_value).
 """
 cimport numpy as cnp
-from libc.stdint cimport int64_t
+from libc.stdint cimport int64_t, uint64_t
 from libc.string cimport memset
 from fastloss.capi cimport *
 
@@ -174,6 +174,21 @@ def parallel_copy(cnp.ndarray src, cnp.ndarray dst, n_threads=None):
     cdef const void *s = cnp.PyArray_DATA(src)
     with nogil:
         fl_parallel_copy(d, s, nbytes, nt)
+
+
+def parallel_read(cnp.ndarray src, n_threads=None):
+    """Read every byte of C-contiguous src with OpenMP threads; returns a checksum of them.
+
+    The read-only yardstick of the benchmark: a value-only kernel reads its input once."""
+    cdef int nt = 0 if n_threads is None else int(n_threads)
+    cdef int64_t nbytes = src.nbytes
+    cdef uint64_t total
+    if not src.flags.c_contiguous:
+        raise ValueError("parallel_read needs a C-contiguous array")
+    cdef const void *s = cnp.PyArray_DATA(src)
+    with nogil:
+        total = fl_parallel_read(s, nbytes, nt)
+    return total
 
 
 def openmp_enabled():

@@ -9,7 +9,7 @@
 #     cdef fl_result r
 #     with nogil:
 #         st = FL_API.softmax_ce_f64(&a, &r)
-from libc.stdint cimport int64_t
+from libc.stdint cimport int64_t, uint64_t
 
 cdef extern from "fastloss.h" nogil:
     ctypedef enum fl_status:
@@ -125,6 +125,7 @@ cdef extern from "fastloss.h" nogil:
     fl_status fl_mse_f64(const fl_mse_args *args, fl_result *result)
 
     void fl_parallel_copy(void *dst, const void *src, int64_t nbytes, int n_threads)
+    uint64_t fl_parallel_read(const void *src, int64_t nbytes, int n_threads)
     int fl_openmp_enabled()
     int fl_default_threads()
     const char *fl_simd_in_use()

@@ -566,3 +566,34 @@ void fl_parallel_copy(void *dst, const void *src, int64_t nbytes, int n_threads)
     (void)nt;
     for (i = 0; i < n_chunks; ++i) fl_copy_chunk(dst, src, nbytes, chunk, i);
 }
+
+static uint64_t fl_read_chunk(const void *src, int64_t nbytes, int64_t chunk, int64_t i)
+{
+    const unsigned char *p = (const unsigned char *)src + i * chunk;
+    int64_t len = nbytes - i * chunk < chunk ? nbytes - i * chunk : chunk, k;
+    uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0, w[4];
+    for (k = 0; k + 32 <= len; k += 32) {
+        memcpy(w, p + k, 32);
+        s0 += w[0]; s1 += w[1]; s2 += w[2]; s3 += w[3];
+    }
+    for (; k < len; ++k) s0 += p[k];
+    return s0 + s1 + s2 + s3;
+}
+
+uint64_t fl_parallel_read(const void *src, int64_t nbytes, int n_threads)
+{
+    const int64_t chunk = 1 << 20;
+    int64_t n_chunks = (nbytes + chunk - 1) / chunk, i;
+    int nt = fl_threads_for(n_threads, nbytes / 4, n_chunks);
+    uint64_t sum = 0;
+#ifdef _OPENMP
+    if (nt > 1) {
+#pragma omp parallel for schedule(static) num_threads(nt) reduction(+:sum)
+        for (i = 0; i < n_chunks; ++i) sum += fl_read_chunk(src, nbytes, chunk, i);
+        return sum;
+    }
+#endif
+    (void)nt;
+    for (i = 0; i < n_chunks; ++i) sum += fl_read_chunk(src, nbytes, chunk, i);
+    return sum;
+}

@@ -185,6 +185,8 @@ fl_status fl_mse_f64(const fl_mse_args *args, fl_result *result);
 
 /* Copy nbytes from src to dst with n_threads threads (the bandwidth yardstick). */
 void fl_parallel_copy(void *dst, const void *src, int64_t nbytes, int n_threads);
+/* Read nbytes with n_threads threads; returns a checksum (the read-only yardstick). */
+uint64_t fl_parallel_read(const void *src, int64_t nbytes, int n_threads);
 
 /* Runtime information and control. */
 int fl_openmp_enabled(void);           /* 1 when compiled with OpenMP */

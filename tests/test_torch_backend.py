@@ -434,15 +434,19 @@ def test_numpy_results_are_unchanged_by_the_wrapper():
 
 
 def test_digits_example_runs(capsys):
-    """examples/train_digits_torch.py: both losses reach the same accuracy (it asserts so)."""
+    """examples/plot_pytorch_digits.py: both losses reach the same accuracy (it asserts so)."""
     pytest.importorskip("sklearn")
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
     import pathlib
     import runpy
-    path = pathlib.Path(__file__).resolve().parents[1] / "examples" / "train_digits_torch.py"
+    path = pathlib.Path(__file__).resolve().parents[1] / "examples" / "plot_pytorch_digits.py"
     threads = torch.get_num_threads()
     try:
         runpy.run_path(str(path), run_name="__main__")
     finally:
         torch.set_num_threads(threads)     # the example sets 1
+    import matplotlib.pyplot as plt
+    plt.close("all")
     out = capsys.readouterr().out
     assert "accuracy difference: 0.00" in out and "time ratio fastloss / torch" in out
