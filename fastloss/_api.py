@@ -457,6 +457,17 @@ def _elem_weight(weight, x, name="weight"):
     return np.require(full, dtype=_aux_dtype(x), requirements=["C", "A"]), row_len
 
 
+def _stat_out(a, dtype, shape, name):
+    """A per-row statistics output of the metrics (fastloss.evaluate allocates it)."""
+    if a is None:
+        return None
+    if (not isinstance(a, np.ndarray) or a.dtype != dtype or a.shape != tuple(shape)
+            or not a.flags.c_contiguous or not a.flags.writeable or not a.flags.aligned):
+        raise ValueError("%s must be a writable C-contiguous %s array of shape %s; got %s"
+                         % (name, dtype, tuple(shape), _describe(a)))
+    return a
+
+
 class _Out:
     """What one driver call produced: ``value`` (a float, or the per-row array for
     reduction="none"), ``grad``, ``hess`` (None when not asked for) and ``result``, the
@@ -484,9 +495,11 @@ def _finish(res, reduction, row_loss, out, g, h):
 def _softmax(logits, target, *, weight=None, sample_weight=None, ignore_index=-100,
              label_smoothing=0.0, reduction="mean", axis=-1, n_threads=None, z_loss=0.0,
              softcap=None, lse_out=None, focal_gamma=0.0, poly1_epsilon=0.0, out=None,
-             hess_out=None, value=True, grad=False, hess=False, top_k=0):
+             hess_out=None, value=True, grad=False, hess=False, top_k=0, argmax_out=None,
+             stats_out=None):
     """The driver of every softmax cross-entropy form: arguments -> one kernel request ->
-    an :class:`_Out`.  ``value``, ``grad`` and ``hess`` switch the outputs on."""
+    an :class:`_Out`.  ``value``, ``grad`` and ``hess`` switch the outputs on;
+    ``argmax_out`` and ``stats_out`` receive the per-row statistics of the metrics."""
     x = _float_array(logits, "logits")
     if x.ndim == 0:
         raise ValueError("logits is 0-d; softmax cross-entropy needs a class axis")
@@ -559,7 +572,9 @@ def _softmax(logits, target, *, weight=None, sample_weight=None, ignore_index=-1
         n_classes=n_classes, inner=inner, ignore_index=ignore, label_smoothing=eps,
         reduction=red, top_k=top_k, row_loss=row_loss, grad=g, hess=h, n_threads=nt,
         z_loss=zl, softcap=cap, focal_gamma=gam, poly1_epsilon=pe, lse_out=lse,
-        target_dtype=tdt, batch_size=_batch_size(row_shape))
+        target_dtype=tdt, batch_size=_batch_size(row_shape),
+        argmax_out=_stat_out(argmax_out, _I64, row_shape, "argmax_out"),
+        stats_out=_stat_out(stats_out, _F64, row_shape + (3,), "stats_out"))
     if res.status != _core.FL_STATUS_OK:
         _check(res, name, {"label_smoothing": label_smoothing, "z_loss": z_loss,
                            "focal_gamma": focal_gamma, "poly1_epsilon": poly1_epsilon,
@@ -879,7 +894,7 @@ sigmoid_cross_entropy_value_and_grad.__doc__ = _SIGMOID_DOC.format(
 
 def _hinge(scores, target, *, margin=1.0, squared=False, multiclass="ovr", weight=None,
            sample_weight=None, reduction="mean", axis=-1, n_threads=None, out=None, value=True,
-           grad=False, top_k=0):
+           grad=False, top_k=0, argmax_out=None):
     """The driver of every hinge form (``top_k`` counts hits for integer labels only)."""
     x = _float_array(scores, "scores")
     red = _reduction(reduction)
@@ -942,7 +957,8 @@ def _hinge(scores, target, *, margin=1.0, squared=False, multiclass="ovr", weigh
                       outer=outer, n_classes=n_classes, inner=inner, margin=margin,
                       squared=bool(squared), mode=mode, reduction=red, row_loss=row_loss,
                       grad=g, n_threads=nt, top_k=top_k if labels is not None else 0,
-                      target_dtype=tdt, batch_size=_batch_size(row_shape))
+                      target_dtype=tdt, batch_size=_batch_size(row_shape),
+                      argmax_out=_stat_out(argmax_out, _I64, row_shape, "argmax_out"))
     if res.status != _core.FL_STATUS_OK:
         _check(res, "hinge", {"shape": x.shape, "axis": ax}, row_shape, n_classes)
     return _finish(res, red, row_loss, out, g, None)

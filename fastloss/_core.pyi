@@ -65,7 +65,7 @@ def softmax_ce(
     top_k: int = 0, row_loss: _Array = None, grad: _Array = None, hess: _Array = None,
     n_threads: int = 0, z_loss: float = 0.0, softcap: float = 0.0, focal_gamma: float = 0.0,
     poly1_epsilon: float = 0.0, lse_out: _Array = None, batch_size: int = 0,
-    target_dtype: int = 0,
+    target_dtype: int = 0, argmax_out: _Array = None, stats_out: _Array = None,
 ) -> Result: ...
 def sigmoid_ce(
     *, logits: np.ndarray, target: np.ndarray, weight: _Array = None,
@@ -80,7 +80,7 @@ def hinge(
     class_weight: _Array = None, sample_weight: _Array = None, outer: int, n_classes: int,
     inner: int, margin: float = 1.0, squared: bool = False, mode: int = 0, reduction: int = 2,
     row_loss: _Array = None, grad: _Array = None, n_threads: int = 0, top_k: int = 0,
-    batch_size: int = 0, target_dtype: int = 0,
+    batch_size: int = 0, target_dtype: int = 0, argmax_out: _Array = None,
 ) -> Result: ...
 def mse(
     *, pred: np.ndarray, target: np.ndarray, weight: _Array = None, weight_row_stride: int = 0,

@@ -116,7 +116,7 @@ def softmax_ce(*, object logits, object labels=None, object probs=None,
                object row_loss=None, object grad=None, object hess=None, int n_threads=0,
                double z_loss=0.0, double softcap=0.0, double focal_gamma=0.0,
                double poly1_epsilon=0.0, object lse_out=None, int target_dtype=0,
-               int64_t batch_size=0):
+               int64_t batch_size=0, object argmax_out=None, object stats_out=None):
     cdef fl_softmax_ce_args a
     cdef fl_result r
     cdef fl_status st
@@ -145,6 +145,8 @@ def softmax_ce(*, object logits, object labels=None, object probs=None,
     a.poly1_epsilon = poly1_epsilon
     a.lse_out = <double *>_ptr(lse_out)
     a.target_dtype = target_dtype
+    a.argmax_out = <int64_t *>_ptr(argmax_out)
+    a.stats_out = <double *>_ptr(stats_out)
     with nogil:
         if k == 0:
             st = fl_softmax_ce_f32(&a, &r)
@@ -203,7 +205,8 @@ def hinge(*, object scores, object labels=None, object target=None, object class
           object sample_weight=None, int64_t outer, int64_t n_classes, int64_t inner,
           double margin=1.0, bint squared=False, int mode=FL_HINGE_OVR,
           int reduction=FL_REDUCE_MEAN, object row_loss=None, object grad=None,
-          int n_threads=0, int64_t top_k=0, int target_dtype=0, int64_t batch_size=0):
+          int n_threads=0, int64_t top_k=0, int target_dtype=0, int64_t batch_size=0,
+          object argmax_out=None):
     cdef fl_hinge_args a
     cdef fl_result r
     cdef fl_status st
@@ -227,6 +230,7 @@ def hinge(*, object scores, object labels=None, object target=None, object class
     a.grad = _ptr(grad)
     a.top_k = top_k
     a.target_dtype = target_dtype
+    a.argmax_out = <int64_t *>_ptr(argmax_out)
     with nogil:
         if k == 0:
             st = fl_hinge_f32(&a, &r)

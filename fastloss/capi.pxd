@@ -87,6 +87,8 @@ cdef extern from "fastloss.h" nogil:
         double *lse_out
         int64_t batch_size
         int target_dtype
+        int64_t *argmax_out
+        double *stats_out
 
     ctypedef struct fl_sigmoid_ce_args:
         int64_t n_rows, row_len
@@ -125,6 +127,7 @@ cdef extern from "fastloss.h" nogil:
         int64_t top_k
         int64_t batch_size
         int target_dtype
+        int64_t *argmax_out
 
     ctypedef struct fl_mse_args:
         int64_t n_rows, row_len

@@ -16,6 +16,7 @@ Needs the optional ``dask[array]`` (``dask[array,distributed]`` for a cluster).
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from typing import Any, Optional
@@ -69,8 +70,10 @@ def evaluate(pred: Any, target: Any, *, loss: Any = "softmax_cross_entropy",
         False returns a ``dask.delayed`` object whose ``compute()`` gives the
         result, to be computed together with other work.
     **options
-        ``reduction``, ``top_k``, ``n_threads`` and the loss's options, as for
-        :class:`fastloss.Evaluator`.
+        ``reduction``, ``top_k``, ``n_threads``, ``metrics`` (with ``n_bins``,
+        ``threshold``, ``auc_bins``) and the loss's options, as for
+        :class:`fastloss.Evaluator`; ``result.metrics`` merges the blocks' counts,
+        histograms and compensated sums exactly.
 
     Returns
     -------
@@ -118,6 +121,9 @@ def evaluate(pred: Any, target: Any, *, loss: Any = "softmax_cross_entropy",
     proto = Evaluator(loss, **options)            # validates the loss and its options
     ctor = {"reduction": proto.reduction, "top_k": proto.top_k, "n_threads": proto.n_threads,
             **proto.options}
+    if proto.metric_names:
+        ctor.update(metrics=proto.metrics, n_bins=proto.n_bins, threshold=proto.threshold,
+                    auc_bins=proto.auc_bins)
 
     class_ax = None
     if spec.classes and pred.ndim >= 2:
@@ -144,6 +150,7 @@ def evaluate(pred: Any, target: Any, *, loss: Any = "softmax_cross_entropy",
     check.update(*empties[:2], **({spec.chunk_option: empties[2]} if per_row is not None
                                   else {}))
     signature = check._signature
+    width = check._state_vector().size          # _K, plus the metric state's size
 
     nb = len(row_chunks)
     extra = {}
@@ -154,10 +161,12 @@ def evaluate(pred: Any, target: Any, *, loss: Any = "softmax_cross_entropy",
     states = da.map_blocks(
         _block_state, *arrays, loss=loss, ctor=ctor, squeeze=tuple(squeeze),
         key=spec.chunk_option if per_row is not None else None,
-        chunks=((1,) * nb, (_K,)), dtype=np.float64, meta=np.empty((0, 0), np.float64),
+        chunks=((1,) * nb, (width,)), dtype=np.float64, meta=np.empty((0, 0), np.float64),
         token="fastloss-eval-block", **extra)
+    merge = _merge_states if width == _K else functools.partial(
+        _merge_metric_states, loss=loss, ctor=ctor, signature=signature, width=width)
     total = da.reduction(
-        states, chunk=_merge_states, combine=_merge_states, aggregate=_merge_states,
+        states, chunk=merge, combine=merge, aggregate=merge,
         axis=0, keepdims=False, dtype=np.float64, split_every=split_every, concatenate=True,
         meta=np.empty((0,), np.float64), name="fastloss-eval-merge")
     finish = dask.delayed(_finish, pure=False)(total, loss, ctor, signature)
@@ -220,8 +229,19 @@ def _merge_states(x, axis=None, keepdims=False):
     return out[None, :] if keepdims else out
 
 
+def _merge_metric_states(x, axis=None, keepdims=False, *, loss, ctor, signature, width):
+    """_merge_states with metrics: the states merged by an Evaluator (exact counts and
+    histograms, compensated sums)."""
+    ev = Evaluator(loss, **ctor)
+    ev._signature = signature
+    for row in np.asarray(x, dtype=np.float64).reshape(-1, width):
+        ev._merge_state_vector(row)
+    out = ev._state_vector()
+    return out[None, :] if keepdims else out
+
+
 def _finish(state, loss, ctor, signature) -> EvalResult:
     ev = Evaluator(loss, **ctor)
-    ev._merge_state_vector(np.asarray(state).reshape(_K))
     ev._signature = signature
+    ev._merge_state_vector(np.asarray(state).ravel())
     return ev.result()

@@ -421,6 +421,23 @@ def _parser():
         else:
             g.add_argument(flag, type=int if kind == "int" else float,
                            metavar="N" if kind == "int" else "X", help=text)
+    m = p.add_argument_group("metrics (computed in the loss's pass; see fastloss.metrics)")
+    m.add_argument("--metrics", metavar="all|NAME,...",
+                   help="evaluation metrics: 'all' or a comma-separated list (softmax: accuracy, "
+                        "nll, brier, ece, mce, entropy, precision, recall, f1, macro_f1, "
+                        "balanced_accuracy, confusion_matrix, ...; sigmoid: roc_auc, "
+                        "average_precision, micro_f1, ...; mse: rmse, mae, r2)")
+    m.add_argument("--n-bins", type=int, default=15, metavar="N",
+                   help="calibration bins of ece / mce (default 15)")
+    m.add_argument("--threshold", type=float, default=0.5, metavar="P",
+                   help="sigmoid: predicted positive where p >= P (default 0.5)")
+    m.add_argument("--auc-bins", type=int, default=1000, metavar="N",
+                   help="sigmoid: probability bins of roc_auc / average_precision "
+                        "(default 1000)")
+    m.add_argument("--plot", metavar="FILE.png",
+                   help="draw the reliability diagram (softmax, sigmoid) and, for at most 50 "
+                        "classes, the confusion matrix (softmax, hinge) into FILE.png "
+                        "(needs matplotlib)")
     r = p.add_argument_group("running")
     r.add_argument("--memory", type=parse_size, default=DEFAULT_MEMORY, metavar="SIZE",
                    help="memory budget of the process, e.g. 512M, 1GiB (default 1GiB); "
@@ -495,6 +512,16 @@ def _check_args(a):
         raise UsageError("--threads must be >= 1, not %d" % a.threads)
     if a.label_smoothing is not None and not 0.0 <= a.label_smoothing <= 1.0:
         raise UsageError("--label-smoothing must be in [0, 1], not %r" % a.label_smoothing)
+    if a.plot is not None:
+        if a.loss == "mse":
+            raise UsageError("--plot draws a reliability diagram or a confusion matrix; "
+                             "--loss mse has neither")
+        if not a.plot.lower().endswith(".png"):
+            raise UsageError("--plot writes a PNG file; give a name ending in .png, not %r"
+                             % a.plot)
+        d = os.path.dirname(os.path.abspath(a.plot))
+        if not os.path.isdir(d):
+            raise UsageError("--plot: directory %s does not exist" % d)
     if a.target is None and not _split_spec(a.pred)[0].lower().endswith(".npz"):
         raise UsageError("give TARGET, or a .npz PRED that holds both arrays")
     # every option's domain (--z-loss -1, --softcap inf, ...), before any file is read
@@ -626,7 +653,9 @@ def evaluate_files(args, progress=None):
                                 % (s.role, s.spec, s.dtype))
         try:
             ev = Evaluator(loss, reduction=args.reduction, top_k=args.top_k or None,
-                           n_threads=args.threads, **opts)
+                           n_threads=args.threads, metrics=_metrics_arg(args, pred, opts),
+                           n_bins=args.n_bins, threshold=args.threshold,
+                           auc_bins=args.auc_bins, **opts)
         except ValueError as e:
             raise UsageError(str(e)) from None
 
@@ -685,10 +714,102 @@ def evaluate_files(args, progress=None):
                 "rows_per_second": n / seconds if seconds > 0 else None,
                 "bytes_per_second": pred.nbytes / seconds if seconds > 0 else None,
                 "peak_rss_bytes": _peak_rss_bytes()}
+        info["evaluator"] = ev
         return ev.result(), info
     finally:
         for s in sources:
             s.close()
+
+
+def _metrics_arg(args, pred, opts):
+    """--metrics as Evaluator's metrics, plus what --plot draws."""
+    m = args.metrics
+    if m is not None and m.strip().lower() != "all":
+        m = [x.strip() for x in m.split(",") if x.strip()]
+        if not m:
+            raise UsageError("--metrics needs 'all' or metric names, not %r" % args.metrics)
+    elif m is not None:
+        m = "all"
+    if args.plot is None or m == "all":
+        return m
+    m = list(m or [])
+    if args.loss in ("softmax_cross_entropy", "sigmoid_cross_entropy") and "ece" not in m:
+        m.append("ece")
+    if args.loss in ("softmax_cross_entropy", "hinge") and "confusion_matrix" not in m \
+            and len(pred.shape) >= 2 and pred.shape[opts.get("axis", -1)] <= PLOT_MAX_CLASSES:
+        m.append("confusion_matrix")
+    return m
+
+
+PLOT_MAX_CLASSES = 50
+
+
+def plot_file(ev, res, path, title):
+    """Draw the reliability diagram and (C <= 50) the confusion matrix into path (PNG),
+    written to a temporary name and renamed, so that no half-written file is left."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise UsageError("--plot needs matplotlib (pip install matplotlib)") from None
+    rel = ev.reliability()
+    cm = res.metrics.get("confusion_matrix")
+    if cm is not None and cm.shape[0] > PLOT_MAX_CLASSES:
+        cm = None
+    panels = [p for p in (rel, cm) if p is not None]
+    if not panels:
+        raise DataError("nothing to plot: no calibration bins and no confusion matrix of at "
+                        "most %d classes" % PLOT_MAX_CLASSES)
+    fig = Figure(figsize=(5.5 * len(panels), 5.0))
+    FigureCanvasAgg(fig)
+    k = 1
+    if rel is not None:
+        edges, count, conf, acc = rel
+        ax = fig.add_subplot(1, len(panels), k)
+        k += 1
+        n_bins = len(edges) - 1
+        width = 1.0 / n_bins
+        what = "mean target" if res.loss_name == "sigmoid_cross_entropy" else "accuracy"
+        centers = edges[:-1] + width / 2
+        ok = count[:n_bins] > 0
+        ax.bar(centers[ok], acc[:n_bins][ok], width=width * 0.95, color="tab:blue",
+               edgecolor="black", alpha=0.8, label=what)
+        ax.plot(centers[ok], conf[:n_bins][ok], "o", color="tab:red", ms=5,
+                label="mean confidence")
+        ax.vlines(centers[ok], np.minimum(acc[:n_bins][ok], conf[:n_bins][ok]),
+                  np.maximum(acc[:n_bins][ok], conf[:n_bins][ok]), color="tab:red", lw=1.5)
+        ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1.02)
+        ax.set_xlabel("confidence" if res.loss_name != "sigmoid_cross_entropy"
+                      else "predicted probability")
+        ax.set_ylabel(what)
+        ece = res.metrics.get("ece")
+        ax.set_title("reliability" + ("  (ECE %.4f)" % ece if ece is not None else ""))
+        ax.legend(loc="upper left", fontsize=8)
+    if cm is not None:
+        ax = fig.add_subplot(1, len(panels), k)
+        im = ax.imshow(cm, cmap="Blues", interpolation="nearest")
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+        ax.set_xlabel("predicted class")
+        ax.set_ylabel("true class")
+        ax.set_title("confusion matrix")
+        if cm.shape[0] <= 12:
+            for i in range(cm.shape[0]):
+                for j in range(cm.shape[1]):
+                    ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=7,
+                            color="white" if cm[i, j] > cm.max() / 2 else "black")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    tmp = "%s.tmp-%d.png" % (path, os.getpid())
+    try:
+        fig.savefig(tmp, format="png", dpi=100)
+        os.replace(tmp, path)
+    except OSError as e:
+        raise DataError("--plot: cannot write %s: %s" % (path, _one_line(e))) from None
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
 def _chunk_error(e, start, stop, n):
@@ -722,6 +843,12 @@ def _progress_factory(enabled):
 
 
 def _json_value(v):
+    if isinstance(v, np.ndarray):
+        return [_json_value(a) for a in v.tolist()] if v.ndim else _json_value(v.item())
+    if isinstance(v, list):
+        return [_json_value(a) for a in v]
+    if isinstance(v, dict):
+        return {k: _json_value(a) for k, a in v.items()}
     if isinstance(v, float) and not math.isfinite(v):
         return None if math.isnan(v) else ("Infinity" if v > 0 else "-Infinity")
     return v
@@ -737,12 +864,49 @@ def format_text(res, info):
     what = "rows" if LOSSES[res.loss_name].classes else "elements"
     lines.append("  %-15s %d" % (what, res.n_rows)
                  + ("  (%d ignored)" % res.n_ignored if res.n_ignored else ""))
+    lines.extend(_format_metrics(res))
     rate = info["rows_per_second"]
     lines.append("  time            %.3f s, %s rows/s, %s/s, %d chunk(s) of %d rows"
                  % (info["seconds"], "%.4g" % rate if rate else "-",
                     _fmt_bytes(info["bytes_per_second"] or 0), info["chunks"],
                     info["chunk_rows"]))
     return "\n".join(lines)
+
+
+_PER_CLASS = ("precision", "recall", "f1", "roc_auc", "average_precision")
+_TABLE_MAX_ROWS = 20
+
+
+def _format_metrics(res):
+    """The metrics as text: scalars one per line, per-class arrays as one table (the
+    first rows of it for many classes), the confusion matrix for a few classes."""
+    m = res.metrics
+    if not m:
+        return []
+    lines = ["  metrics"]
+    for k, v in m.items():
+        if not isinstance(v, np.ndarray):
+            lines.append("    %-24s %.6f" % (k, v))
+    cols = [k for k in _PER_CLASS if k in m]
+    if cols:
+        n = len(m[cols[0]])
+        what = "label" if res.loss_name == "sigmoid_cross_entropy" else "class"
+        lines.append("    %-8s" % what + "".join(" %17s" % c for c in cols))
+        for i in range(min(n, _TABLE_MAX_ROWS)):
+            lines.append("    %-8d" % i + "".join(" %17.6f" % m[c][i] for c in cols))
+        if n > _TABLE_MAX_ROWS:
+            lines.append("    ... %d more %ses (all of them with --json)"
+                         % (n - _TABLE_MAX_ROWS, what))
+    cm = m.get("confusion_matrix")
+    if cm is not None:
+        if cm.shape[0] <= _TABLE_MAX_ROWS:
+            w = max(5, len(str(int(cm.max()))) + 1 if cm.size else 5)
+            lines.append("    confusion matrix (rows true, columns predicted)")
+            for row in cm:
+                lines.append("    " + "".join("%*d" % (w, v) for v in row))
+        else:
+            lines.append("    confusion matrix %dx%d (with --json)" % cm.shape)
+    return lines
 
 
 def main(argv=None) -> int:
@@ -765,8 +929,22 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("%s: interrupted" % PROG, file=sys.stderr)
         return 130
+    ev = info.pop("evaluator", None)
+    if args.plot is not None:
+        try:
+            plot_file(ev, res, args.plot, "%s of %s" % (res.loss_name, info["pred"]))
+        except UsageError as e:
+            print("%s: error: %s" % (PROG, _one_line(e)), file=sys.stderr)
+            return 2
+        except DataError as e:
+            print("%s: error: %s" % (PROG, _one_line(e)), file=sys.stderr)
+            return 1
+        info["plot"] = args.plot
     if args.json:
-        out = {k: _json_value(v) for k, v in {**res.as_dict(), **info}.items()}
+        d = res.as_dict()
+        if not d.get("metrics"):
+            d.pop("metrics", None)
+        out = {k: _json_value(v) for k, v in {**d, **info}.items()}
         print(json.dumps(out, indent=2))
     else:
         print(format_text(res, info))

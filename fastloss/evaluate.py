@@ -14,13 +14,14 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, Optional
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from . import _api, _registry
+from . import metrics as _metrics
 
 __all__ = ["Evaluator", "EvalResult", "LOSSES", "resolve_loss"]
 
@@ -100,6 +101,9 @@ class EvalResult:
         losses, probability or multi-label targets, binary hinge, or
         ``top_k=None``).
     top_k : int or None
+    metrics : dict
+        The metrics asked for with ``Evaluator(metrics=...)``: name -> float or ndarray
+        (per-class arrays, the confusion matrix); empty without ``metrics``.
     """
 
     loss: float
@@ -112,6 +116,7 @@ class EvalResult:
     accuracy: Optional[float]
     top_k: Optional[int]
     top_k_accuracy: Optional[float]
+    metrics: dict = field(default_factory=dict)
 
     def as_dict(self) -> Dict[str, Any]:
         """The fields as a dict (NaN kept as float('nan'))."""
@@ -190,6 +195,29 @@ class Evaluator:
         32 classes that leaves its fastest kernel path on).
     n_threads : int, optional
         Threads of each kernel call; results do not depend on it.
+    metrics : None, "all" or list of str
+        Evaluation metrics computed from the same kernel pass (the row's argmax and,
+        for softmax cross-entropy, its confidence, ``sum_k p_k^2`` and entropy) plus
+        per-class counts and fixed histograms; ``result().metrics`` maps each name to
+        a float or an ndarray.  softmax CE: ``accuracy``, ``top_k_accuracy``, ``nll``,
+        ``perplexity``, ``brier``, ``ece``, ``mce``, ``entropy``, ``precision``,
+        ``recall``, ``f1`` (per class), ``macro_f1``, ``balanced_accuracy``,
+        ``confusion_matrix`` (in ``"all"`` for at most 1024 classes); multi-class
+        hinge: the same without the probability metrics; sigmoid CE: ``accuracy``,
+        ``subset_accuracy``, ``hamming_loss``, ``precision``, ``recall``, ``f1`` (per
+        label), ``micro_f1``, ``macro_f1``, ``brier``, ``ece``, ``roc_auc``,
+        ``average_precision`` (per label, binned) and their ``macro_`` means; mse:
+        ``rmse``, ``mae``, ``r2``.  Unweighted; rows with ``ignore_index`` left out;
+        the prediction is the first maximum of the row.  The definitions, and the
+        scikit-learn / torchmetrics function each equals, are in
+        :mod:`fastloss.metrics`; the binned AUC's error bound in
+        :func:`fastloss.metrics.binned_auc`.
+    n_bins : int, default 15
+        Equal-width confidence bins of ``ece`` / ``mce``.
+    threshold : float, default 0.5
+        Sigmoid CE: an element is predicted positive where ``p >= threshold``.
+    auc_bins : int, default 1000
+        Sigmoid CE: probability bins of ``roc_auc`` / ``average_precision``.
     **options
         The loss's options that hold for every chunk: ``weight`` (class
         weights; for sigmoid CE and MSE an elementwise weight that broadcasts
@@ -219,9 +247,13 @@ class Evaluator:
 
     def __init__(self, loss: Any = "softmax_cross_entropy", *, reduction: str = "mean",
                  top_k: Optional[int] = 5, n_threads: Optional[int] = None,
-                 **options: Any) -> None:
+                 metrics: Any = None, n_bins: int = 15, threshold: float = 0.5,
+                 auc_bins: int = 1000, **options: Any) -> None:
         self.loss = resolve_loss(loss)
         spec = LOSSES[self.loss]
+        self._init_metrics(metrics, n_bins, threshold, auc_bins, top_k)
+        self.metrics = metrics if metrics is None or isinstance(metrics, str) \
+            else tuple(metrics)
         if reduction not in _REDUCTIONS:
             if reduction == "none":
                 raise ValueError("reduction='none' gives per-row losses, which an Evaluator "
@@ -263,10 +295,80 @@ class Evaluator:
         self._signature = None       # (pred dtype, pred.shape[1:], target kind) of the chunks
         self.reset()
 
+    # --------------------------------------------------------- metrics
+
+    def _init_metrics(self, metrics, n_bins, threshold, auc_bins, top_k):
+        names = _metrics.resolve_metrics(self.loss, metrics)
+        self._metrics_all = isinstance(metrics, str) and metrics == "all"
+        if "top_k_accuracy" in names and top_k is None:
+            if not self._metrics_all:
+                raise ValueError("metric 'top_k_accuracy' needs top_k (an integer), not None")
+            names = tuple(m for m in names if m != "top_k_accuracy")
+        for name, v, lo in (("n_bins", n_bins, 1), ("auc_bins", auc_bins, 2)):
+            try:
+                v = _api._int(v)
+            except TypeError:
+                raise ValueError("%s must be an integer, not %r" % (name, v)) from None
+            if not lo <= v <= 1 << 20:
+                raise ValueError("%s must be in [%d, %d], not %d" % (name, lo, 1 << 20, v))
+        if isinstance(threshold, (bool, np.bool_)) or not isinstance(
+                threshold, (int, float, np.integer, np.floating)) or not 0 <= threshold <= 1:
+            raise ValueError("threshold must be a number in [0, 1], not %r" % (threshold,))
+        self.metric_names = names
+        self.n_bins = _api._int(n_bins)
+        self.threshold = float(threshold)
+        self.auc_bins = _api._int(auc_bins)
+
+    def _metric_width(self, sig):
+        """Classes (class losses) or labels (sigmoid) of chunks with signature sig."""
+        rest = sig[1]
+        if LOSSES[self.loss].classes:
+            if not rest:
+                return 1
+            ax = self.options["axis"] % (len(rest) + 1)
+            return rest[ax - 1]
+        return rest[-1] if rest else 1
+
+    def _new_metric_state(self, width):
+        names = self.metric_names
+        if self.loss in ("softmax_cross_entropy", "hinge"):
+            confusion = "confusion_matrix" in names
+            if confusion and self._metrics_all and width > _metrics.CONFUSION_MATRIX_MAX_CLASSES:
+                names = tuple(m for m in names if m != "confusion_matrix")
+                confusion = False
+            return _metrics.ClassMetrics(names, width, self.n_bins, confusion)
+        if self.loss == "sigmoid_cross_entropy":
+            return _metrics.SigmoidMetrics(names, width, self.n_bins, self.threshold,
+                                           self.auc_bins)
+        return _metrics.MseMetrics(names)
+
+    def _metric_state(self, sig):
+        if self._mstate is None and self.metric_names:
+            self._mstate = self._new_metric_state(self._metric_width(sig))
+        return self._mstate
+
+    def _metrics_target_check(self, x, t, sig):
+        if not self.metric_names:
+            return
+        if self.loss in ("softmax_cross_entropy", "hinge") and sig[2] != "integer labels":
+            raise ValueError("the metrics of %s need integer class labels; target holds %s"
+                             % (self.loss, sig[2]))
+        if self.loss == "sigmoid_cross_entropy":
+            _metrics.SigmoidMetrics.check_target(t, self.options.get("ignore_index"))
+
+    def reliability(self):
+        """(bin edges, count, mean confidence, accuracy) per calibration bin for a
+        reliability diagram, or None (no calibration metrics asked, or MSE)."""
+        st = self._mstate
+        if st is None:
+            return None
+        return st.reliability()
+
     # ----------------------------------------------------------- state
 
     def reset(self) -> Evaluator:
         """Forget every chunk seen (the options stay)."""
+        self._mstate = None
         self._loss = (0.0, 0.0)
         self._weight = (0.0, 0.0)
         self.n_rows = 0
@@ -278,7 +380,8 @@ class Evaluator:
 
     def _config(self):
         return (self.loss, self.reduction, self.top_k,
-                tuple((k, v) for k, v in self.options.items() if k not in _ARRAY_OPTIONS))
+                tuple((k, v) for k, v in self.options.items() if k not in _ARRAY_OPTIONS),
+                self.metric_names, self.n_bins, self.threshold, self.auc_bins)
 
     def _add_stats(self, loss_sum, weight_sum, n_rows, n_ignored, n_top1, n_topk):
         self._loss = _neumaier(*self._loss, float(loss_sum))
@@ -386,12 +489,66 @@ class Evaluator:
             kw[spec.chunk_option] = per_chunk
         k = (self.top_k or 0) if spec.info.hits else 0
         red = "sum" if self.reduction == "mean" else self.reduction
-        r = spec.info.driver(x, t, reduction=red, n_threads=self.n_threads, top_k=k, **kw)
+        self._metrics_target_check(x, t, sig)
+        mout = self._metric_outputs(x, sig)
+        r = spec.info.driver(x, t, reduction=red, n_threads=self.n_threads, top_k=k, **kw,
+                             **mout)
         hits = (r.stats["n_top1"], r.stats["n_topk"]) if k else (0, 0)
         st = r.stats
         self._check_signature(sig)
+        if self.metric_names:            # nothing raises here: the targets were checked
+            self._update_metrics(self._metric_state(sig), x, t, mout, st,
+                                 per_chunk is not None)
         self._add_stats(st["loss_sum"], st["weight_sum"], st["n_rows"], st["n_ignored"], *hits)
         return self
+
+    def _metric_outputs(self, x, sig):
+        """The per-row output arrays the kernel fills for the metrics."""
+        if not self.metric_names or self.loss not in ("softmax_cross_entropy", "hinge"):
+            return {}
+        ax = self.options["axis"] % x.ndim
+        row_shape = x.shape[:ax] + x.shape[ax + 1:]
+        out = {"argmax_out": np.empty(row_shape, np.int64)}
+        if self.loss == "softmax_cross_entropy":
+            probe = self._new_metric_state(1)
+            if probe.probs:
+                out["stats_out"] = np.empty(row_shape + (3,), np.float64)
+            if probe.needs_lse:
+                out["lse_out"] = np.empty(row_shape, np.float64)
+        return out
+
+    def _update_metrics(self, state, x, t, mout, kstats, chunk_weighted=False):
+        if self.loss in ("softmax_cross_entropy", "hinge"):
+            ax = self.options["axis"] % x.ndim
+            y = np.asarray(t)
+            valid = None
+            if self.loss == "softmax_cross_entropy":
+                valid = y != self.options["ignore_index"]
+            yv = y.astype(np.int64, copy=False)
+            pred = mout["argmax_out"]
+            stats = mout.get("stats_out")
+            nll = None
+            if "lse_out" in mout:
+                ysafe = yv if valid is None else np.where(valid, yv, 0)
+                zy = np.take_along_axis(x, np.expand_dims(ysafe, ax), ax)
+                zy = np.squeeze(zy, ax).astype(np.float64)
+                cap = self.options.get("softcap")
+                if cap:
+                    zy = cap * np.tanh(zy / cap)
+                with np.errstate(invalid="ignore"):
+                    nll = mout["lse_out"] - zy
+            if valid is not None and not valid.all():
+                yv, pred = yv[valid], pred[valid]
+                stats = None if stats is None else stats[valid]
+                nll = None if nll is None else nll[valid]
+            state.update(yv.ravel(), pred.ravel(),
+                         None if stats is None else stats.reshape(-1, 3),
+                         None if nll is None else nll.ravel())
+        elif self.loss == "sigmoid_cross_entropy":
+            state.update(x, t, self.options.get("ignore_index"))
+        else:
+            plain = self.options["weight"] is None and not chunk_weighted   # unweighted sum
+            state.update(x, t, ss_res=kstats["loss_sum"] if plain else None)
 
     # ----------------------------------------------------------- merge
 
@@ -410,11 +567,19 @@ class Evaluator:
                              % (self._describe(), other._describe()))
         if other._signature is not None:
             self._check_signature(other._signature)
+        if other._mstate is not None:
+            if self._mstate is None:
+                self._mstate = self._new_metric_state(other._mstate_width())
+            self._mstate.merge(other._mstate)
         self._add_stats(other._loss[0], other._weight[0], other.n_rows, other.n_ignored,
                         other.n_top1, other.n_topk)
         self._loss = _neumaier(*self._loss, other._loss[1])
         self._weight = _neumaier(*self._weight, other._weight[1])
         return self
+
+    def _mstate_width(self):
+        st = self._mstate
+        return getattr(st, "n_classes", None) or getattr(st, "n_labels", None) or 1
 
     def _describe(self):
         opts = ", ".join("%s=%r" % (k, v) for k, v in self.options.items())
@@ -432,13 +597,31 @@ class Evaluator:
     _STATE_FIELDS = ("loss_s", "loss_c", "weight_s", "weight_c", "n_rows", "n_ignored",
                      "n_top1", "n_topk")
 
+    # With metrics, the metric state follows the fields above (counts, histograms and
+    # compensated pairs as float64, exact up to 2**53), its layout set by the signature.
+
     def _state_vector(self):
-        return np.array([self._loss[0], self._loss[1], self._weight[0], self._weight[1],
+        base = np.array([self._loss[0], self._loss[1], self._weight[0], self._weight[1],
                          self.n_rows, self.n_ignored, self.n_top1, self.n_topk],
                         dtype=np.float64)
+        if not self.metric_names:
+            return base
+        if self._mstate is None:
+            if self._signature is None:
+                raise ValueError("an Evaluator with metrics has no state layout before its "
+                                 "first update")
+            self._metric_state(self._signature)
+        return np.concatenate([base, self._mstate.vector()])
 
     def _merge_state_vector(self, v):
-        v = [float(a) for a in v]
+        v = np.asarray(v, dtype=np.float64)
+        if self.metric_names and v.size > len(self._STATE_FIELDS):
+            if self._mstate is None:
+                if self._signature is None:
+                    raise ValueError("set the signature before merging a metric state")
+                self._metric_state(self._signature)
+            self._mstate.add_vector(v[len(self._STATE_FIELDS):])
+        v = [float(a) for a in v[:len(self._STATE_FIELDS)]]
         self._loss = _neumaier(*_neumaier(*self._loss, v[0]), v[1])
         self._weight = _neumaier(*_neumaier(*self._weight, v[2]), v[3])
         self.n_rows += int(v[4])
@@ -468,11 +651,18 @@ class Evaluator:
             counted = self.n_rows - self.n_ignored
             acc = self.n_top1 / counted if counted else math.nan
             topk = self.n_topk / counted if counted else math.nan
+        metrics = {}
+        if self.metric_names:
+            st = self._mstate
+            if st is None:       # nothing seen: the metrics of an empty state (NaN, zeros)
+                width = self._metric_width(self._signature) if self._signature else 1
+                st = self._new_metric_state(width)
+            metrics = st.result(self.n_topk)
         return EvalResult(loss=loss, loss_name=self.loss, reduction=self.reduction,
                           loss_sum=loss_sum, weight_sum=weight_sum, n_rows=self.n_rows,
                           n_ignored=self.n_ignored, accuracy=acc,
                           top_k=self.top_k if acc is not None else None,
-                          top_k_accuracy=topk)
+                          top_k_accuracy=topk, metrics=metrics)
 
 
 def _same_array(a, b):

@@ -439,6 +439,8 @@ static fl_status fl_softmax_ce(const fl_softmax_ce_args *a, fl_result *res, int 
         }
         if (options && a->softcap > 0.0)
             scratch = (size_t)a->n_classes * esz;     /* the capped row */
+        if (a->stats_out != NULL && a->grad == NULL && a->inner == 1 && !options)
+            scratch = (size_t)a->n_classes * esz;     /* the row's e_k for the metrics' sums */
         st = fl_run_blocks(fl_table()->softmax_ce[dt], &ctx,
                            (n_rows + ctx.rows_per_block - 1) / ctx.rows_per_block, a->n_threads,
                            n_rows * a->n_classes, scratch, &tot);
@@ -744,6 +746,8 @@ static void fl_half_class_tile(const void *vctx, int64_t t, fl_partial *part, vo
         }
         s.row_loss = a->row_loss ? (void *)((float *)a->row_loss + r0) : NULL;
         s.lse_out = a->lse_out ? a->lse_out + r0 : NULL;
+        s.argmax_out = a->argmax_out ? a->argmax_out + r0 : NULL;
+        s.stats_out = a->stats_out ? a->stats_out + 3 * r0 : NULL;
         s.grad = a->grad ? (void *)xs : NULL;
         s.hess = a->hess ? (void *)hs : NULL;
         s.n_threads = 1;
@@ -773,6 +777,7 @@ static void fl_half_class_tile(const void *vctx, int64_t t, fl_partial *part, vo
             }
         }
         s.row_loss = a->row_loss ? (void *)((float *)a->row_loss + r0) : NULL;
+        s.argmax_out = a->argmax_out ? a->argmax_out + r0 : NULL;
         s.grad = a->grad ? (void *)xs : NULL;
         s.n_threads = 1;
         sub.args = &s;

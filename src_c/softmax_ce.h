@@ -58,6 +58,126 @@ FL_INLINE void FL_NAME(sce_expsum)(const FL_T *x, FL_T *g, int64_t C, int64_t st
     *neq_out = neq;
 }
 
+/* First index of the row's maximum m of the raw scores, a NaN counting as the
+ * maximum (NumPy's argmax): the first NaN if there is one, else the first x_k == m
+ * (m from sce_max, which skips NaNs; an all -inf row gives 0). */
+FL_INLINE int64_t FL_NAME(sce_first_nan)(const FL_T *x, int64_t C, int64_t st)
+{
+    int64_t c;
+    for (c = 0; c < C && x[c * st] == x[c * st]; ++c) {}
+    return c;
+}
+
+FL_INLINE int64_t FL_NAME(sce_argmax)(const FL_T *x, int64_t C, int64_t st, FL_T m)
+{
+    int64_t c;
+    if (C <= INT32_MAX) {
+        /* one pass in 32-bit lanes (as many as the float lanes): the first x_k == m, and
+         * whether the row has a NaN (then the first NaN, in a scalar pass: rare) */
+        int32_t first = (int32_t)C, nan = 0;
+        FL_SIMD_MIN_MAX(first, nan)
+        for (c = 0; c < C; ++c) {
+            FL_T v = x[c * st];
+            int32_t i = v == m ? (int32_t)c : (int32_t)C;
+            int32_t n = v != v;
+            first = i < first ? i : first;
+            nan = n > nan ? n : nan;
+        }
+        return nan ? FL_NAME(sce_first_nan)(x, C, st) : (int64_t)first;
+    }
+    {
+        int64_t fn = FL_NAME(sce_first_nan)(x, C, st);
+        if (fn < C) return fn;
+        for (c = 0; c < C && x[c * st] != m; ++c) {}
+        return c;
+    }
+}
+
+/* sce_expsum plus the sums of the metrics: e2 = sum_k e_k^2 and
+ * ed = sum_k e_k (x_k - m) (a zero e_k contributes 0, also at x_k = -inf); each term
+ * in the input precision (as e_k itself), summed in double. */
+FL_INLINE void FL_NAME(sce_expsum_stats)(const FL_T *x, FL_T *g, int64_t C, int64_t st, FL_T m,
+                                         double *rest_out, double *neq_out, double *e2_out,
+                                         double *ed_out)
+{
+    double rest = 0.0, neq = 0.0, e2 = 0.0, ed = 0.0;
+    int64_t c;
+    if (g) {
+        FL_SIMD_SUM(rest, neq, e2, ed)
+        for (c = 0; c < C; ++c) {
+            FL_T d = x[c * st] - m;
+            FL_T e = FL_EXP(d);
+            g[c * st] = e;
+            rest += e == (FL_T)1 ? 0.0 : (double)e;
+            neq += e == (FL_T)1 ? 1.0 : 0.0;
+            e2 += (double)(e * e);
+            ed += (double)(e == (FL_T)0 ? (FL_T)0 : e * d);
+        }
+    } else {
+        FL_SIMD_SUM(rest, neq, e2, ed)
+        for (c = 0; c < C; ++c) {
+            FL_T d = x[c * st] - m;
+            FL_T e = FL_EXP(d);
+            rest += e == (FL_T)1 ? 0.0 : (double)e;
+            neq += e == (FL_T)1 ? 1.0 : 0.0;
+            e2 += (double)(e * e);
+            ed += (double)(e == (FL_T)0 ? (FL_T)0 : e * d);
+        }
+    }
+    *rest_out = rest;
+    *neq_out = neq;
+    *e2_out = e2;
+    *ed_out = ed;
+}
+
+/* A row's metrics statistics from s = sum_k e_k and the sums above:
+ * max_k p_k = 1 / s (e = 1 at the argmax), sum_k p_k^2 = e2 / s^2,
+ * -sum_k p_k log p_k = log s - ed / s. */
+FL_INLINE void FL_NAME(sce_put_stats)(double *out, double s, double logs, double e2, double ed)
+{
+    out[0] = 1.0 / s;
+    out[1] = e2 / (s * s);
+    out[2] = logs - ed / s;
+}
+
+/* The metrics' sums from the stored e_k (stride 1), in a loop of their own so that the
+ * loss's sums keep their order: float partials over 128 classes (as precise as e_k
+ * itself), added in double. */
+FL_INLINE void FL_NAME(sce_stats_from_e)(const FL_T *x, const FL_T *e, int64_t C, FL_T m,
+                                         double *e2_out, double *ed_out)
+{
+    double e2 = 0.0, ed = 0.0;
+    int64_t c0, c;
+    for (c0 = 0; c0 < C; c0 += 128) {
+        const int64_t c1 = c0 + 128 < C ? c0 + 128 : C;
+        FL_T f2 = 0, fd = 0;
+        FL_SIMD_SUM(f2, fd)
+        for (c = c0; c < c1; ++c) {
+            FL_T ec = e[c], d = x[c] - m;
+            f2 += ec * ec;
+            fd += ec == (FL_T)0 ? (FL_T)0 : ec * d;
+        }
+        e2 += (double)f2;
+        ed += (double)fd;
+    }
+    *e2_out = e2;
+    *ed_out = ed;
+}
+
+/* A row whose maximum is +inf: p is one-hot at the single +inf (no NaN),
+ * else undefined (NaN). */
+FL_INLINE void FL_NAME(sce_inf_stats)(double *out, const FL_T *x, int64_t C, int64_t st)
+{
+    int64_t k, ninf = 0;
+    int nan = 0;
+    for (k = 0; k < C; ++k) {
+        ninf += x[k * st] == (FL_T)INFINITY;
+        nan |= x[k * st] != x[k * st];
+    }
+    out[0] = out[1] = (nan || ninf != 1) ? NAN : 1.0;
+    out[2] = (nan || ninf != 1) ? NAN : 0.0;
+}
+
 /* Top-1 / top-k hits of a row: fewer than 1 (k) classes score strictly higher
  * than the target's x_y (ties count as hits; a NaN x_y is a miss). */
 FL_INLINE void FL_NAME(sce_topk)(const FL_T *x, int64_t C, int64_t st, FL_T xy, int64_t k,
@@ -71,6 +191,51 @@ FL_INLINE void FL_NAME(sce_topk)(const FL_T *x, int64_t C, int64_t st, FL_T xy, 
         *top1 += cnt < 1.0 ? 1.0 : 0.0;
         *topk += cnt < (double)k ? 1.0 : 0.0;
     }
+}
+
+/* The first x_k == m of a row known to hold no NaN: blocks of 64 tested with one vector
+ * OR each, stopping at the first block that holds it (on average half the row, read from
+ * cache right after the exp pass). */
+FL_INLINE int64_t FL_NAME(sce_argmax_scan)(const FL_T *x, int64_t C, int64_t st, FL_T m)
+{
+    int64_t c0, c;
+    for (c0 = 0; c0 < C; c0 += 64) {
+        const int64_t c1 = c0 + 64 < C ? c0 + 64 : C;
+        int32_t hit = 0;
+        FL_SIMD_MAX(hit)
+        for (c = c0; c < c1; ++c) {
+            int32_t h = x[c * st] == m;
+            hit = h > hit ? h : hit;
+        }
+        if (hit) {
+            for (c = c0; c < c1 && x[c * st] != m; ++c) {}
+            return c;
+        }
+    }
+    return FL_NAME(sce_argmax)(x, C, st, m);      /* not reached for a NaN-free row */
+}
+
+/* sce_topk and sce_argmax in one pass over the row (top_k > 0, C <= INT32_MAX). */
+FL_INLINE int64_t FL_NAME(sce_topk_argmax)(const FL_T *x, int64_t C, int64_t st, FL_T xy,
+                                           int64_t k, FL_T m, double *top1, double *topk)
+{
+    double cnt = 0.0;
+    int32_t first = (int32_t)C, nan = 0;
+    int64_t c;
+    FL_PRAGMA_SIMD_TOPK_ARGMAX
+    for (c = 0; c < C; ++c) {
+        FL_T v = x[c * st];
+        int32_t i = v == m ? (int32_t)c : (int32_t)C;
+        int32_t n = v != v;
+        cnt += v > xy ? 1.0 : 0.0;
+        first = i < first ? i : first;
+        nan = n > nan ? n : nan;
+    }
+    if (xy == xy) {
+        *top1 += cnt < 1.0 ? 1.0 : 0.0;
+        *topk += cnt < (double)k ? 1.0 : 0.0;
+    }
+    return nan ? FL_NAME(sce_first_nan)(x, C, st) : (int64_t)first;
 }
 
 /* b_k: the part of a_k that is not the integer label's one-hot. */
@@ -153,7 +318,7 @@ FL_INLINE double FL_NAME(sce_row_inf)(const fl_softmax_ce_args *a, const FL_T *x
 /* One row: returns its (weighted) loss, writes its gradient / Hessian. */
 FL_INLINE double FL_NAME(sce_row)(const fl_rows_ctx *ctx, const FL_T *x, const FL_T *t, FL_T *g,
                                   FL_T *h, int64_t st, int64_t r, int64_t y, double *top1,
-                                  double *topk)
+                                  double *topk, FL_T *ebuf)
 {
     const fl_softmax_ce_args *a = (const fl_softmax_ce_args *)ctx->args;
     const double *w = a->class_weight;
@@ -171,9 +336,19 @@ FL_INLINE double FL_NAME(sce_row)(const fl_rows_ctx *ctx, const FL_T *x, const F
      * cache miss), and before anything is written (g may be x) */
     FL_T m = FL_NAME(sce_max)(x, C, st);
     FL_T xy = labels ? x[y * st] : (FL_T)0;
-    if (labels && a->top_k > 0) FL_NAME(sce_topk)(x, C, st, xy, a->top_k, top1, topk);
+    /* the argmax: after the exp pass (which tells whether the row has a NaN) when the
+     * logits survive it, else here, before the gradient overwrites them */
+    const int late = a->argmax_out && (void *)g != (const void *)x;
+    if (a->argmax_out && !late && labels && a->top_k > 0 && C <= INT32_MAX)
+        a->argmax_out[r] = FL_NAME(sce_topk_argmax)(x, C, st, xy, a->top_k, m, top1, topk);
+    else {
+        if (labels && a->top_k > 0) FL_NAME(sce_topk)(x, C, st, xy, a->top_k, top1, topk);
+        if (a->argmax_out && !late) a->argmax_out[r] = FL_NAME(sce_argmax)(x, C, st, m);
+    }
 
     if (m == (FL_T)INFINITY) {
+        if (late) a->argmax_out[r] = FL_NAME(sce_argmax)(x, C, st, m);
+        if (a->stats_out) FL_NAME(sce_inf_stats)(a->stats_out + 3 * r, x, C, st);
         if (a->lse_out) {
             int nan = 0;
             for (k = 0; k < C; ++k) nan |= x[k * st] != x[k * st];
@@ -185,11 +360,22 @@ FL_INLINE double FL_NAME(sce_row)(const fl_rows_ctx *ctx, const FL_T *x, const F
     double S1 = 0.0, B = 0.0;
     if (general)
         FL_NAME(sce_bsums)(x, t, w, C, st, m, keep, spread, ctx->class_weight_sum, &S1, &B);
-    double rest, neq;
-    FL_NAME(sce_expsum)(x, g, C, st, m, &rest, &neq);    /* g now holds e (x may be gone) */
+    double rest, neq, e2 = 0.0, ed = 0.0;
+    /* the metrics' sums: from the e_k stored in g or the thread's buffer (the loss's sums
+     * as without them); fused into the exp pass for an in-place or strided row */
+    FL_T *ev = (st == 1 && (void *)g != (const void *)x) ? (g ? g : ebuf) : NULL;
+    if (a->stats_out && !ev)
+        FL_NAME(sce_expsum_stats)(x, g, C, st, m, &rest, &neq, &e2, &ed);
+    else
+        FL_NAME(sce_expsum)(x, a->stats_out ? ev : g, C, st, m, &rest, &neq);  /* g: e (x may be gone) */
+    if (a->stats_out && ev) FL_NAME(sce_stats_from_e)(x, ev, C, m, &e2, &ed);
+    if (late)       /* rest is NaN iff the row has a NaN (or is all -inf) */
+        a->argmax_out[r] = rest == rest ? FL_NAME(sce_argmax_scan)(x, C, st, m)
+                                        : FL_NAME(sce_argmax)(x, C, st, m);
     double rest1 = rest + (neq - 1.0);                   /* s - 1 */
     double s = 1.0 + rest1;
     double logs = log1p(rest1);
+    if (a->stats_out) FL_NAME(sce_put_stats)(a->stats_out + 3 * r, s, logs, e2, ed);
     if (a->lse_out) a->lse_out[r] = (double)m + logs;
 
     double wy1 = 0.0, A = B, loss = B * logs + S1;
@@ -325,7 +511,9 @@ FL_INLINE double FL_NAME(sce_row_opt)(const fl_rows_ctx *ctx, const FL_T *x, con
     FL_T xy = labels ? x[y * st] : (FL_T)0;
     if (labels && a->top_k > 0) FL_NAME(sce_topk)(x, C, st, xy, a->top_k, top1, topk);
     FL_T mx = FL_NAME(sce_max)(x, C, st);
+    if (a->argmax_out) a->argmax_out[r] = FL_NAME(sce_argmax)(x, C, st, mx);
     if (mx == (FL_T)INFINITY && cap == 0) {
+        if (a->stats_out) FL_NAME(sce_inf_stats)(a->stats_out + 3 * r, x, C, st);
         /* p is one-hot at the single +inf (else NaN): the cross-entropy limit,
          * focal's factor (1 - p_y)^gamma is 0 or 1, poly-1 adds eps (1 - t'_inf);
          * z-loss has lse = +inf: loss +inf and no finite gradient. */
@@ -406,6 +594,17 @@ FL_INLINE double FL_NAME(sce_row_opt)(const fl_rows_ctx *ctx, const FL_T *x, con
     const double s = 1.0 + rest1;
     const double logs = log1p(rest1);
     const double lse = (double)m + logs;
+    if (a->stats_out) {
+        /* the metrics' sums over the (capped) row: a pass of its own (options only) */
+        double e2 = 0.0, ed = 0.0;
+        for (k = 0; k < C; ++k) {
+            FL_T z = cap > 0 ? zbuf[k] : x[k * st];
+            FL_T e = FL_EXP(z - m);
+            e2 += (double)e * (double)e;
+            ed += e == (FL_T)0 ? 0.0 : (double)e * ((double)z - (double)m);
+        }
+        FL_NAME(sce_put_stats)(a->stats_out + 3 * r, s, logs, e2, ed);
+    }
     double zy = 0.0, py = 0.0, omq = 0.0, loss = 0.0, K = 0.0, one_m_pt;
     if (labels) {
         FL_T zyt = FL_NAME(sce_cap)(xy, cap, inv_cap);
@@ -481,7 +680,7 @@ FL_INLINE int FL_NAME(sce_small_ok)(const fl_softmax_ce_args *a)
 {
     return a->inner == 1 && a->n_classes <= FL_SMALL_C && a->labels && !a->class_weight
            && a->label_smoothing == 0.0 && !a->hess && a->top_k == 0 && !a->lse_out
-           && !FL_NAME(sce_has_options)(a);
+           && !a->argmax_out && !a->stats_out && !FL_NAME(sce_has_options)(a);
 }
 
 /* Rows [r0, r0 + nr): one tile.  A row whose max is +inf takes sce_row_inf
@@ -594,6 +793,11 @@ void FL_NAME(fl_sce_block)(const void *vctx, int64_t b, fl_partial *part, void *
         if (a->labels) {
             y = a->labels[r];
             if (y == a->ignore_index) {
+                if (a->argmax_out)
+                    a->argmax_out[r] = FL_NAME(sce_argmax)(X + off, C, inner,
+                                                           FL_NAME(sce_max)(X + off, C, inner));
+                if (a->stats_out)
+                    a->stats_out[3 * r] = a->stats_out[3 * r + 1] = a->stats_out[3 * r + 2] = NAN;
                 if (RL) RL[r] = (FL_T)0;
                 if (a->lse_out) a->lse_out[r] = FL_NAME(sce_lse)(a, X + off, C, inner);
                 for (k = 0; k < C; ++k) {
@@ -618,18 +822,18 @@ void FL_NAME(fl_sce_block)(const void *vctx, int64_t b, fl_partial *part, void *
             else
                 l = FL_NAME(sce_row_opt)(ctx, X + off, T ? T + off : NULL, G ? G + off : NULL,
                                          zbuf, inner, r, y, &top1, &topk);
-        } else if (inner == 1 && scratch) {
+        } else if (inner == 1 && scratch && ctx->stream) {
             /* the row's gradient is built in the thread's buffer (L1/L2),
              * then streamed out: the output is never read */
             l = FL_NAME(sce_row)(ctx, X + off, T ? T + off : NULL, (FL_T *)scratch,
-                                 H ? H + off : NULL, 1, r, y, &top1, &topk);
+                                 H ? H + off : NULL, 1, r, y, &top1, &topk, NULL);
             FL_STREAM(G + off, (const FL_T *)scratch, C);
         } else if (inner == 1)
             l = FL_NAME(sce_row)(ctx, X + off, T ? T + off : NULL, G ? G + off : NULL,
-                                 H ? H + off : NULL, 1, r, y, &top1, &topk);
+                                 H ? H + off : NULL, 1, r, y, &top1, &topk, (FL_T *)scratch);
         else
             l = FL_NAME(sce_row)(ctx, X + off, T ? T + off : NULL, G ? G + off : NULL,
-                                 H ? H + off : NULL, inner, r, y, &top1, &topk);
+                                 H ? H + off : NULL, inner, r, y, &top1, &topk, NULL);
         if (RL) RL[r] = (FL_T)l;
         lsum += l;
     }
