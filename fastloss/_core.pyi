@@ -32,6 +32,7 @@ def softmax_ce(
     label_smoothing: float, reduction: int, top_k: int, row_loss: _Array, grad: _Array,
     hess: _Array, n_threads: int, z_loss: float = 0.0, softcap: float = 0.0,
     focal_gamma: float = 0.0, poly1_epsilon: float = 0.0, lse_out: _Array = None,
+    argmax_out: _Array = None, stats_out: _Array = None,
 ) -> _Result: ...
 def sigmoid_ce(
     f64: bool, logits: _Array, target: _Array, weight: _Array, weight_row_stride: int,
@@ -43,7 +44,7 @@ def hinge(
     f64: bool, scores: _Array, labels: _Array, target: _Array, class_weight: _Array,
     sample_weight: _Array, outer: int, n_classes: int, inner: int, margin: float,
     squared: bool, mode: int, reduction: int, row_loss: _Array, grad: _Array, n_threads: int,
-    top_k: int = 0,
+    top_k: int = 0, argmax_out: _Array = None,
 ) -> _Result: ...
 def mse(
     f64: bool, pred: _Array, target: _Array, weight: _Array, weight_row_stride: int,

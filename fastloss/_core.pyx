@@ -36,7 +36,7 @@ def softmax_ce(bint f64, object logits, object labels, object probs, object clas
                int64_t ignore_index, double label_smoothing, int reduction, int64_t top_k,
                object row_loss, object grad, object hess, int n_threads, double z_loss=0.0,
                double softcap=0.0, double focal_gamma=0.0, double poly1_epsilon=0.0,
-               object lse_out=None):
+               object lse_out=None, object argmax_out=None, object stats_out=None):
     cdef fl_softmax_ce_args a
     cdef fl_result r
     cdef fl_status st
@@ -61,6 +61,8 @@ def softmax_ce(bint f64, object logits, object labels, object probs, object clas
     a.focal_gamma = focal_gamma
     a.poly1_epsilon = poly1_epsilon
     a.lse_out = <double *>_ptr(lse_out)
+    a.argmax_out = <int64_t *>_ptr(argmax_out)
+    a.stats_out = <double *>_ptr(stats_out)
     with nogil:
         st = fl_softmax_ce_f64(&a, &r) if f64 else fl_softmax_ce_f32(&a, &r)
     return _result(st, &r)
@@ -96,7 +98,7 @@ def sigmoid_ce(bint f64, object logits, object target, object weight, int64_t we
 def hinge(bint f64, object scores, object labels, object target, object class_weight,
           object sample_weight, int64_t outer, int64_t n_classes, int64_t inner, double margin,
           bint squared, int mode, int reduction, object row_loss, object grad, int n_threads,
-          int64_t top_k=0):
+          int64_t top_k=0, object argmax_out=None):
     cdef fl_hinge_args a
     cdef fl_result r
     cdef fl_status st
@@ -116,6 +118,7 @@ def hinge(bint f64, object scores, object labels, object target, object class_we
     a.row_loss = _ptr(row_loss)
     a.grad = _ptr(grad)
     a.top_k = top_k
+    a.argmax_out = <int64_t *>_ptr(argmax_out)
     with nogil:
         st = fl_hinge_f64(&a, &r) if f64 else fl_hinge_f32(&a, &r)
     return _result(st, &r)

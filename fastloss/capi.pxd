@@ -59,6 +59,8 @@ cdef extern from "fastloss.h" nogil:
         double focal_gamma
         double poly1_epsilon
         double *lse_out
+        int64_t *argmax_out
+        double *stats_out
 
     ctypedef struct fl_sigmoid_ce_args:
         int64_t n_rows, row_len
@@ -91,6 +93,7 @@ cdef extern from "fastloss.h" nogil:
         void *row_loss
         void *grad
         int64_t top_k
+        int64_t *argmax_out
 
     ctypedef struct fl_mse_args:
         int64_t n_rows, row_len

@@ -349,25 +349,18 @@ static fl_status fl_softmax_ce(const fl_softmax_ce_args *a, fl_result *res, int 
         else
             ctx.class_weight_sum = (double)a->n_classes;
     }
-    /* Rows of a large gradient go through a per-thread row buffer and leave
-     * with non-temporal stores: no read-for-ownership of the output, so the
-     * memory traffic is one read of the logits and one write of the gradient. */
+    /* The long-row driver builds each row's gradient in the thread's buffer
+     * and streams large gradients out with non-temporal stores: no
+     * read-for-ownership of the output, so the memory traffic is one read of
+     * the logits and one write of the gradient. */
     {
         size_t esz = dt ? sizeof(double) : sizeof(float);
-        size_t scratch = 0;
-        ctx.stream = 0;
-        int options = a->z_loss != 0.0 || a->softcap > 0.0 || a->focal_gamma != 0.0
-                      || a->poly1_epsilon != 0.0;
-        if (a->grad != NULL && a->grad != a->logits && a->inner == 1 && !options
-            && (double)n_rows * (double)a->n_classes * (double)esz >= FL_STREAM_BYTES) {
-            ctx.stream = 1;
-            scratch = (size_t)a->n_classes * esz;
-        }
-        if (options && a->softcap > 0.0)
-            scratch = (size_t)a->n_classes * esz;     /* the capped row */
+        size_t scratch = fl_sce_scratch(a->n_classes, a->inner, a->softcap > 0.0, esz);
+        ctx.stream = a->grad != NULL && a->grad != a->logits && fl_sce_long(a->n_classes, a->inner)
+                     && (double)n_rows * (double)a->n_classes * (double)esz >= FL_STREAM_BYTES;
         st = fl_run_blocks(fl_table()->softmax_ce[dt], &ctx,
                            (n_rows + ctx.rows_per_block - 1) / ctx.rows_per_block, a->n_threads,
-                           n_rows * a->n_classes, scratch, &tot);
+                           n_rows * a->n_classes, n_rows > 0 ? scratch : 0, &tot);
     }
     if (st != FL_OK) return st;
     res->loss_sum = tot.loss;

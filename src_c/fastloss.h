@@ -90,6 +90,12 @@ typedef struct {
     double focal_gamma;           /* focal loss (1 - p_y)^gamma * CE (labels, no smoothing) */
     double poly1_epsilon;         /* + epsilon * (1 - p_t) per row (PolyLoss) */
     double *lse_out;              /* out: outer * inner log-sum-exps (of the capped logits) or NULL */
+    /* Per-row statistics for evaluation metrics, written for every row
+     * (ignored rows included) when not NULL: */
+    int64_t *argmax_out;          /* out: first index of the row's maximum raw logit (a NaN counts
+                                   * as the maximum, as numpy.argmax) */
+    double *stats_out;            /* out: 3 per row: max_k p_k, sum_k p_k^2, -sum_k p_k log p_k,
+                                   * p the softmax of the (capped) logits */
 } fl_softmax_ce_args;
 
 /* Sigmoid cross-entropy (binary and multi-label), elementwise over the
@@ -136,6 +142,8 @@ typedef struct {
     void *row_loss;
     void *grad;
     int64_t top_k;                /* > 0: count top-1 and top-k hits (labels only) */
+    int64_t *argmax_out;          /* out: per row, the first index of the maximum score (a NaN
+                                   * counts as the maximum, as numpy.argmax), or NULL */
 } fl_hinge_args;
 
 /* Mean squared error, elementwise over (n_rows, row_len).

@@ -189,6 +189,17 @@ void FL_NAME(fl_hinge_block)(const void *vctx, int64_t b, fl_partial *part, void
                                    y, &top1, &topk);
         if (RL) RL[r] = (FL_T)l;
         lsum += l;
+        if (a->argmax_out) {
+            /* the first index of the maximum, a NaN counting as the maximum (numpy.argmax) */
+            const FL_T *x = X + off;
+            FL_T bv = x[0];
+            int64_t c, best = 0;
+            for (c = 1; c < C; ++c) {
+                FL_T v = x[c * inner];
+                if (v > bv || (v != v && bv == bv)) { bv = v; best = c; }
+            }
+            a->argmax_out[r] = best;
+        }
     }
     part->loss = lsum;
     part->top1 = top1;
