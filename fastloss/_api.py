@@ -12,7 +12,7 @@ import numpy as np
 
 from . import _core
 
-_REDUCTIONS = {"none": 0, "sum": 1, "mean": 2}
+_REDUCTIONS = {"none": 0, "sum": 1, "mean": 2, "batchmean": 3, "fullmean": 4}
 _HINGE_MODES = {"ovr": 0, "weston_watkins": 1, "crammer_singer": 2}
 _F32 = np.dtype(np.float32)
 _F64 = np.dtype(np.float64)
@@ -67,18 +67,104 @@ def _as_dtype(x, dtype, name, shape=None):
     return np.require(arr, dtype=dtype, requirements=["C", "A"])
 
 
+def _int(value):
+    """operator.index without bool: True is not an index, a count or an axis."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError("a bool is not an integer here")
+    return operator.index(value)
+
+
+def _ignore_index(ignore_index):
+    """ignore_index as an int64-range int (a bool is refused)."""
+    try:
+        ignore = _int(ignore_index)
+    except TypeError:
+        raise ValueError("ignore_index must be an integer, not %r" % (ignore_index,)) from None
+    if not -2**63 <= ignore < 2**63:
+        raise ValueError("ignore_index must fit in int64 (labels are int64), not %d" % ignore)
+    return ignore
+
+
+def _softmax_options(z_loss, softcap, focal_gamma, poly1_epsilon):
+    """The softmax options beyond PyTorch's, checked: (z_loss, softcap or 0, gamma, eps)."""
+    if (z_loss == 0.0 and softcap is None and focal_gamma == 0.0 and poly1_epsilon == 0.0
+            and type(z_loss) is float and type(focal_gamma) is float
+            and type(poly1_epsilon) is float):
+        return 0.0, 0.0, 0.0, 0.0           # the defaults: nothing to check
+    return (_option(z_loss, "z_loss", _finite_nonneg, "a finite number >= 0"),
+            0.0 if softcap is None else _option(softcap, "softcap",
+                                                lambda v: 0 < v < math.inf,
+                                                "None or a finite number > 0"),
+            _option(focal_gamma, "focal_gamma", _finite_nonneg, "a finite number >= 0"),
+            _option(poly1_epsilon, "poly1_epsilon", math.isfinite, "a finite number"))
+
+
+def _sigmoid_options(focal_gamma, focal_alpha, poly1_epsilon):
+    """The sigmoid options beyond PyTorch's, checked: (gamma, alpha or -1, eps)."""
+    if (focal_gamma == 0.0 and focal_alpha is None and poly1_epsilon == 0.0
+            and type(focal_gamma) is float and type(poly1_epsilon) is float):
+        return 0.0, -1.0, 0.0               # the defaults: nothing to check
+    return (_option(focal_gamma, "focal_gamma", _finite_nonneg, "a finite number >= 0"),
+            -1.0 if focal_alpha is None else _option(
+                focal_alpha, "focal_alpha", lambda v: 0 <= v <= 1, "None or a number in [0, 1]"),
+            _option(poly1_epsilon, "poly1_epsilon", math.isfinite, "a finite number"))
+
+
+def _finite_nonneg(v):
+    return 0 <= v < math.inf
+
+
+def _margin(margin):
+    if isinstance(margin, (bool, np.bool_)) or not isinstance(margin, (int, float, np.integer,
+                                                                          np.floating)):
+        raise ValueError("margin must be a real number, not %r" % (margin,))
+    try:
+        m = float(margin)
+    except OverflowError:
+        raise ValueError("margin must be a real number a float can hold, not %r"
+                         % (margin,)) from None
+    if m != m:
+        raise ValueError("margin must be a real number, not %r" % (margin,))
+    return m
+
+
 def _reduction(reduction):
     try:
         return _REDUCTIONS[reduction]
     except (KeyError, TypeError):
-        raise ValueError("reduction must be 'none', 'sum' or 'mean', not %r" % (reduction,)) from None
+        raise ValueError("reduction must be 'none', 'sum', 'mean', 'batchmean' or 'fullmean', "
+                         "not %r" % (reduction,)) from None
+
+
+def _batch_size(shape):
+    """BATCHMEAN's divisor N: the first axis of the per-row (class losses) or
+    per-element (elementwise losses) shape; 1 for a single row or 0-d pred."""
+    return shape[0] if shape else 1
+
+
+def _ignore_value(ignore_index, dtype):
+    """sigmoid_cross_entropy's ignore_index as a float of pred's dtype (None: no mask)."""
+    if ignore_index is None:
+        return None
+    if isinstance(ignore_index, (bool, np.bool_)) or not isinstance(
+            ignore_index, (int, float, np.integer, np.floating)):
+        raise ValueError("ignore_index must be None or a real number (e.g. -1 or 255), not %r"
+                         % (ignore_index,))
+    try:
+        v = float(ignore_index)
+    except OverflowError:
+        v = math.inf
+    if not math.isfinite(v) or float(dtype.type(v)) != v or v != ignore_index:
+        raise ValueError("ignore_index=%r must be a finite number that %s holds exactly"
+                         % (ignore_index, dtype))
+    return v
 
 
 def _threads(n_threads):
     if n_threads is None:
         return 0
     try:
-        n = operator.index(n_threads)
+        n = _int(n_threads)
     except TypeError:
         raise ValueError("n_threads must be None or a positive integer, not %r"
                          % (n_threads,)) from None
@@ -89,7 +175,7 @@ def _threads(n_threads):
 
 def _axis(axis, ndim, name):
     try:
-        ax = operator.index(axis)
+        ax = _int(axis)
     except TypeError:
         raise ValueError("axis must be an integer, not %r" % (axis,)) from None
     if not -ndim <= ax < ndim:
@@ -136,8 +222,10 @@ def _grad_out(out, x, inputs, name, out_name="out", in_place=True):
         # that was converted may be any view: ask NumPy
         if (_core.overlap(out, other) if other.flags.c_contiguous
                 else np.may_share_memory(out, other)):
-            raise ValueError("%s shares memory with %s; only %s=%s is allowed in place"
-                             % (out_name, other_name, out_name, name))
+            raise ValueError("%s shares memory with %s; %s"
+                             % (out_name, other_name,
+                                ("only %s=%s is allowed in place" % (out_name, name)) if in_place
+                                else "%s must be a buffer of its own" % out_name))
     return out
 
 
@@ -303,12 +391,7 @@ def _softmax(logits, target, weight, sample_weight, ignore_index, label_smoothin
     labels = probs = None
     if t.dtype.kind in "iu":
         labels = _labels(t, row_shape, "target", shape, ax)
-        try:
-            ignore = operator.index(ignore_index)
-        except TypeError:
-            raise ValueError("ignore_index must be an integer, not %r" % (ignore_index,)) from None
-        if not -2**63 <= ignore < 2**63:
-            raise ValueError("ignore_index must fit in int64 (labels are int64), not %d" % ignore)
+        ignore = _ignore_index(ignore_index)
     elif t.dtype.kind == "f":
         if t.shape != shape:
             raise ValueError(
@@ -328,16 +411,7 @@ def _softmax(logits, target, weight, sample_weight, ignore_index, label_smoothin
         raise ValueError("label_smoothing must be in [0, 1], not %r" % (label_smoothing,))
     w = _class_weight(weight, n_classes)
     sw = _row_weight(sample_weight, row_shape)
-    if (z_loss == 0.0 and softcap is None and focal_gamma == 0.0 and poly1_epsilon == 0.0
-            and type(z_loss) is float and type(focal_gamma) is float
-            and type(poly1_epsilon) is float):
-        zl = cap = gam = pe = 0.0           # the defaults: nothing to check
-    else:
-        zl = _option(z_loss, "z_loss", lambda v: v >= 0, "a number >= 0")
-        cap = 0.0 if softcap is None else _option(softcap, "softcap", lambda v: v > 0,
-                                                  "None or a number > 0")
-        gam = _option(focal_gamma, "focal_gamma", lambda v: v >= 0, "a number >= 0")
-        pe = _option(poly1_epsilon, "poly1_epsilon", math.isfinite, "a finite number")
+    zl, cap, gam, pe = _softmax_options(z_loss, softcap, focal_gamma, poly1_epsilon)
     if gam != 0.0 and (probs is not None or eps != 0.0):
         raise ValueError("focal_gamma=%r needs integer labels and label_smoothing=0 (focal "
                          "loss has no accepted definition with %s)"
@@ -356,6 +430,7 @@ def _softmax(logits, target, weight, sample_weight, ignore_index, label_smoothin
         g = _grad_out(out, x, [("target", probs if probs is not None else labels),
                                ("weight", w), ("sample_weight", sw), ("lse_out", lse),
                                ("target", _orig(target, probs if probs is not None else labels)),
+                               ("weight", _orig(weight, w)),
                                ("sample_weight", _orig(sample_weight, sw))], "logits")
     if lse is not None:
         tgt = probs if probs is not None else labels
@@ -372,11 +447,13 @@ def _softmax(logits, target, weight, sample_weight, ignore_index, label_smoothin
                                     ("weight", w), ("sample_weight", sw), ("out", g),
                                     ("target", _orig(target, probs if probs is not None
                                                      else labels)),
+                                    ("weight", _orig(weight, w)),
                                     ("sample_weight", _orig(sample_weight, sw))],
                       "logits", "hess_out", in_place=False)
     row_loss = np.empty(row_shape, dtype=x.dtype) if (want_value and red == 0) else None
     res = _core.softmax_ce(x.itemsize == 8, x, labels, probs, w, sw, outer, n_classes, inner,
-                           ignore, eps, red, top_k, row_loss, g, h, nt, zl, cap, gam, pe, lse)
+                           ignore, eps, red, top_k, row_loss, g, h, nt, zl, cap, gam, pe, lse,
+                           _batch_size(row_shape))
     if res[0] == _core.FL_STATUS_LABEL:
         raise _label_error(res, row_shape, "target", n_classes)
     value = _value(res, red, row_loss)
@@ -415,15 +492,15 @@ _SOFTMAX_DOC = """{summary}
     ignore_index : int, default -100
         Rows with this label contribute nothing (integer labels only).
     label_smoothing : float in [0, 1], default 0
-    reduction : {{"mean", "sum", "none"}}
+    reduction : {{"mean", "sum", "none", "batchmean", "fullmean"}}
     axis : int, default -1
         The class axis; ``axis=1`` takes PyTorch's layout without a copy.
     n_threads : int, optional
         Threads for this call (default: OpenMP's, OMP_NUM_THREADS).{out_doc}
-    z_loss : float >= 0, default 0
+    z_loss : finite float >= 0, default 0
         Adds ``z_loss * lse**2`` per row (PaLM / ST-MoE), ``lse`` the row's
         log-sum-exp of the (capped) logits, weighted like the row.
-    softcap : float > 0, optional
+    softcap : finite float > 0, optional
         Replaces the logits by ``softcap * tanh(x / softcap)`` first (Gemma 2);
         the gradient is with respect to the raw logits; no capped copy is made.
     lse_out : ndarray of float64, row shape, optional
@@ -499,10 +576,11 @@ softmax_cross_entropy_value_and_grad.__doc__ = _SOFTMAX_DOC.format(
 
 def _sigmoid(logits, target, weight, pos_weight, reduction, n_threads, want_value, want_grad,
              out, want_hess=False, hess_out=None, full=False, focal_gamma=0.0, focal_alpha=None,
-             poly1_epsilon=0.0):
+             poly1_epsilon=0.0, ignore_index=None):
     x = _float_array(logits, "logits")
     red = _reduction(reduction)
     nt = _threads(n_threads)
+    ign = _ignore_value(ignore_index, x.dtype)
     t = _array(target)
     if t.shape != x.shape:
         raise ValueError("target has shape %s but logits has shape %s; they must be equal"
@@ -521,14 +599,7 @@ def _sigmoid(logits, target, weight, pos_weight, reduction, n_threads, want_valu
                              "logits, (%d,)" % (p.shape, row_len)) from None
         pw = None if x.size == 0 else _as_dtype(np.broadcast_to(p, (row_len,)), x.dtype,
                                                  "pos_weight")
-    if (focal_gamma == 0.0 and focal_alpha is None and poly1_epsilon == 0.0
-            and type(focal_gamma) is float and type(poly1_epsilon) is float):
-        gam, alpha, pe = 0.0, -1.0, 0.0     # the defaults: nothing to check
-    else:
-        gam = _option(focal_gamma, "focal_gamma", lambda v: v >= 0, "a number >= 0")
-        alpha = -1.0 if focal_alpha is None else _option(
-            focal_alpha, "focal_alpha", lambda v: 0 <= v <= 1, "None or a number in [0, 1]")
-        pe = _option(poly1_epsilon, "poly1_epsilon", math.isfinite, "a finite number")
+    gam, alpha, pe = _sigmoid_options(focal_gamma, focal_alpha, poly1_epsilon)
     g = None
     if want_grad:
         g = _grad_out(out, x, [("target", t), ("weight", w), ("pos_weight", pw),
@@ -542,7 +613,7 @@ def _sigmoid(logits, target, weight, pos_weight, reduction, n_threads, want_valu
                       "logits", "hess_out", in_place=False)
     loss = np.empty(x.shape, dtype=x.dtype) if (want_value and red == 0) else None
     res = _core.sigmoid_ce(x.itemsize == 8, x, t, w, w_stride, pw, n_rows, row_len, red, loss,
-                           g, h, nt, gam, alpha, pe)
+                           g, h, nt, gam, alpha, pe, _batch_size(x.shape), ign)
     if full:
         return _Out(_value(res, red, loss), _ret(out, g), h, res, x.size)
     return _value(res, red, loss), _ret(out, g)
@@ -558,7 +629,9 @@ _SIGMOID_DOC = """{summary}
     computed as softplus with ``log1p(exp(-|x|))`` (tiny losses of confident
     predictions are kept), with the limits at ``x = +-inf``.
     ``reduction="mean"`` divides by the number of elements, weights or not
-    (torch's rule); sums are accumulated in float64.
+    (torch's rule); ``"batchmean"`` by the size of logits' first axis (Caffe's
+    BATCH_SIZE) and ``"fullmean"`` by the number of elements, ignored ones
+    included (Caffe's FULL).  Sums are accumulated in float64.
 
     Parameters
     ----------
@@ -568,7 +641,7 @@ _SIGMOID_DOC = """{summary}
         Broadcasts to logits' shape.
     pos_weight : array_like, optional
         Weight of positive examples; broadcasts to the last axis.
-    reduction : {{"mean", "sum", "none"}}
+    reduction : {{"mean", "sum", "none", "batchmean", "fullmean"}}
     n_threads : int, optional{out_doc}
     focal_gamma, focal_alpha : float, optional
         Focal loss as torchvision's ``sigmoid_focal_loss`` defines it:
@@ -577,6 +650,11 @@ _SIGMOID_DOC = """{summary}
         ``focal_alpha`` is None).
     poly1_epsilon : float, default 0
         Poly-1: adds ``epsilon * (1 - p_t)`` per element.
+    ignore_index : float, optional
+        Caffe's ``ignore_label``: target elements equal to it (e.g. -1 or 255;
+        the target may then be an integer array) contribute 0 to the loss and
+        the gradient, and ``reduction="mean"`` divides by the number of
+        elements not ignored.
 
     Returns
     -------
@@ -591,26 +669,28 @@ _SIGMOID_DOC = """{summary}
 
 
 def sigmoid_cross_entropy(logits, target, *, weight=None, pos_weight=None, reduction="mean",
-                          n_threads=None, focal_gamma=0.0, focal_alpha=None, poly1_epsilon=0.0):
+                          n_threads=None, focal_gamma=0.0, focal_alpha=None, poly1_epsilon=0.0,
+                          ignore_index=None):
     return _sigmoid(logits, target, weight, pos_weight, reduction, n_threads, True, False,
                     None, focal_gamma=focal_gamma, focal_alpha=focal_alpha,
-                    poly1_epsilon=poly1_epsilon)[0]
+                    poly1_epsilon=poly1_epsilon, ignore_index=ignore_index)[0]
 
 
 def sigmoid_cross_entropy_grad(logits, target, *, weight=None, pos_weight=None, reduction="mean",
                                n_threads=None, out=None, focal_gamma=0.0, focal_alpha=None,
-                               poly1_epsilon=0.0):
+                               poly1_epsilon=0.0, ignore_index=None):
     return _sigmoid(logits, target, weight, pos_weight, reduction, n_threads, False, True, out,
                     focal_gamma=focal_gamma, focal_alpha=focal_alpha,
-                    poly1_epsilon=poly1_epsilon)[1]
+                    poly1_epsilon=poly1_epsilon, ignore_index=ignore_index)[1]
 
 
 def sigmoid_cross_entropy_value_and_grad(logits, target, *, weight=None, pos_weight=None,
                                          reduction="mean", n_threads=None, out=None,
-                                         focal_gamma=0.0, focal_alpha=None, poly1_epsilon=0.0):
+                                         focal_gamma=0.0, focal_alpha=None, poly1_epsilon=0.0,
+                                         ignore_index=None):
     return _sigmoid(logits, target, weight, pos_weight, reduction, n_threads, True, True, out,
                     focal_gamma=focal_gamma, focal_alpha=focal_alpha,
-                    poly1_epsilon=poly1_epsilon)
+                    poly1_epsilon=poly1_epsilon, ignore_index=ignore_index)
 
 
 sigmoid_cross_entropy.__doc__ = _SIGMOID_DOC.format(
@@ -635,14 +715,7 @@ def _hinge(scores, target, margin, squared, multiclass, weight, sample_weight, r
         raise ValueError("multiclass must be 'ovr', 'weston_watkins' or 'crammer_singer', not %r"
                          % (multiclass,))
     mode = _HINGE_MODES[multiclass]
-    if isinstance(margin, (bool, np.bool_)) or not isinstance(margin, (int, float, np.integer,
-                                                                          np.floating)):
-        raise ValueError("margin must be a real number, not %r" % (margin,))
-    try:
-        margin = float(margin)
-    except OverflowError:
-        raise ValueError("margin must be a real number a float can hold, not %r"
-                         % (margin,)) from None
+    margin = _margin(margin)
     t = _array(target)
     if t.dtype.kind not in "biuf":
         raise TypeError("target has dtype %s; expected class labels or +-1 / {0, 1} targets"
@@ -688,10 +761,12 @@ def _hinge(scores, target, margin, squared, multiclass, weight, sample_weight, r
         g = _grad_out(out, x, [("target", pm if pm is not None else labels), ("weight", w),
                                ("sample_weight", sw),
                                ("target", _orig(target, pm if pm is not None else labels)),
+                               ("weight", _orig(weight, w)),
                                ("sample_weight", _orig(sample_weight, sw))], "scores")
     row_loss = np.empty(row_shape, dtype=x.dtype) if (want_value and red == 0) else None
     res = _core.hinge(x.itemsize == 8, x, labels, pm, w, sw, outer, n_classes, inner, margin,
-                      bool(squared), mode, red, row_loss, g, nt, top_k if labels is not None else 0)
+                      bool(squared), mode, red, row_loss, g, nt, top_k if labels is not None else 0,
+                      _batch_size(row_shape))
     if res[0] == _core.FL_STATUS_LABEL:
         raise _label_error(res, row_shape, "target", n_classes)
     if full:
@@ -711,8 +786,9 @@ def _pm_target(t, dtype, binary):
     if bad.size:
         raise ValueError("%s must be in {-1, +1} or {0, 1}; target has value %r"
                          % (what, bad[0].item()))
-    raise ValueError("%s must be all in {-1, +1} or all in {0, 1}; target mixes -1, 0 and 1"
-                     % what)
+    present = [str(int(v)) for v in vals]
+    raise ValueError("%s must be all in {-1, +1} or all in {0, 1}; target mixes %s"
+                     % (what, ", ".join(present[:-1]) + " and " + present[-1]))
 
 
 _HINGE_DOC = """{summary}
@@ -744,7 +820,7 @@ _HINGE_DOC = """{summary}
         Class weights (not for binary hinge).
     sample_weight : array_like, optional
         One weight per row (per element for binary hinge).
-    reduction : {{"mean", "sum", "none"}}
+    reduction : {{"mean", "sum", "none", "batchmean", "fullmean"}}
     axis : int, default -1
     n_threads : int, optional{out_doc}
 
@@ -814,7 +890,8 @@ def _mse(pred, target, weight, reduction, n_threads, want_value, want_grad, out,
                                     ("target", _orig(target, t)), ("weight", _orig(weight, w))],
                       "pred", "hess_out", in_place=False)
     loss = np.empty(x.shape, dtype=x.dtype) if (want_value and red == 0) else None
-    res = _core.mse(x.itemsize == 8, x, t, w, w_stride, n_rows, row_len, red, loss, g, h, nt)
+    res = _core.mse(x.itemsize == 8, x, t, w, w_stride, n_rows, row_len, red, loss, g, h, nt,
+                    _batch_size(x.shape))
     if full:
         return _Out(_value(res, red, loss), _ret(out, g), h, res, x.size)
     return _value(res, red, loss), _ret(out, g)
@@ -833,7 +910,7 @@ _MSE_DOC = """{summary}
     target : array_like of pred's shape
     weight : array_like, optional
         Broadcasts to pred's shape.
-    reduction : {{"mean", "sum", "none"}}
+    reduction : {{"mean", "sum", "none", "batchmean", "fullmean"}}
     n_threads : int, optional{out_doc}
 
     Returns
@@ -899,9 +976,9 @@ def softmax_cross_entropy_grad_hess(logits, target, *, weight=None, sample_weigh
 
 
 def sigmoid_cross_entropy_grad_hess(logits, target, *, weight=None, pos_weight=None,
-                                    n_threads=None, out=None, hess_out=None):
+                                    n_threads=None, out=None, hess_out=None, ignore_index=None):
     r = _sigmoid(logits, target, weight, pos_weight, "none", n_threads, False, True, out,
-                 want_hess=True, hess_out=hess_out, full=True)
+                 want_hess=True, hess_out=hess_out, full=True, ignore_index=ignore_index)
     return r.grad, r.hess
 
 
@@ -919,7 +996,7 @@ softmax_cross_entropy_grad_hess.__doc__ = _GRAD_HESS_DOC.format(
 sigmoid_cross_entropy_grad_hess.__doc__ = _GRAD_HESS_DOC.format(
     what="sigmoid cross-entropy",
     hess="``w * (pw * t + 1 - t) * s * (1 - s)`` with ``s = sigmoid(x)``",
-    params="logits, target, weight, pos_weight : as in sigmoid_cross_entropy.")
+    params="logits, target, weight, pos_weight, ignore_index : as in sigmoid_cross_entropy.")
 mse_grad_hess.__doc__ = _GRAD_HESS_DOC.format(
     what="the squared error", hess="``2 * w``",
     params="pred, target, weight : as in mse.")

@@ -32,27 +32,29 @@ def softmax_ce(
     label_smoothing: float, reduction: int, top_k: int, row_loss: _Array, grad: _Array,
     hess: _Array, n_threads: int, z_loss: float = 0.0, softcap: float = 0.0,
     focal_gamma: float = 0.0, poly1_epsilon: float = 0.0, lse_out: _Array = None,
-    argmax_out: _Array = None, stats_out: _Array = None,
+    batch_size: int = 0, argmax_out: _Array = None, stats_out: _Array = None,
 ) -> _Result: ...
 def sigmoid_ce(
     f64: bool, logits: _Array, target: _Array, weight: _Array, weight_row_stride: int,
     pos_weight: _Array, n_rows: int, row_len: int, reduction: int, loss: _Array, grad: _Array,
     hess: _Array, n_threads: int, focal_gamma: float = 0.0, focal_alpha: float = -1.0,
-    poly1_epsilon: float = 0.0,
+    poly1_epsilon: float = 0.0, batch_size: int = 0, ignore_value: Optional[float] = None,
 ) -> _Result: ...
 def hinge(
     f64: bool, scores: _Array, labels: _Array, target: _Array, class_weight: _Array,
     sample_weight: _Array, outer: int, n_classes: int, inner: int, margin: float,
     squared: bool, mode: int, reduction: int, row_loss: _Array, grad: _Array, n_threads: int,
-    top_k: int = 0, argmax_out: _Array = None,
+    top_k: int = 0, batch_size: int = 0, argmax_out: _Array = None,
 ) -> _Result: ...
 def mse(
     f64: bool, pred: _Array, target: _Array, weight: _Array, weight_row_stride: int,
     n_rows: int, row_len: int, reduction: int, loss: _Array, grad: _Array, hess: _Array,
-    n_threads: int,
+    n_threads: int, batch_size: int = 0,
 ) -> _Result: ...
 def parallel_copy(src: np.ndarray, dst: np.ndarray, n_threads: Optional[int] = None) -> None:
     """Copy C-contiguous src into dst (same byte size) with OpenMP threads."""
+def parallel_read(src: np.ndarray, n_threads: Optional[int] = None) -> int:
+    """Read every byte of C-contiguous src with OpenMP threads; returns a checksum of them."""
 def overlap(a: np.ndarray, b: np.ndarray) -> int:
     """For C-contiguous arrays: 0 if their bytes are disjoint, 1 if they overlap,
     2 if they are the same buffer (same start and size)."""

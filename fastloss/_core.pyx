@@ -8,7 +8,8 @@ kernel's fl_result as a tuple: (status, value, loss_sum, weight_sum,
 n_ignored, n_top1, n_topk, bad_index, bad_value).
 """
 cimport numpy as cnp
-from libc.stdint cimport int64_t
+from libc.stdint cimport int64_t, uint64_t
+from libc.string cimport memset
 from fastloss.capi cimport *
 
 cnp.import_array()
@@ -36,10 +37,13 @@ def softmax_ce(bint f64, object logits, object labels, object probs, object clas
                int64_t ignore_index, double label_smoothing, int reduction, int64_t top_k,
                object row_loss, object grad, object hess, int n_threads, double z_loss=0.0,
                double softcap=0.0, double focal_gamma=0.0, double poly1_epsilon=0.0,
-               object lse_out=None, object argmax_out=None, object stats_out=None):
+               object lse_out=None, int64_t batch_size=0, object argmax_out=None,
+               object stats_out=None):
     cdef fl_softmax_ce_args a
     cdef fl_result r
     cdef fl_status st
+    memset(&a, 0, sizeof(a))
+    a.batch_size = batch_size
     a.outer = outer
     a.n_classes = n_classes
     a.inner = inner
@@ -71,10 +75,15 @@ def softmax_ce(bint f64, object logits, object labels, object probs, object clas
 def sigmoid_ce(bint f64, object logits, object target, object weight, int64_t weight_row_stride,
                object pos_weight, int64_t n_rows, int64_t row_len, int reduction,
                object loss, object grad, object hess, int n_threads, double focal_gamma=0.0,
-               double focal_alpha=-1.0, double poly1_epsilon=0.0):
+               double focal_alpha=-1.0, double poly1_epsilon=0.0, int64_t batch_size=0,
+               object ignore_value=None):
     cdef fl_sigmoid_ce_args a
     cdef fl_result r
     cdef fl_status st
+    memset(&a, 0, sizeof(a))
+    a.batch_size = batch_size
+    a.has_ignore = ignore_value is not None
+    a.ignore_value = 0.0 if ignore_value is None else <double>ignore_value
     a.n_rows = n_rows
     a.row_len = row_len
     a.logits = _ptr(logits)
@@ -98,10 +107,12 @@ def sigmoid_ce(bint f64, object logits, object target, object weight, int64_t we
 def hinge(bint f64, object scores, object labels, object target, object class_weight,
           object sample_weight, int64_t outer, int64_t n_classes, int64_t inner, double margin,
           bint squared, int mode, int reduction, object row_loss, object grad, int n_threads,
-          int64_t top_k=0, object argmax_out=None):
+          int64_t top_k=0, int64_t batch_size=0, object argmax_out=None):
     cdef fl_hinge_args a
     cdef fl_result r
     cdef fl_status st
+    memset(&a, 0, sizeof(a))
+    a.batch_size = batch_size
     a.outer = outer
     a.n_classes = n_classes
     a.inner = inner
@@ -126,10 +137,12 @@ def hinge(bint f64, object scores, object labels, object target, object class_we
 
 def mse(bint f64, object pred, object target, object weight, int64_t weight_row_stride,
         int64_t n_rows, int64_t row_len, int reduction, object loss, object grad, object hess,
-        int n_threads):
+        int n_threads, int64_t batch_size=0):
     cdef fl_mse_args a
     cdef fl_result r
     cdef fl_status st
+    memset(&a, 0, sizeof(a))
+    a.batch_size = batch_size
     a.n_rows = n_rows
     a.row_len = row_len
     a.pred = _ptr(pred)
@@ -161,6 +174,21 @@ def parallel_copy(cnp.ndarray src, cnp.ndarray dst, n_threads=None):
     cdef const void *s = cnp.PyArray_DATA(src)
     with nogil:
         fl_parallel_copy(d, s, nbytes, nt)
+
+
+def parallel_read(cnp.ndarray src, n_threads=None):
+    """Read every byte of C-contiguous src with OpenMP threads; returns a checksum of them.
+
+    The read-only yardstick of the benchmark: a value-only kernel reads its input once."""
+    cdef int nt = 0 if n_threads is None else int(n_threads)
+    cdef int64_t nbytes = src.nbytes
+    cdef uint64_t total
+    if not src.flags.c_contiguous:
+        raise ValueError("parallel_read needs a C-contiguous array")
+    cdef const void *s = cnp.PyArray_DATA(src)
+    with nogil:
+        total = fl_parallel_read(s, nbytes, nt)
+    return total
 
 
 def openmp_enabled():

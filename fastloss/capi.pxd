@@ -9,7 +9,7 @@
 #     cdef fl_result r
 #     with nogil:
 #         st = FL_API.softmax_ce_f64(&a, &r)
-from libc.stdint cimport int64_t
+from libc.stdint cimport int64_t, uint64_t
 
 cdef extern from "fastloss.h" nogil:
     ctypedef enum fl_status:
@@ -22,6 +22,8 @@ cdef extern from "fastloss.h" nogil:
         FL_REDUCE_NONE
         FL_REDUCE_SUM
         FL_REDUCE_MEAN
+        FL_REDUCE_BATCHMEAN
+        FL_REDUCE_FULLMEAN
 
     ctypedef enum fl_hinge_mode:
         FL_HINGE_OVR
@@ -59,6 +61,7 @@ cdef extern from "fastloss.h" nogil:
         double focal_gamma
         double poly1_epsilon
         double *lse_out
+        int64_t batch_size
         int64_t *argmax_out
         double *stats_out
 
@@ -77,6 +80,9 @@ cdef extern from "fastloss.h" nogil:
         double focal_gamma
         double focal_alpha
         double poly1_epsilon
+        int64_t batch_size
+        int has_ignore
+        double ignore_value
 
     ctypedef struct fl_hinge_args:
         int64_t outer, n_classes, inner
@@ -93,6 +99,7 @@ cdef extern from "fastloss.h" nogil:
         void *row_loss
         void *grad
         int64_t top_k
+        int64_t batch_size
         int64_t *argmax_out
 
     ctypedef struct fl_mse_args:
@@ -106,6 +113,7 @@ cdef extern from "fastloss.h" nogil:
         void *loss
         void *grad
         void *hess
+        int64_t batch_size
 
     fl_status fl_softmax_ce_f32(const fl_softmax_ce_args *args, fl_result *result)
     fl_status fl_softmax_ce_f64(const fl_softmax_ce_args *args, fl_result *result)
@@ -117,6 +125,7 @@ cdef extern from "fastloss.h" nogil:
     fl_status fl_mse_f64(const fl_mse_args *args, fl_result *result)
 
     void fl_parallel_copy(void *dst, const void *src, int64_t nbytes, int n_threads)
+    uint64_t fl_parallel_read(const void *src, int64_t nbytes, int n_threads)
     int fl_openmp_enabled()
     int fl_default_threads()
     const char *fl_simd_in_use()

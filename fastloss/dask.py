@@ -17,6 +17,7 @@ Needs the optional ``dask[array]`` (``dask[array,distributed]`` for a cluster).
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 
@@ -182,7 +183,7 @@ def _align(a, name, pred, class_ax, row_chunks):
     return a, squeeze
 
 
-def _block_state(x, t, *w, loss, ctor, squeeze, key):
+def _block_state(x, t, *w, loss, ctor, squeeze, key, block_info=None):
     """One block of rows -> the (1, K) float64 state of an Evaluator that saw it."""
     if squeeze[1] is not None:
         t = np.squeeze(t, axis=squeeze[1])
@@ -190,7 +191,15 @@ def _block_state(x, t, *w, loss, ctor, squeeze, key):
     if w:
         kw[key] = w[0] if squeeze[2] is None else np.squeeze(w[0], axis=squeeze[2])
     ev = Evaluator(loss, **ctor)
-    ev.update(x, t, **kw)
+    try:
+        ev.update(x, t, **kw)
+    except ValueError as e:
+        start = block_info[0]["array-location"][0][0] if block_info else 0
+        if start:       # a position inside the block -> the position in the array
+            msg = re.sub(r"at position \((\d+)",
+                         lambda m: "at position (%d" % (int(m.group(1)) + start), str(e))
+            raise ValueError(msg) from None
+        raise
     return ev._state_vector()[None, :]
 
 

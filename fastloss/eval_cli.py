@@ -36,6 +36,7 @@ import struct
 import sys
 import time
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -50,6 +51,11 @@ _PAGE = mmap.PAGESIZE
 
 _PRED_KEYS = ("pred", "logits", "scores", "predictions", "y_pred", "x")
 _TARGET_KEYS = ("target", "targets", "labels", "label", "y", "y_true")
+
+
+# what reading a damaged file or zip member raises (zlib.error: a bad deflate stream;
+# BadZipFile: a bad CRC or header)
+_READ_ERRORS = (OSError, ValueError, zipfile.BadZipFile, zlib.error, EOFError, struct.error)
 
 
 class DataError(Exception):
@@ -69,6 +75,7 @@ class _Source:
         self.spec, self.role = spec, role
         self._file = self._stream = None
         self._mapped = False
+        self._crc = None                   # a stored .npz member: (crc so far, next row, zip info)
         path, key = _split_spec(spec)
         if not os.path.exists(path):
             raise DataError("%s file %s does not exist" % (role, path))
@@ -86,7 +93,7 @@ class _Source:
                 self._open_npz(path, key, default_keys)
             else:
                 raise DataError("%s file %s is not a .npy or .npz file" % (role, path))
-        except (OSError, ValueError, zipfile.BadZipFile, EOFError, struct.error) as e:
+        except _READ_ERRORS as e:
             self.close()
             raise DataError("%s file %s cannot be read: %s" % (role, spec, _one_line(e))) \
                 from None
@@ -136,9 +143,18 @@ class _Source:
             if head[:4] != b"PK\x03\x04":
                 raise DataError("%s is a damaged .npz (bad local header of %s)" % (path, key))
             name_len, extra_len = struct.unpack("<HH", head[26:30])
-            self._file.seek(info.header_offset + 30 + name_len + extra_len)
+            start = info.header_offset + 30 + name_len + extra_len
+            if info.compress_size != info.file_size:
+                raise DataError("%s is a damaged .npz (%s is stored with %d bytes but holds "
+                                "%d)" % (path, key, info.compress_size, info.file_size))
+            self._file.seek(start)
             self._read_header(self._file)
-            self._map(self._file.tell())
+            # the member's data ends where the zip says, not at the end of the file
+            self._map(self._file.tell(), start + info.compress_size)
+            # its CRC (which np.load checks) is taken over the rows as they are read, in order
+            here = self._file.tell()
+            self._file.seek(start)
+            self._crc = (zlib.crc32(self._file.read(here - start)), 0, info, start)
         else:
             # Compressed (np.savez_compressed): stream it, chunk after chunk.
             self._zip = zipfile.ZipFile(self._file)
@@ -156,10 +172,14 @@ class _Source:
             raise DataError("%s in %s holds Python objects (dtype %s); fastloss eval reads "
                             "numeric arrays" % (self.role, self.spec, self.dtype))
 
-    def _map(self, offset):
+    def _map(self, offset, end=None):
+        """Map the data from offset; `end` is where the bytes of this array end (a .npz
+        member's end), the end of the file by default."""
         self._offset = offset
         self._mapped = False
         size = os.fstat(self._file.fileno()).st_size
+        if end is not None:
+            size = min(size, end)
         nbytes = self.dtype.itemsize * math.prod(self.shape)
         if size < offset + nbytes:
             raise DataError("%s file %s is truncated: %d bytes of data expected, %d found"
@@ -183,21 +203,55 @@ class _Source:
         if self._mapped:
             lo, hi = self._span(start, stop)
             if hi <= lo:
+                self._check_crc(start, stop, b"")
                 return np.empty(shape, self.dtype)
             base = lo - lo % mmap.ALLOCATIONGRANULARITY
             mm = _map_window(self._file.fileno(), hi - base, base)
             self._windows[start] = mm
+            self._check_crc(start, stop, memoryview(mm)[lo - base:])
             return np.ndarray(shape, self.dtype, buffer=mm, offset=lo - base)
         if self._stream is not None:
             if start != self._pos:
                 raise RuntimeError("compressed members are read in order")
             n = (stop - start) * self.row_bytes if self.shape else self.dtype.itemsize
-            buf = self._stream.read(n)
+            try:
+                buf = self._stream.read(n)
+                if len(buf) == n and stop >= self.n_rows:
+                    # the last rows: read to the member's end, where zipfile checks the CRC
+                    while self._stream.read(1 << 20):
+                        pass
+            except _READ_ERRORS as e:
+                raise DataError("%s in %s is damaged: %s" % (self.role, self.spec, _one_line(e))) \
+                    from None
             if len(buf) != n:
                 raise DataError("%s in %s is truncated" % (self.role, self.spec))
             self._pos = stop
             return np.frombuffer(buf, self.dtype).reshape(shape)
         return np.empty(shape, self.dtype)
+
+    def _check_crc(self, start, stop, data):
+        """Add rows [start, stop) to the CRC of a stored .npz member; after its last row
+        (and any bytes behind the array), compare with the zip's: a flipped byte is a data
+        error, as np.load makes it, not a wrong number."""
+        if self._crc is None:
+            return
+        crc, row, info, member_start = self._crc
+        if start != row:                     # not read in order: no CRC (never in eval)
+            self._crc = None
+            return
+        crc = zlib.crc32(data, crc)
+        if stop >= self.n_rows:
+            end = member_start + info.compress_size
+            tail = end - (self._offset + self.nbytes)
+            if tail > 0:
+                self._file.seek(self._offset + self.nbytes)
+                crc = zlib.crc32(self._file.read(tail), crc)
+            self._crc = None
+            if crc != info.CRC:
+                raise DataError("%s in %s is damaged: its CRC does not match the zip's"
+                                % (self.role, self.spec))
+            return
+        self._crc = (crc, stop, info, member_start)
 
     def prefetch(self, start, stop):
         """Ask the OS to read rows [start, stop) into its page cache, in the background."""
@@ -345,7 +399,11 @@ def _parser():
     p.add_argument("-l", "--loss", default="softmax_cross_entropy",
                    help="softmax_cross_entropy (default; alias softmax, ce), "
                         "sigmoid_cross_entropy (sigmoid, bce), hinge, mse")
-    p.add_argument("--reduction", default="mean", choices=("mean", "sum"))
+    p.add_argument("--reduction", default="mean",
+                   choices=("mean", "sum", "batchmean", "fullmean"),
+                   help="mean (default; torch's, Caffe's VALID), sum (Caffe's NONE), batchmean "
+                        "(the sum / rows along axis 0: Caffe's BATCH_SIZE), fullmean (the sum / "
+                        "every output location, ignored ones included: Caffe's FULL)")
     p.add_argument("-k", "--top-k", type=int, default=5,
                    help="k of the top-k accuracy of class losses (default 5; 0: no accuracy)")
     g = p.add_argument_group("loss options (as the Python functions name them)")
@@ -355,7 +413,9 @@ def _parser():
     g.add_argument("--sample-weight", metavar="FILE",
                    help="one weight per row (softmax, hinge), read in chunks")
     g.add_argument("--pos-weight", metavar="FILE", help="sigmoid: weight of positives")
-    g.add_argument("--ignore-index", type=int, help="softmax: label to ignore (default -100)")
+    g.add_argument("--ignore-index", type=int,
+                   help="softmax: label to ignore (default -100); sigmoid: target value whose "
+                        "elements are ignored (Caffe's ignore_label, e.g. -1 or 255; default none)")
     g.add_argument("--label-smoothing", type=float, help="softmax: in [0, 1]")
     g.add_argument("--axis", type=int, help="softmax, hinge: the class axis (default -1)")
     g.add_argument("--margin", type=float, help="hinge (default 1)")
@@ -383,7 +443,7 @@ def _parser():
 
 # option flag -> (Evaluator option, losses it applies to)
 _LOSS_FLAGS = {
-    "ignore_index": ("--ignore-index", ("softmax_cross_entropy",)),
+    "ignore_index": ("--ignore-index", ("softmax_cross_entropy", "sigmoid_cross_entropy")),
     "label_smoothing": ("--label-smoothing", ("softmax_cross_entropy",)),
     "axis": ("--axis", ("softmax_cross_entropy", "hinge")),
     "margin": ("--margin", ("hinge",)),
@@ -429,6 +489,22 @@ def _check_args(a):
         raise UsageError("--label-smoothing must be in [0, 1], not %r" % a.label_smoothing)
     if a.target is None and not _split_spec(a.pred)[0].lower().endswith(".npz"):
         raise UsageError("give TARGET, or a .npz PRED that holds both arrays")
+    # every option's domain (--z-loss -1, --softcap inf, ...), before any file is read
+    scalars = {opt: getattr(a, opt) for opt in ("ignore_index", "label_smoothing", "axis",
+                                                "margin", "squared", "multiclass",
+                                                *_EXTRA_FLAGS)
+               if getattr(a, opt) is not None}
+    try:
+        Evaluator(a.loss, reduction=a.reduction, top_k=a.top_k or None, n_threads=a.threads,
+                  **scalars)
+    except ValueError as e:
+        raise UsageError(_flag_message(str(e))) from None
+
+
+def _flag_message(msg):
+    """An option's error as the command line names it: --softcap, not softcap."""
+    return re.sub(r"^([a-z][a-z0-9]*(?:_[a-z0-9]+)*) must",
+                  lambda m: "--%s must" % m.group(1).replace("_", "-"), msg)
 
 
 def _check_shapes(loss, opts, pred, target):

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import inspect
 import math
-import operator
 from dataclasses import asdict, dataclass
 from typing import Optional
 
@@ -56,7 +55,7 @@ _EXTRA_OPTIONS = {
     "softmax_cross_entropy": (_api._softmax, {"z_loss": 0.0, "softcap": None,
                                               "focal_gamma": 0.0, "poly1_epsilon": 0.0}),
     "sigmoid_cross_entropy": (_api._sigmoid, {"focal_gamma": 0.0, "focal_alpha": None,
-                                              "poly1_epsilon": 0.0}),
+                                              "poly1_epsilon": 0.0, "ignore_index": None}),
 }
 for _name, (_fn, _extra) in _EXTRA_OPTIONS.items():
     _params = inspect.signature(_fn).parameters
@@ -72,7 +71,11 @@ _ALIASES = {
     "mean_squared_error": "mse",
 }
 
-_ARRAY_OPTIONS = ("weight", "pos_weight")   # compared with np.array_equal in merge()
+_ARRAY_OPTIONS = ("weight", "pos_weight")
+# The reductions an Evaluator can finish with: each chunk's kernel call uses
+# the same one, so its weight_sum is that reduction's denominator for the chunk
+# (batchmean: the chunk's rows along axis 0; fullmean: its output locations).
+_REDUCTIONS = ("mean", "sum", "batchmean", "fullmean")   # compared with np.array_equal in merge()
 
 
 def resolve_loss(loss):
@@ -153,6 +156,26 @@ def _total(s, c):
 
 # ------------------------------------------------------------ the evaluator
 
+def _check_scalar_options(loss, opts):
+    """The checks the kernel call would make on the scalar options, made once, up front."""
+    if loss == "softmax_cross_entropy":
+        _api._ignore_index(opts["ignore_index"])
+        eps = opts["label_smoothing"]
+        try:
+            ok = 0.0 <= float(eps) <= 1.0
+        except (TypeError, ValueError, OverflowError):
+            ok = False
+        if not ok:
+            raise ValueError("label_smoothing must be a number in [0, 1], not %r" % (eps,))
+        _api._softmax_options(*(opts.get(k, 0.0) if k != "softcap" else opts.get(k)
+                                for k in ("z_loss", "softcap", "focal_gamma", "poly1_epsilon")))
+    elif loss == "sigmoid_cross_entropy":
+        _api._sigmoid_options(opts.get("focal_gamma", 0.0), opts.get("focal_alpha"),
+                              opts.get("poly1_epsilon", 0.0))
+    elif loss == "hinge":
+        _api._margin(opts["margin"])
+
+
 class Evaluator:
     """Streaming loss and metrics: ``update`` over chunks, ``result`` at the end.
 
@@ -184,9 +207,11 @@ class Evaluator:
         ``"softmax_cross_entropy"``, ``"sigmoid_cross_entropy"``, ``"hinge"``
         or ``"mse"`` (aliases: ``softmax``, ``ce``, ``cross_entropy``,
         ``sigmoid``, ``bce``, ...), or the fastloss function itself.
-    reduction : {"mean", "sum"}, default "mean"
-        How :meth:`result` reduces (``"none"`` keeps per-row values, which an
-        evaluator does not store).
+    reduction : {"mean", "sum", "batchmean", "fullmean"}, default "mean"
+        How :meth:`result` reduces, as the loss function does over the
+        concatenated chunks (``"batchmean"`` divides by the rows along axis
+        0, ``"fullmean"`` by every output location; ``"none"`` keeps per-row
+        values, which an evaluator does not store).
     top_k : int or None, default 5
         k of the top-k accuracy (class losses with integer labels).  None
         turns the hit counts off (for ``softmax_cross_entropy`` with at most
@@ -224,15 +249,16 @@ class Evaluator:
                  n_threads=None, **options):
         self.loss = resolve_loss(loss)
         spec = LOSSES[self.loss]
-        if reduction not in ("mean", "sum"):
+        if reduction not in _REDUCTIONS:
             if reduction == "none":
                 raise ValueError("reduction='none' gives per-row losses, which an Evaluator "
                                  "does not keep; use 'mean' or 'sum'")
-            raise ValueError("reduction must be 'mean' or 'sum', not %r" % (reduction,))
+            raise ValueError("reduction must be %s, not %r"
+                             % (", ".join(repr(r) for r in _REDUCTIONS), reduction))
         self.reduction = reduction
         if top_k is not None:
             try:
-                top_k = operator.index(top_k)
+                top_k = _api._int(top_k)
             except TypeError:
                 raise ValueError("top_k must be a positive integer or None, not %r"
                                  % (top_k,)) from None
@@ -253,9 +279,10 @@ class Evaluator:
         opts.update(options)
         if spec.classes:
             try:
-                opts["axis"] = operator.index(opts["axis"])
+                opts["axis"] = _api._int(opts["axis"])
             except TypeError:
                 raise ValueError("axis must be an integer, not %r" % (opts["axis"],)) from None
+        _check_scalar_options(self.loss, opts)   # before any chunk: a bad option is no data error
         for name in _ARRAY_OPTIONS:
             if opts.get(name) is not None:
                 opts[name] = np.array(opts[name])      # a private copy: merge() compares it
@@ -374,25 +401,26 @@ class Evaluator:
             self._check_signature(sig)     # other dtypes: the kernel's TypeError says more
 
         nt = self.n_threads
+        red = "sum" if self.reduction == "mean" else self.reduction
         k = self.top_k or 0
         if self.loss == "softmax_cross_entropy":
             r = _api._softmax(x, t, opts["weight"], per_chunk, opts["ignore_index"],
-                              opts["label_smoothing"], "sum", opts["axis"], nt, True, False,
+                              opts["label_smoothing"], red, opts["axis"], nt, True, False,
                               None, top_k=k, full=True, **{e: opts[e] for e in spec.extra})
             hits = (r.stats["n_top1"], r.stats["n_topk"])
         elif self.loss == "hinge":
             r = _api._hinge(x, t, opts["margin"], opts["squared"], opts["multiclass"],
-                            opts["weight"], per_chunk, "sum", opts["axis"], nt, True, False,
+                            opts["weight"], per_chunk, red, opts["axis"], nt, True, False,
                             None, full=True, top_k=k if sig[2] == "integer labels" else 0)
             hits = (r.stats["n_top1"], r.stats["n_topk"])
         elif self.loss == "sigmoid_cross_entropy":
             w = opts["weight"] if per_chunk is None else per_chunk
-            r = _api._sigmoid(x, t, w, opts["pos_weight"], "sum", nt, True, False, None,
+            r = _api._sigmoid(x, t, w, opts["pos_weight"], red, nt, True, False, None,
                               full=True, **{e: opts[e] for e in spec.extra})
             hits = (0, 0)
         else:
             w = opts["weight"] if per_chunk is None else per_chunk
-            r = _api._mse(x, t, w, "sum", nt, True, False, None, full=True)
+            r = _api._mse(x, t, w, red, nt, True, False, None, full=True)
             hits = (0, 0)
         st = r.stats
         self._check_signature(sig)

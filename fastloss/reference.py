@@ -39,7 +39,7 @@ __all__ = [
     "mse_value_and_grad",
 ]
 
-_REDUCTIONS = ("mean", "sum", "none")
+_REDUCTIONS = ("mean", "sum", "none", "batchmean", "fullmean")
 _MULTICLASS = ("ovr", "weston_watkins", "crammer_singer")
 
 
@@ -73,24 +73,36 @@ def _divide(numerator, denominator):
         return float(np.float64(numerator) / np.float64(denominator))
 
 
+def _denominator(denominator, reduction, shape):
+    """The divisor of a dividing reduction; ``shape`` is the shape of the per-row (class losses)
+    or per-element losses.  ``mean``: the loss's own denominator; ``batchmean``: the first axis
+    of ``shape`` (1 for a single row or element); ``fullmean``: every location of ``shape``."""
+    if reduction == "batchmean":
+        return shape[0] if len(shape) else 1
+    if reduction == "fullmean":
+        return math.prod(shape)
+    return denominator
+
+
 def _reduce(losses, denominator, reduction, dtype, shape):
-    """Reduce float64 per-row/per-element losses as the public API does."""
+    """Reduce float64 per-row/per-element losses (of ``shape``) as the public API does."""
     if reduction == "none":
         return np.asarray(np.asarray(losses, dtype=np.float64).reshape(shape).astype(dtype))
     total = _exact_sum(losses)
     if reduction == "sum":
         return total
-    return _divide(total, denominator)
+    return _divide(total, _denominator(denominator, reduction, shape))
 
 
-def _scale_grad(grad, denominator, reduction):
-    """Gradient of the reduced loss from the gradient of the sum.
+def _scale_grad(grad, denominator, reduction, shape):
+    """Gradient of the reduced loss from the gradient of the sum (``shape`` as in _reduce).
 
     With a zero mean denominator (empty batch, all rows ignored) the gradient of the sum is all
     zeros and stays so (NaN rows stay NaN) instead of becoming 0/0.
     """
-    if reduction != "mean":
+    if reduction in ("sum", "none"):
         return grad
+    denominator = _denominator(denominator, reduction, shape)
     if denominator == 0:
         return grad * 0.0
     return grad / denominator
@@ -330,7 +342,8 @@ def _softmax_cross_entropy_impl(logits, target, *, weight, sample_weight, ignore
     value = _reduce(loss, denominator, reduction, dtype, row_shape)
     if not want_grad:
         return value, None
-    grad = _rows_to_pred_layout(_scale_grad(grad, denominator, reduction), pred_shape, axis)
+    grad = _rows_to_pred_layout(_scale_grad(grad, denominator, reduction, row_shape), pred_shape,
+                                axis)
     return value, _deliver_grad(grad, dtype, pred_shape, out)
 
 
@@ -370,36 +383,40 @@ def _same_shape_target(target, shape):
 
 
 def sigmoid_cross_entropy(logits, target, *, weight=None, pos_weight=None, reduction="mean",
-                          n_threads=None):
+                          n_threads=None, ignore_index=None):
     """Sigmoid cross-entropy, equal to ``binary_cross_entropy_with_logits``.
 
     ``l = weight * (pos_weight * t * softplus(-x) + (1 - t) * softplus(x))``; ``mean`` divides
-    by the number of elements.
+    by the number of elements.  Elements whose target equals ``ignore_index`` (Caffe's
+    ``ignore_label``) have loss and gradient 0 and are not counted by ``mean``.
     """
     return _sigmoid_cross_entropy_impl(
         logits, target, weight=weight, pos_weight=pos_weight, reduction=reduction, out=None,
-        want_grad=False,
+        want_grad=False, ignore_index=ignore_index,
     )[0]
 
 
 def sigmoid_cross_entropy_grad(logits, target, *, weight=None, pos_weight=None, reduction="mean",
-                               n_threads=None, out=None):
+                               n_threads=None, out=None, ignore_index=None):
     """Gradient of :func:`sigmoid_cross_entropy` with respect to the logits."""
     return _sigmoid_cross_entropy_impl(
         logits, target, weight=weight, pos_weight=pos_weight, reduction=reduction, out=out,
+        ignore_index=ignore_index,
     )[1]
 
 
 def sigmoid_cross_entropy_value_and_grad(logits, target, *, weight=None, pos_weight=None,
-                                         reduction="mean", n_threads=None, out=None):
+                                         reduction="mean", n_threads=None, out=None,
+                                         ignore_index=None):
     """``(sigmoid_cross_entropy(...), sigmoid_cross_entropy_grad(...))``."""
     return _sigmoid_cross_entropy_impl(
         logits, target, weight=weight, pos_weight=pos_weight, reduction=reduction, out=out,
+        ignore_index=ignore_index,
     )
 
 
 def _sigmoid_cross_entropy_impl(logits, target, *, weight, pos_weight, reduction, out,
-                                want_grad=True):
+                                want_grad=True, ignore_index=None):
     _check_reduction(reduction)
     dtype = _result_dtype(logits)
     x = np.asarray(logits, dtype=np.float64)
@@ -417,11 +434,14 @@ def _sigmoid_cross_entropy_impl(logits, target, *, weight, pos_weight, reduction
             negative_coef != 0, negative_coef * _softplus(x), 0.0
         )
         loss = np.where(np.isnan(x), np.nan, loss)
-        value = _reduce(loss, x.size, reduction, dtype, x.shape)
+        kept = np.ones(x.shape, dtype=bool) if ignore_index is None else t != ignore_index
+        loss = np.where(kept, loss, 0.0)
+        count = int(np.count_nonzero(kept))
+        value = _reduce(loss, count, reduction, dtype, x.shape)
         if not want_grad:
             return value, None
         grad = negative_coef * _sigmoid(x) - positive_coef * _sigmoid(-x)
-        grad = _scale_grad(grad, x.size, reduction)
+        grad = _scale_grad(np.where(kept, grad, 0.0), count, reduction, x.shape)
     return value, _deliver_grad(grad, dtype, x.shape, out)
 
 
@@ -579,7 +599,7 @@ def _hinge_impl(scores, target, *, margin, squared, multiclass, weight, sample_w
         value = _reduce(loss, denominator, reduction, dtype, out_shape)
         if not want_grad:
             return value, None
-        grad = _scale_grad(grad, denominator, reduction)
+        grad = _scale_grad(grad, denominator, reduction, out_shape)
     return value, _deliver_grad(grad, dtype, pred_shape, out)
 
 
@@ -622,5 +642,5 @@ def _mse_impl(pred, target, *, weight, reduction, out, want_grad=True):
         value = _reduce(loss, denominator, reduction, dtype, x.shape)
         if not want_grad:
             return value, None
-        grad = _scale_grad(2.0 * w * diff, denominator, reduction)
+        grad = _scale_grad(2.0 * w * diff, denominator, reduction, x.shape)
     return value, _deliver_grad(grad, dtype, x.shape, out)

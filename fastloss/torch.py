@@ -15,8 +15,8 @@ replace ``forward``::
 
 How it works: each loss is a ``torch.autograd.Function``.  Its forward runs the
 fused value-and-gradient kernel once, on the tensors' memory (no copy for
-C-contiguous CPU tensors), and saves only that gradient (plus the logits when a
-floating target needs a gradient too).  Its backward scales the saved gradient by
+C-contiguous CPU tensors), and saves that gradient (the input and target are kept
+by reference for a ``create_graph`` backward, not copied).  Its backward scales the saved gradient by
 the incoming one: a scalar for ``reduction="mean"``/``"sum"``; for
 ``reduction="none"`` the saved gradient is that of the sum and each row (each
 element) is multiplied by its own incoming gradient.  When nothing needs a
@@ -26,8 +26,12 @@ Differences from torch, all raised as errors rather than silently changed:
 tensors must be on the CPU (``RuntimeError`` otherwise) and the predictions
 float32 or float64 (``TypeError`` for float16, bfloat16 and others: cast with
 ``.float()``); class/element weights and ``pos_weight`` get no gradient
-(``NotImplementedError`` if they require one); the backward is not itself
-differentiable (no double backward).  ``pos_weight`` must broadcast to the last
+(``NotImplementedError`` if they require one).  Second derivatives (double
+backward: ``create_graph=True``, ``torch.autograd.functional.hessian``, gradient
+penalties) are supported: when the backward runs with ``create_graph=True`` it is
+computed from the same loss written with differentiable torch ops instead of the
+saved gradient, so its own gradient is exact (the first-order backward, and the
+values, stay the kernel's).  ``pos_weight`` must broadcast to the last
 dimension.  A floating target of the other float dtype is converted to the
 input's dtype (torch promotes the result to float64 instead).  Values at
 ``+-inf`` logits follow fastloss's SPEC (the limits) where torch returns NaN.
@@ -36,7 +40,6 @@ This module imports torch; ``import fastloss`` does not.
 """
 import numpy as np
 import torch
-from torch.autograd.function import once_differentiable
 from torch.nn import functional as _F
 from torch.nn._reduction import legacy_get_string as _legacy_get_string
 
@@ -135,6 +138,48 @@ def _scale(grad, grad_output, row_dim):
     return grad * grad_output
 
 
+def _as_tensor(a, like):
+    """A NumPy weight as a tensor of like's dtype (None stays None)."""
+    return None if a is None else torch.from_numpy(np.asarray(a, dtype=np.float64)).to(like.dtype)
+
+
+def _reduce(per, reduction, denominator=None):
+    if reduction == "none":
+        return per
+    if reduction == "sum":
+        return per.sum()
+    return per.sum() / (per.numel() if denominator is None else denominator)
+
+
+def _graph_backward(ctx, grad_output, loss_of):
+    """The backward under ``create_graph=True``: the loss is written again with
+    differentiable torch ops from the saved input and target, and its gradient
+    is taken with a graph, so that second derivatives (through the input, the
+    target and grad_output) are exact.  Returns (grad_input, grad_target)."""
+    input, target = ctx.saved_tensors
+    wrt = [t for t, need in zip((input, target), ctx.needs_input_grad[:2]) if need]
+    with torch.enable_grad():
+        loss = loss_of(input, target)
+        grads = list(torch.autograd.grad(loss, wrt, grad_output, create_graph=True,
+                                         allow_unused=True))
+    out = []
+    for t, need in zip((input, target), ctx.needs_input_grad[:2]):
+        g = None
+        if need:
+            g = grads.pop(0)
+            if g is None:
+                g = torch.zeros_like(t)
+        out.append(g)
+    return out
+
+
+def _save(ctx, grad, input, target):
+    """The kernel's gradient (the first-order backward) and the tensors a
+    create_graph backward recomputes the loss from (read only there)."""
+    ctx.kernel_grad = torch.from_numpy(grad) if grad is not None else None
+    ctx.save_for_backward(input, target if isinstance(target, torch.Tensor) else None)
+
+
 # ---------------------------------------------------------------- cross-entropy
 
 def _ce_kernel(x, t, weight, ignore_index, label_smoothing, reduction, want_grad, opts=None):
@@ -154,23 +199,26 @@ class _CrossEntropy(torch.autograd.Function):
                                  ctx.needs_input_grad[0], opts)
         ctx.reduction = reduction
         ctx.class_dim = 1 if input.ndim >= 2 else 0
-        target_grad = ctx.needs_input_grad[1]
-        if target_grad:    # probability targets: d loss / d t needs log_softmax(x)
-            ctx.weight, ctx.label_smoothing = weight, label_smoothing
-            ctx.n_rows = x.size // x.shape[ctx.class_dim] if x.ndim else 1
-        ctx.save_for_backward(torch.from_numpy(grad) if grad is not None else None,
-                              input if target_grad else None)
+        ctx.weight, ctx.label_smoothing = weight, label_smoothing
+        ctx.ignore_index, ctx.opts = ignore_index, opts
+        ctx.n_rows = x.size // x.shape[ctx.class_dim] if x.ndim else 1
+        _save(ctx, grad, input, target)
         return _loss_tensor(value, input.dtype)
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad_output):
-        grad, input = ctx.saved_tensors
+        if torch.is_grad_enabled():
+            grad_input, grad_target = _graph_backward(ctx, grad_output, lambda x, t: _ce_torch(
+                x, t, ctx.weight, ctx.ignore_index, ctx.label_smoothing, ctx.reduction,
+                ctx.opts))
+            return grad_input, grad_target, None, None, None, None, None
+        grad = ctx.kernel_grad
         row_dim = ctx.class_dim if ctx.reduction == "none" else None
         grad_input = grad_target = None
         if ctx.needs_input_grad[0]:
             grad_input = _scale(grad, grad_output, row_dim)
         if ctx.needs_input_grad[1]:
+            input = ctx.saved_tensors[0]
             # l = -sum_k w_k ((1 - eps) t_k + eps / C) log_softmax(x)_k per row
             d = torch.log_softmax(input, dim=ctx.class_dim) * -(1.0 - ctx.label_smoothing)
             if ctx.weight is not None:
@@ -182,6 +230,51 @@ class _CrossEntropy(torch.autograd.Function):
                 d = d / ctx.n_rows
             grad_target = _scale(d, grad_output, row_dim)
         return grad_input, grad_target, None, None, None, None, None
+
+
+def _ce_torch(x, t, weight, ignore_index, label_smoothing, reduction, opts):
+    """The cross-entropy of the kernel (with its fused options) in torch ops."""
+    w = _as_tensor(weight, x)
+    if t.is_floating_point():
+        t = t.to(x.dtype)
+    if not opts:
+        return _F.cross_entropy(x, t, weight=w, ignore_index=ignore_index, reduction=reduction,
+                                label_smoothing=label_smoothing)
+    cap = opts.get("softcap")
+    z_loss, gamma = opts.get("z_loss", 0.0), opts.get("focal_gamma", 0.0)
+    poly1, eps = opts.get("poly1_epsilon", 0.0), label_smoothing
+    cd = 1 if x.ndim >= 2 else 0
+    z = torch.movedim(x, cd, -1)
+    c, rows_shape = z.shape[-1], z.shape[:-1]
+    if cap is not None:
+        z = cap * torch.tanh(z / cap)
+    z = z.reshape(-1, c)
+    lse = torch.logsumexp(z, -1)
+    logp = z - lse[:, None]
+    if w is None:
+        w = torch.ones(c, dtype=x.dtype)
+    if not t.is_floating_point():
+        y = t.reshape(-1).long()
+        keep = y != ignore_index
+        ys = torch.where(keep, y, torch.zeros_like(y))
+        tp = (1 - eps) * _F.one_hot(ys, c).to(x.dtype) + eps / c
+        if gamma:
+            lpy = logp.gather(1, ys[:, None])[:, 0]
+            ce = -(1 - lpy.exp()) ** gamma * lpy * w[ys]
+        else:
+            ce = -(tp * w * logp).sum(-1)
+        row_w = w[ys] * keep
+        denominator = row_w.sum()
+    else:
+        tp = (1 - eps) * torch.movedim(t, cd, -1).reshape(-1, c) + eps / c
+        ce = -(tp * w * logp).sum(-1)
+        keep = torch.ones(z.shape[0], dtype=torch.bool)
+        row_w = torch.ones(z.shape[0], dtype=x.dtype)
+        denominator = z.shape[0]
+    pt = (tp * logp.exp()).sum(-1)
+    rows = ce + row_w * (z_loss * lse ** 2 + poly1 * (1 - pt))
+    rows = torch.where(keep, rows, torch.zeros_like(rows))
+    return _reduce(rows.reshape(rows_shape), reduction, denominator)
 
 
 def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
@@ -236,21 +329,24 @@ class _BCEWithLogits(torch.autograd.Function):
         t = _aux_array(target, "target")
         value, grad = _bce_kernel(x, t, weight, pos_weight, reduction, ctx.needs_input_grad[0])
         ctx.reduction = reduction
-        target_grad = ctx.needs_input_grad[1]
-        if target_grad:
-            ctx.weight, ctx.pos_weight = weight, pos_weight
-        ctx.save_for_backward(torch.from_numpy(grad) if grad is not None else None,
-                              input if target_grad else None)
+        ctx.weight, ctx.pos_weight = weight, pos_weight
+        _save(ctx, grad, input, target)
         return _loss_tensor(value, input.dtype)
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad_output):
-        grad, input = ctx.saved_tensors
+        if torch.is_grad_enabled():
+            grad_input, grad_target = _graph_backward(
+                ctx, grad_output, lambda x, t: _F.binary_cross_entropy_with_logits(
+                    x, t.to(x.dtype), weight=_as_tensor(ctx.weight, x),
+                    pos_weight=_as_tensor(ctx.pos_weight, x), reduction=ctx.reduction))
+            return grad_input, grad_target, None, None, None
+        grad = ctx.kernel_grad
         grad_input = grad_target = None
         if ctx.needs_input_grad[0]:
             grad_input = _scale(grad, grad_output, None)
         if ctx.needs_input_grad[1]:
+            input = ctx.saved_tensors[0]
             # l = w (pw t softplus(-x) + (1 - t) softplus(x))
             # dl/dt = w (pw softplus(-x) - softplus(x))   (= -w x without pos_weight)
             if ctx.pos_weight is None:
@@ -300,14 +396,28 @@ class _SigmoidFocal(torch.autograd.Function):
         kwargs = dict(reduction=reduction, focal_gamma=float(gamma),
                       focal_alpha=None if alpha < 0 else float(alpha))
         value, grad = _api.sigmoid_cross_entropy_value_and_grad(x, t, **kwargs)
-        ctx.save_for_backward(torch.from_numpy(grad))
+        ctx.alpha, ctx.gamma, ctx.reduction = alpha, gamma, reduction
+        _save(ctx, grad, inputs, targets)
         return _loss_tensor(value, inputs.dtype)
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad_output):
-        (grad,) = ctx.saved_tensors
-        return _scale(grad, grad_output, None), None, None, None, None
+        if torch.is_grad_enabled():
+            grad_input, _ = _graph_backward(ctx, grad_output, lambda x, t: _focal_torch(
+                x, t.to(x.dtype), ctx.alpha, ctx.gamma, ctx.reduction))
+            return grad_input, None, None, None, None
+        return _scale(ctx.kernel_grad, grad_output, None), None, None, None, None
+
+
+def _focal_torch(x, t, alpha, gamma, reduction):
+    """torchvision's sigmoid_focal_loss in torch ops."""
+    p = torch.sigmoid(x)
+    ce = _F.binary_cross_entropy_with_logits(x, t, reduction="none")
+    p_t = p * t + (1 - p) * (1 - t)
+    loss = ce * (1 - p_t) ** gamma
+    if alpha >= 0:
+        loss = (alpha * t + (1 - alpha) * (1 - t)) * loss
+    return _reduce(loss, reduction)
 
 
 def sigmoid_focal_loss(inputs, targets, alpha=0.25, gamma=2, reduction="none"):
@@ -354,14 +464,32 @@ class _MultiMargin(torch.autograd.Function):
         x = _pred_array(input)
         value, grad = _hinge_kernel(x, target, p, margin, weight, reduction, True)
         ctx.row_dim = 1 if (reduction == "none" and input.ndim == 2) else None
-        ctx.save_for_backward(torch.from_numpy(grad))
+        ctx.p, ctx.margin, ctx.weight, ctx.reduction = p, margin, weight, reduction
+        _save(ctx, grad, input, torch.from_numpy(np.asarray(target)))
         return _loss_tensor(value, input.dtype)
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad_output):
-        (grad,) = ctx.saved_tensors
-        return _scale(grad, grad_output, ctx.row_dim), None, None, None, None, None
+        if torch.is_grad_enabled():
+            grad_input, _ = _graph_backward(ctx, grad_output, lambda x, t: _multi_margin_torch(
+                x, t, ctx.p, ctx.margin, ctx.weight, ctx.reduction))
+            return grad_input, None, None, None, None, None
+        return _scale(ctx.kernel_grad, grad_output, ctx.row_dim), None, None, None, None, None
+
+
+def _multi_margin_torch(x, t, p, margin, weight, reduction):
+    """Weston-Watkins hinge (torch's multi_margin_loss) in elementary torch ops."""
+    x2 = x.reshape(-1, x.shape[-1])
+    y = t.reshape(-1).long()
+    c = x2.shape[1]
+    h = torch.relu(margin - x2.gather(1, y[:, None]) + x2)
+    if p == 2:
+        h = h * h
+    h = torch.where(_F.one_hot(y, c).bool(), torch.zeros_like(h), h)
+    per = h.sum(1) / c
+    if weight is not None:
+        per = per * _as_tensor(weight, x)[y]
+    return _reduce(per.reshape(t.shape), reduction)
 
 
 def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, size_average=None,
@@ -409,17 +537,29 @@ class _MSE(torch.autograd.Function):
         x = _pred_array(input)
         t = _pred_array(target, "target")
         value, grad = _mse_kernel(x, t, weight, reduction, True)
-        ctx.save_for_backward(torch.from_numpy(grad))
+        ctx.weight, ctx.reduction = weight, reduction
+        _save(ctx, grad, input, target)
         return _loss_tensor(value, input.dtype)
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad_output):
-        (grad,) = ctx.saved_tensors
-        g = _scale(grad, grad_output, None)
+        if torch.is_grad_enabled():
+            grad_input, grad_target = _graph_backward(ctx, grad_output, lambda x, t: _mse_torch(
+                x, t, ctx.weight, ctx.reduction))
+            return grad_input, grad_target, None, None
+        g = _scale(ctx.kernel_grad, grad_output, None)
         grad_input = g if ctx.needs_input_grad[0] else None
         grad_target = -g if ctx.needs_input_grad[1] else None   # d/dt (x - t)^2 = -d/dx
         return grad_input, grad_target, None, None
+
+
+def _mse_torch(x, t, weight, reduction):
+    """The (weighted) squared error of the kernel in torch ops."""
+    per = (x - t) ** 2
+    if weight is None:
+        return _reduce(per, reduction)
+    w = torch.broadcast_to(_as_tensor(weight, x), x.shape)
+    return _reduce(w * per, reduction, w.sum())
 
 
 def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):

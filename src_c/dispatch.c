@@ -291,17 +291,37 @@ static void fl_result_init(fl_result *res, int64_t n_rows)
     res->bad_value = 0;
 }
 
+/* MEAN, BATCHMEAN and FULLMEAN divide the sum; SUM and NONE do not. */
+static int fl_divides(int reduction) { return reduction >= FL_REDUCE_MEAN; }
+
+static int fl_reduction_ok(int reduction, int64_t batch_size)
+{
+    return reduction >= FL_REDUCE_NONE && reduction <= FL_REDUCE_FULLMEAN
+           && (reduction != FL_REDUCE_BATCHMEAN || batch_size >= 0);
+}
+
+/* The divisor of a dividing reduction: MEAN's own denominator, the batch
+ * size (BATCHMEAN) or the number of output locations (FULLMEAN). */
+static double fl_denominator(int reduction, double mean_denom, int64_t batch_size,
+                             int64_t n_locations)
+{
+    if (reduction == FL_REDUCE_BATCHMEAN) return (double)batch_size;
+    if (reduction == FL_REDUCE_FULLMEAN) return (double)n_locations;
+    return mean_denom;
+}
+
 static double fl_reduce_value(int reduction, double loss_sum, double weight_sum)
 {
-    if (reduction == FL_REDUCE_MEAN) return weight_sum == 0.0 ? (double)NAN : loss_sum / weight_sum;
+    if (fl_divides(reduction)) return weight_sum == 0.0 ? (double)NAN : loss_sum / weight_sum;
     return loss_sum;
 }
 
-/* 1 / denominator for MEAN (inf for a zero denominator: its rows then turn
- * NaN, as torch's do; all-ignored rows are written as exact zeros). */
+/* 1 / denominator for the dividing reductions (inf for a zero denominator:
+ * its rows then turn NaN, as torch's do; all-ignored rows are written as
+ * exact zeros). */
 static double fl_grad_scale(int reduction, double weight_sum)
 {
-    if (reduction != FL_REDUCE_MEAN) return 1.0;
+    if (!fl_divides(reduction)) return 1.0;
     return weight_sum == 0.0 ? (double)INFINITY : 1.0 / weight_sum;
 }
 
@@ -319,7 +339,8 @@ static fl_status fl_softmax_ce(const fl_softmax_ce_args *a, fl_result *res, int 
     fl_rows_ctx ctx;
     fl_status st;
     int64_t n_rows, c;
-    if (a->outer < 0 || a->n_classes < 1 || a->inner < 0 || a->reduction < 0 || a->reduction > 2
+    double denom;
+    if (a->outer < 0 || a->n_classes < 1 || a->inner < 0 || !fl_reduction_ok(a->reduction, a->batch_size)
         || (a->labels == NULL) == (a->probs == NULL) || !(a->label_smoothing >= 0.0)
         || a->label_smoothing > 1.0 || a->top_k < 0 || !(a->z_loss >= 0.0)
         || !(a->softcap >= 0.0) || !(a->focal_gamma >= 0.0) || a->poly1_epsilon != a->poly1_epsilon
@@ -337,10 +358,11 @@ static fl_status fl_softmax_ce(const fl_softmax_ce_args *a, fl_result *res, int 
         res->bad_value = a->labels[pre.bad];
         return FL_ERR_LABEL;
     }
+    denom = fl_denominator(a->reduction, pre.weight, a->batch_size, n_rows);
     ctx.args = a;
     ctx.n_rows = n_rows;
     ctx.rows_per_block = fl_rows_per_block(a->n_classes);
-    ctx.grad_scale = fl_grad_scale(a->reduction, pre.weight);
+    ctx.grad_scale = fl_grad_scale(a->reduction, denom);
     /* sum of class weights: only label smoothing uses it, and only rows need it */
     ctx.class_weight_sum = 0.0;
     if (n_rows > 0 && a->label_smoothing != 0.0) {
@@ -364,8 +386,8 @@ static fl_status fl_softmax_ce(const fl_softmax_ce_args *a, fl_result *res, int 
     }
     if (st != FL_OK) return st;
     res->loss_sum = tot.loss;
-    res->weight_sum = pre.weight;
-    res->value = fl_reduce_value(a->reduction, tot.loss, pre.weight);
+    res->weight_sum = denom;
+    res->value = fl_reduce_value(a->reduction, tot.loss, denom);
     res->n_ignored = (int64_t)pre.ignored;
     res->n_top1 = (int64_t)tot.top1;
     res->n_topk = (int64_t)tot.topk;
@@ -381,7 +403,8 @@ static fl_status fl_hinge(const fl_hinge_args *a, fl_result *res, int dt)
     fl_rows_ctx ctx;
     fl_status st;
     int64_t n_rows;
-    if (a->outer < 0 || a->n_classes < 1 || a->inner < 0 || a->reduction < 0 || a->reduction > 2
+    double denom;
+    if (a->outer < 0 || a->n_classes < 1 || a->inner < 0 || !fl_reduction_ok(a->reduction, a->batch_size)
         || a->mode < 0 || a->mode > 2 || (a->labels == NULL) == (a->target == NULL) || a->top_k < 0
         || (a->target != NULL && a->mode != FL_HINGE_OVR))
         return FL_ERR_ARG;
@@ -395,10 +418,11 @@ static fl_status fl_hinge(const fl_hinge_args *a, fl_result *res, int dt)
         res->bad_value = a->labels[pre.bad];
         return FL_ERR_LABEL;
     }
+    denom = fl_denominator(a->reduction, pre.weight, a->batch_size, n_rows);
     ctx.args = a;
     ctx.n_rows = n_rows;
     ctx.rows_per_block = fl_rows_per_block(a->n_classes);
-    ctx.grad_scale = fl_grad_scale(a->reduction, pre.weight);
+    ctx.grad_scale = fl_grad_scale(a->reduction, denom);
     ctx.class_weight_sum = 0.0;
     ctx.stream = 0;
     st = fl_run_blocks(fl_table()->hinge[dt], &ctx,
@@ -406,8 +430,8 @@ static fl_status fl_hinge(const fl_hinge_args *a, fl_result *res, int dt)
                        n_rows * a->n_classes, 0, &tot);
     if (st != FL_OK) return st;
     res->loss_sum = tot.loss;
-    res->weight_sum = pre.weight;
-    res->value = fl_reduce_value(a->reduction, tot.loss, pre.weight);
+    res->weight_sum = denom;
+    res->value = fl_reduce_value(a->reduction, tot.loss, denom);
     res->n_top1 = (int64_t)tot.top1;
     res->n_topk = (int64_t)tot.topk;
     return FL_OK;
@@ -441,25 +465,36 @@ static void fl_elem_ctx_init(fl_elem_ctx *ctx, const void *args, int64_t n_rows,
 static fl_status fl_sigmoid_ce(const fl_sigmoid_ce_args *a, fl_result *res, int dt)
 {
     fl_elem_ctx ctx;
-    fl_partial tot;
+    fl_partial tot, ign;
     fl_status st;
     int64_t n_blocks, n;
-    if (a->n_rows < 0 || a->row_len < 0 || a->reduction < 0 || a->reduction > 2
+    double denom, n_ignored = 0.0;
+    if (a->n_rows < 0 || a->row_len < 0 || !fl_reduction_ok(a->reduction, a->batch_size)
         || (a->weight != NULL && a->weight_row_stride != 0 && a->weight_row_stride != a->row_len)
         || !(a->focal_gamma >= 0.0) || a->focal_alpha > 1.0 || a->focal_alpha != a->focal_alpha
         || a->poly1_epsilon != a->poly1_epsilon
+        || (a->has_ignore && a->ignore_value != a->ignore_value)
         || (a->hess != NULL && (a->focal_gamma != 0.0 || a->focal_alpha >= 0.0
                                 || a->poly1_epsilon != 0.0)))
         return FL_ERR_ARG;
     n = a->n_rows * a->row_len;
     fl_result_init(res, n);
     fl_elem_ctx_init(&ctx, a, a->n_rows, a->row_len, &n_blocks);
-    ctx.grad_scale = fl_grad_scale(a->reduction, (double)n);
+    if (a->has_ignore) {
+        /* MEAN divides by the elements not ignored: count them first */
+        st = fl_run_blocks(fl_table()->sigmoid_ignored[dt], &ctx, n_blocks, a->n_threads, n, 0,
+                           &ign);
+        if (st != FL_OK) return st;
+        n_ignored = ign.ignored;
+    }
+    denom = fl_denominator(a->reduction, (double)n - n_ignored, a->batch_size, n);
+    ctx.grad_scale = fl_grad_scale(a->reduction, denom);
     st = fl_run_blocks(fl_table()->sigmoid_ce[dt], &ctx, n_blocks, a->n_threads, n, 0, &tot);
     if (st != FL_OK) return st;
     res->loss_sum = tot.loss;
-    res->weight_sum = (double)n;
-    res->value = fl_reduce_value(a->reduction, tot.loss, (double)n);
+    res->weight_sum = denom;
+    res->value = fl_reduce_value(a->reduction, tot.loss, denom);
+    res->n_ignored = (int64_t)n_ignored;
     return FL_OK;
 }
 
@@ -473,14 +508,14 @@ static fl_status fl_mse(const fl_mse_args *a, fl_result *res, int dt)
     fl_status st;
     int64_t n_blocks, n;
     double denom;
-    if (a->n_rows < 0 || a->row_len < 0 || a->reduction < 0 || a->reduction > 2
+    if (a->n_rows < 0 || a->row_len < 0 || !fl_reduction_ok(a->reduction, a->batch_size)
         || (a->weight != NULL && a->weight_row_stride != 0 && a->weight_row_stride != a->row_len))
         return FL_ERR_ARG;
     n = a->n_rows * a->row_len;
     fl_result_init(res, n);
     fl_elem_ctx_init(&ctx, a, a->n_rows, a->row_len, &n_blocks);
-    denom = (double)n;
-    if (a->weight != NULL) {
+    denom = fl_denominator(a->reduction, (double)n, a->batch_size, n);
+    if (a->weight != NULL && a->reduction <= FL_REDUCE_MEAN) {
         st = fl_run_blocks(fl_table()->mse_weight_sum[dt], &ctx, n_blocks, a->n_threads, n, 0,
                            &wtot);
         if (st != FL_OK) return st;
@@ -521,4 +556,35 @@ void fl_parallel_copy(void *dst, const void *src, int64_t nbytes, int n_threads)
 #endif
     (void)nt;
     for (i = 0; i < n_chunks; ++i) fl_copy_chunk(dst, src, nbytes, chunk, i);
+}
+
+static uint64_t fl_read_chunk(const void *src, int64_t nbytes, int64_t chunk, int64_t i)
+{
+    const unsigned char *p = (const unsigned char *)src + i * chunk;
+    int64_t len = nbytes - i * chunk < chunk ? nbytes - i * chunk : chunk, k;
+    uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0, w[4];
+    for (k = 0; k + 32 <= len; k += 32) {
+        memcpy(w, p + k, 32);
+        s0 += w[0]; s1 += w[1]; s2 += w[2]; s3 += w[3];
+    }
+    for (; k < len; ++k) s0 += p[k];
+    return s0 + s1 + s2 + s3;
+}
+
+uint64_t fl_parallel_read(const void *src, int64_t nbytes, int n_threads)
+{
+    const int64_t chunk = 1 << 20;
+    int64_t n_chunks = (nbytes + chunk - 1) / chunk, i;
+    int nt = fl_threads_for(n_threads, nbytes / 4, n_chunks);
+    uint64_t sum = 0;
+#ifdef _OPENMP
+    if (nt > 1) {
+#pragma omp parallel for schedule(static) num_threads(nt) reduction(+:sum)
+        for (i = 0; i < n_chunks; ++i) sum += fl_read_chunk(src, nbytes, chunk, i);
+        return sum;
+    }
+#endif
+    (void)nt;
+    for (i = 0; i < n_chunks; ++i) sum += fl_read_chunk(src, nbytes, chunk, i);
+    return sum;
 }

@@ -40,7 +40,9 @@ typedef enum {
 typedef enum {
     FL_REDUCE_NONE = 0,
     FL_REDUCE_SUM = 1,
-    FL_REDUCE_MEAN = 2
+    FL_REDUCE_MEAN = 2,
+    FL_REDUCE_BATCHMEAN = 3,  /* the sum / batch_size (Caffe's BATCH_SIZE normalization) */
+    FL_REDUCE_FULLMEAN = 4    /* the sum / every output location, ignored ones included (Caffe's FULL) */
 } fl_reduction;
 
 typedef enum {
@@ -50,9 +52,9 @@ typedef enum {
 } fl_hinge_mode;
 
 typedef struct {
-    double value;       /* SUM: the sum; MEAN: sum / weight_sum (NaN when weight_sum == 0); NONE: the sum */
+    double value;       /* SUM, NONE: the sum; MEAN, BATCHMEAN, FULLMEAN: sum / weight_sum (NaN when 0) */
     double loss_sum;    /* sum of the weighted per-row (per-element) losses, in double */
-    double weight_sum;  /* the MEAN denominator */
+    double weight_sum;  /* the denominator of MEAN, BATCHMEAN (batch_size) or FULLMEAN (n_rows) */
     int64_t n_rows;     /* rows (class losses) or elements (elementwise losses) */
     int64_t n_ignored;  /* rows whose label was ignore_index */
     int64_t n_top1;     /* rows whose target class has the highest score (top_k > 0) */
@@ -90,6 +92,7 @@ typedef struct {
     double focal_gamma;           /* focal loss (1 - p_y)^gamma * CE (labels, no smoothing) */
     double poly1_epsilon;         /* + epsilon * (1 - p_t) per row (PolyLoss) */
     double *lse_out;              /* out: outer * inner log-sum-exps (of the capped logits) or NULL */
+    int64_t batch_size;           /* BATCHMEAN: the divisor (pred's first axis), >= 0 */
     /* Per-row statistics for evaluation metrics, written for every row
      * (ignored rows included) when not NULL: */
     int64_t *argmax_out;          /* out: first index of the row's maximum raw logit (a NaN counts
@@ -119,6 +122,12 @@ typedef struct {
     double focal_gamma;
     double focal_alpha;           /* < 0: no alpha weighting */
     double poly1_epsilon;
+    int64_t batch_size;           /* BATCHMEAN: the divisor (pred's first axis), >= 0 */
+    /* Caffe's ignore_label: target elements equal to ignore_value (when
+     * has_ignore) contribute 0 to the loss, gradient and Hessian; MEAN then
+     * divides by the number of elements not ignored (n_ignored reports them). */
+    int has_ignore;
+    double ignore_value;
 } fl_sigmoid_ce_args;
 
 /* Hinge losses over (outer, C, inner) scores.  Binary hinge is OVR with C == 1
@@ -142,6 +151,7 @@ typedef struct {
     void *row_loss;
     void *grad;
     int64_t top_k;                /* > 0: count top-1 and top-k hits (labels only) */
+    int64_t batch_size;           /* BATCHMEAN: the divisor (pred's first axis), >= 0 */
     int64_t *argmax_out;          /* out: per row, the first index of the maximum score (a NaN
                                    * counts as the maximum, as numpy.argmax), or NULL */
 } fl_hinge_args;
@@ -160,6 +170,7 @@ typedef struct {
     void *loss;
     void *grad;
     void *hess;
+    int64_t batch_size;           /* BATCHMEAN: the divisor (pred's first axis), >= 0 */
 } fl_mse_args;
 
 fl_status fl_softmax_ce_f32(const fl_softmax_ce_args *args, fl_result *result);
@@ -173,6 +184,8 @@ fl_status fl_mse_f64(const fl_mse_args *args, fl_result *result);
 
 /* Copy nbytes from src to dst with n_threads threads (the bandwidth yardstick). */
 void fl_parallel_copy(void *dst, const void *src, int64_t nbytes, int n_threads);
+/* Read nbytes with n_threads threads; returns a checksum (the read-only yardstick). */
+uint64_t fl_parallel_read(const void *src, int64_t nbytes, int n_threads);
 
 /* Runtime information and control. */
 int fl_openmp_enabled(void);           /* 1 when compiled with OpenMP */

@@ -144,6 +144,7 @@ typedef struct {
     fl_block_fn hinge[2];
     fl_block_fn mse[2];
     fl_block_fn mse_weight_sum[2];
+    fl_block_fn sigmoid_ignored[2];     /* prepass: ignored elements of the ignore mask */
 } fl_kernel_table;
 
 extern const fl_kernel_table fl_table_baseline;

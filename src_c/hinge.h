@@ -19,10 +19,21 @@ FL_INLINE FL_T FL_NAME(hinge_h)(FL_T v, int squared)
     return v != v ? v : hv;
 }
 
-FL_INLINE FL_T FL_NAME(hinge_dh)(FL_T v, int squared)
+/* h'(v) without the factor 2 of the squared hinge (max(0, v) there), which the
+ * callers fold into their scale: 2 * v would overflow near the largest finite
+ * value before the scale (1/C, 1/N, the weights) brings it back.  Doubling is
+ * exact, so the product is the same bits as scale * (2 v) wherever that is finite. */
+FL_INLINE FL_T FL_NAME(hinge_dh_half)(FL_T v, int squared)
 {
-    FL_T d = v > 0 ? (squared ? (FL_T)2 * v : (FL_T)1) : (FL_T)0;
+    FL_T d = v > 0 ? (squared ? v : (FL_T)1) : (FL_T)0;
     return v != v ? v : d;
+}
+
+/* h'(v) in double, for sums of h' (2 v is exact there, and in range). */
+FL_INLINE double FL_NAME(hinge_dh_d)(FL_T v, int squared)
+{
+    double d = v > 0 ? (squared ? 2.0 * (double)v : 1.0) : 0.0;
+    return v != v ? (double)v : d;
 }
 
 /* The four loops of ovr and weston_watkins are written once each with the
@@ -54,18 +65,19 @@ FL_INLINE void FL_NAME(hinge_ovr_grad)(const FL_T *x, const FL_T *t, const doubl
                                        double kg)
 {
     int64_t c;
-    const FL_T k = (FL_T)kg;
+    const double kg2 = sq ? 2.0 * kg : kg;     /* the 2 of h' = 2 v, see hinge_dh_half */
+    const FL_T k = (FL_T)kg2;
     if (w) {
         FL_SIMD
         for (c = 0; c < C; ++c) {
             FL_T tc = t ? t[c * st] : (c == y ? (FL_T)1 : (FL_T)-1);
-            g[c * st] = (FL_T)(-kg * w[c]) * tc * FL_NAME(hinge_dh)(mg - tc * x[c * st], sq);
+            g[c * st] = (FL_T)(-kg2 * w[c]) * tc * FL_NAME(hinge_dh_half)(mg - tc * x[c * st], sq);
         }
     } else {
         FL_SIMD
         for (c = 0; c < C; ++c) {
             FL_T tc = t ? t[c * st] : (c == y ? (FL_T)1 : (FL_T)-1);
-            g[c * st] = -k * tc * FL_NAME(hinge_dh)(mg - tc * x[c * st], sq);
+            g[c * st] = -k * tc * FL_NAME(hinge_dh_half)(mg - tc * x[c * st], sq);
         }
     }
 }
@@ -115,25 +127,26 @@ FL_INLINE double FL_NAME(hinge_row)(const fl_rows_ctx *ctx, const FL_T *x, const
             for (c = 0; c < C; ++c) {
                 FL_T v = FL_NAME(hinge_ww_v)(x, c, st, y, base);
                 loss += (double)FL_NAME(hinge_h)(v, 1);
-                dsum += (double)FL_NAME(hinge_dh)(v, 1);
+                dsum += FL_NAME(hinge_dh_d)(v, 1);
             }
         } else {
             FL_SIMD_SUM(loss, dsum)
             for (c = 0; c < C; ++c) {
                 FL_T v = FL_NAME(hinge_ww_v)(x, c, st, y, base);
                 loss += (double)FL_NAME(hinge_h)(v, 0);
-                dsum += (double)FL_NAME(hinge_dh)(v, 0);
+                dsum += FL_NAME(hinge_dh_d)(v, 0);
             }
         }
         loss *= (w ? w[y] : 1.0) / (double)C;
         if (g) {
-            const FL_T k = (FL_T)kc;
+            /* the squared hinge's factor 2 goes into the scale (see hinge_dh_half) */
+            const FL_T k = (FL_T)(sq ? 2.0 * kc : kc);
             if (sq) {
                 FL_SIMD
-                for (c = 0; c < C; ++c) g[c * st] = k * FL_NAME(hinge_dh)(FL_NAME(hinge_ww_v)(x, c, st, y, base), 1);
+                for (c = 0; c < C; ++c) g[c * st] = k * FL_NAME(hinge_dh_half)(FL_NAME(hinge_ww_v)(x, c, st, y, base), 1);
             } else {
                 FL_SIMD
-                for (c = 0; c < C; ++c) g[c * st] = k * FL_NAME(hinge_dh)(FL_NAME(hinge_ww_v)(x, c, st, y, base), 0);
+                for (c = 0; c < C; ++c) g[c * st] = k * FL_NAME(hinge_dh_half)(FL_NAME(hinge_ww_v)(x, c, st, y, base), 0);
             }
             g[y * st] = (FL_T)(xy != xy ? (double)xy : -kc * dsum);
         }
@@ -151,7 +164,8 @@ FL_INLINE double FL_NAME(hinge_row)(const fl_rows_ctx *ctx, const FL_T *x, const
         double v = nan ? NAN : (j < 0 ? -INFINITY : margin + mx - xy);
         loss = wy * (double)FL_NAME(hinge_h)((FL_T)v, sq);
         if (g) {
-            double d = kg * wy * (double)FL_NAME(hinge_dh)((FL_T)v, sq);
+            /* 2 v in double: in FL_T it overflows before the scale (hinge_dh_half) */
+            double d = kg * wy * ((sq ? 2.0 : 1.0) * (double)FL_NAME(hinge_dh_half)((FL_T)v, sq));
             for (c = 0; c < C; ++c) g[c * st] = (FL_T)(nan ? NAN : 0.0);
             if (j >= 0 && !nan) {
                 g[j * st] = (FL_T)d;

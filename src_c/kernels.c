@@ -133,4 +133,5 @@ const fl_kernel_table FL_CAT(fl_table, FL_TARGET) = {
     FL_PAIR(fl_hinge_block),
     FL_PAIR(fl_mse_block),
     FL_PAIR(fl_mse_wsum_block),
+    FL_PAIR(fl_sig_ignored_block),
 };

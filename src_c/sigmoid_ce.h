@@ -65,6 +65,45 @@ FL_INLINE double FL_NAME(sig_opt)(double x, double t, double pw, double gam, dou
     return l;
 }
 
+/* Caffe's ignore_label: elements whose target equals ign contribute exactly 0
+ * (also where the computed value is inf or NaN), after the chunk is computed. */
+FL_INLINE void FL_NAME(sig_mask)(const FL_T *t, FL_T ign, FL_T *lo, FL_T *g, FL_T *h, int64_t n)
+{
+    int64_t i;
+    if (lo) {
+        FL_SIMD
+        for (i = 0; i < n; ++i) lo[i] = t[i] == ign ? (FL_T)0 : lo[i];
+    }
+    if (g) {
+        FL_SIMD
+        for (i = 0; i < n; ++i) g[i] = t[i] == ign ? (FL_T)0 : g[i];
+    }
+    if (h) {
+        FL_SIMD
+        for (i = 0; i < n; ++i) h[i] = t[i] == ign ? (FL_T)0 : h[i];
+    }
+}
+
+/* Prepass of the ignore mask: the number of ignored elements of a block
+ * (the MEAN denominator is the number of the others). */
+void FL_NAME(fl_sig_ignored_block)(const void *vctx, int64_t b, fl_partial *part, void *scratch)
+{
+    (void)scratch;
+    const fl_elem_ctx *ctx = (const fl_elem_ctx *)vctx;
+    const fl_sigmoid_ce_args *a = (const fl_sigmoid_ce_args *)ctx->args;
+    const FL_T *T = (const FL_T *)a->target;
+    const FL_T ign = (FL_T)a->ignore_value;
+    int64_t r0, r1, c0, c1, r, i;
+    double cnt = 0.0;
+    fl_elem_block_range(ctx, b, &r0, &r1, &c0, &c1);
+    for (r = r0; r < r1; ++r) {
+        const FL_T *t = T + r * ctx->row_len;
+        FL_SIMD_SUM(cnt)
+        for (i = c0; i < c1; ++i) cnt += t[i] == ign ? 1.0 : 0.0;
+    }
+    part->ignored = cnt;
+}
+
 void FL_NAME(fl_sig_block)(const void *vctx, int64_t b, fl_partial *part, void *scratch)
 {
     (void)scratch;
@@ -81,6 +120,7 @@ void FL_NAME(fl_sig_block)(const void *vctx, int64_t b, fl_partial *part, void *
     const int64_t L = ctx->row_len;
     const double gam = a->focal_gamma, alpha = a->focal_alpha, eps = a->poly1_epsilon;
     const int opt = gam != 0.0 || alpha >= 0.0 || eps != 0.0;
+    const FL_T ign = (FL_T)a->ignore_value;
     FL_T ones[FL_CHUNK];
     int64_t r0, r1, c0, c1, r, i;
     double lsum = 0.0;
@@ -107,6 +147,7 @@ void FL_NAME(fl_sig_block)(const void *vctx, int64_t b, fl_partial *part, void *
                                                    (double)pw[i], gam, alpha, eps, &gi));
                     if (g) g[i] = (FL_T)((double)scale * (double)w[i] * gi);
                 }
+                if (a->has_ignore) FL_NAME(sig_mask)(t, ign, lo, g, NULL, n);
                 lsum += FL_NAME(lane_sum)(lo, n);
                 cc += n;
                 continue;
@@ -114,6 +155,7 @@ void FL_NAME(fl_sig_block)(const void *vctx, int64_t b, fl_partial *part, void *
             /* the loss loop reads x before any gradient store (out may be x) */
             FL_SIMD
             for (i = 0; i < n; ++i) lo[i] = w[i] * FL_NAME(sig_loss)(x[i], t[i], pw[i]);
+            if (a->has_ignore) FL_NAME(sig_mask)(t, ign, lo, NULL, NULL, n);
             lsum += FL_NAME(lane_sum)(lo, n);
             if (G && H) {
                 FL_T *g = G + base + cc, *h = H + base + cc;
@@ -124,6 +166,7 @@ void FL_NAME(fl_sig_block)(const void *vctx, int64_t b, fl_partial *part, void *
                     h[i] = scale * w[i] * (cneg + cpos) * sg * om;
                     g[i] = scale * w[i] * (cneg * sg - cpos * om);
                 }
+                if (a->has_ignore) FL_NAME(sig_mask)(t, ign, NULL, g, h, n);
             } else if (G) {
                 FL_T *g = G + base + cc;
                 FL_SIMD
@@ -132,6 +175,7 @@ void FL_NAME(fl_sig_block)(const void *vctx, int64_t b, fl_partial *part, void *
                     FL_NAME(sig_sig)(x[i], &sg, &om);
                     g[i] = scale * w[i] * (cneg * sg - cpos * om);
                 }
+                if (a->has_ignore) FL_NAME(sig_mask)(t, ign, NULL, g, NULL, n);
             }
             cc += n;
         }

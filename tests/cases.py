@@ -15,7 +15,9 @@ import fastloss.reference as reference
 LOSSES = ("softmax_cross_entropy", "sigmoid_cross_entropy", "hinge", "mse")
 CLASS_LOSSES = ("softmax_cross_entropy", "hinge")
 FORMS = ("value", "grad", "value_and_grad")
-REDUCTIONS = ("mean", "sum", "none")
+REDUCTIONS = ("mean", "sum", "none", "batchmean", "fullmean")
+DIVIDING = ("mean", "batchmean", "fullmean")   # the reductions that divide the sum
+TORCH_REDUCTIONS = ("mean", "sum", "none")      # the ones torch has (Caffe's are fastloss's own)
 DTYPES = (np.float32, np.float64)
 
 
@@ -350,19 +352,20 @@ def value_scale(loss, pred, target, kwargs, reduction):
     terms = getattr(reference, loss)(pred, target, **{**kwargs, "reduction": "none"})
     terms = np.asarray(terms, dtype=np.float64)
     total_abs = float(np.sum(np.abs(terms[np.isfinite(terms)])))
-    if reduction != "mean":
+    if reduction not in DIVIDING:
         return total_abs
     total = getattr(reference, loss)(pred, target, **{**kwargs, "reduction": "sum"})
-    mean = getattr(reference, loss)(pred, target, **{**kwargs, "reduction": "mean"})
+    mean = getattr(reference, loss)(pred, target, **{**kwargs, "reduction": reduction})
     if total == 0 or not math.isfinite(total) or not math.isfinite(mean):
         return total_abs
     return total_abs * abs(mean / total)
 
 
-def _mean_factor(loss, pred, target, kwargs):
-    """1 / |mean denominator|, read off the reference as |mean / sum| (1 when undefined)."""
+def _mean_factor(loss, pred, target, kwargs, reduction="mean"):
+    """1 / |denominator| of a dividing reduction, read off the reference as |mean / sum| (1 when
+    undefined)."""
     total = getattr(reference, loss)(pred, target, **{**kwargs, "reduction": "sum"})
-    mean = getattr(reference, loss)(pred, target, **{**kwargs, "reduction": "mean"})
+    mean = getattr(reference, loss)(pred, target, **{**kwargs, "reduction": reduction})
     if total == 0 or not math.isfinite(total) or not math.isfinite(mean):
         return 1.0
     return abs(mean / total)
@@ -396,8 +399,8 @@ def grad_term_scale(loss, pred, target, kwargs, reduction):
         w = 1.0 if kwargs.get("weight") is None else np.abs(kwargs["weight"])
         pw = 1.0 if kwargs.get("pos_weight") is None else np.abs(kwargs["pos_weight"])
         scale = float(np.max(np.broadcast_to(w * (np.abs(1 - t) + pw * np.abs(t)), x.shape)))
-    if reduction == "mean":
-        scale *= _mean_factor(loss, pred, target, kwargs)
+    if reduction in DIVIDING:
+        scale *= _mean_factor(loss, pred, target, kwargs, reduction)
     return scale
 
 

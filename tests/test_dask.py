@@ -140,3 +140,24 @@ def test_local_cluster_two_processes():
           .update(xn, yn).result())
     assert got.loss == pytest.approx(
         fastloss.softmax_cross_entropy(xn, yn, label_smoothing=0.1), rel=RTOL)
+
+
+@pytest.mark.parametrize("loss, options", [("softmax_cross_entropy", {}),
+                                           ("hinge", {"multiclass": "weston_watkins"})])
+def test_bad_label_is_reported_at_its_position_in_the_array(sync, loss, options):
+    """Not at its position inside its Dask block (the in-memory call and the CLI agree)."""
+    x = da.zeros((1000, 3), chunks=250)
+    y = np.arange(1000) % 3
+    y[777] = 7
+    with pytest.raises(ValueError, match=r"label 7 at position \(777,\)"):
+        fdask.evaluate(x, y, loss=loss, **options)
+    # a multi-dimensional row shape: the row index moves, the others stay
+    x4 = da.zeros((40, 3, 2), chunks=(10, 3, 2))
+    y4 = np.zeros((40, 2), dtype=np.int64)
+    y4[27, 1] = -5
+    with pytest.raises(ValueError, match=r"label -5 at position \(27, 1\)"):
+        fdask.evaluate(x4, y4, axis=1, loss=loss, **options)
+    # a block that starts at 0 keeps its positions
+    y[777], y[3] = 0, 9
+    with pytest.raises(ValueError, match=r"label 9 at position \(3,\)"):
+        fdask.evaluate(x, y, loss=loss, **options)

@@ -309,15 +309,20 @@ EMPTY = [
 @pytest.mark.parametrize("loss, shape, target, kwargs, none_shape", EMPTY,
                          ids=[f"{e[0]}-{i}" for i, e in enumerate(EMPTY)])
 def test_empty_batch(impl, loss, shape, target, kwargs, none_shape, dtype, form):
-    """mean is NaN, sum is 0, none is an empty array, gradients are empty arrays."""
+    """mean is NaN, sum is 0, none is an empty array, gradients are empty arrays; fullmean is
+    NaN (0 / 0 locations) and batchmean 0 / N: NaN for N = 0 rows, 0 for rows of no locations."""
     pred = np.zeros(shape, dtype=dtype)
     results = {r: call(impl, loss, form, pred, target, kwargs, reduction=r) for r in REDUCTIONS}
     if form != "grad":
-        mean, total, none = (results[r][0] for r in REDUCTIONS)
+        mean, total, none = (results[r][0] for r in ("mean", "sum", "none"))
         assert type(mean) is float and math.isnan(mean)
         assert type(total) is float and total == 0.0
         assert isinstance(none, np.ndarray) and none.dtype == dtype
         assert none.shape == none_shape
+        full, batch = results["fullmean"][0], results["batchmean"][0]
+        assert type(full) is float and math.isnan(full)
+        n_batch = none_shape[0] if none_shape else 1
+        assert type(batch) is float and (math.isnan(batch) if n_batch == 0 else batch == 0.0)
     if form != "value":
         for reduction in REDUCTIONS:
             grad = results[reduction][1]
@@ -330,16 +335,18 @@ def test_empty_batch(impl, loss, shape, target, kwargs, none_shape, dtype, form)
                                      {"weight": np.array([1.0, 2.0, 3.0, 4.0])}],
                          ids=["default", "ignore_2", "smoothing", "weight"])
 def test_all_rows_ignored(impl, options, dtype, form):
-    """mean is NaN (0/0), sum is 0, none is zeros, the gradient is all zeros."""
+    """mean is NaN (0/0), sum is 0, batchmean and fullmean 0 (0/3: they count ignored rows),
+    none is zeros, the gradient is all zeros."""
     ignore_index = options.get("ignore_index", -100)
     logits = np.random.default_rng(0).standard_normal((3, 4)).astype(dtype)
     labels = np.full(3, ignore_index)
     results = {r: call(impl, "softmax_cross_entropy", form, logits, labels, options,
                        reduction=r) for r in REDUCTIONS}
     if form != "grad":
-        mean, total, none = (results[r][0] for r in REDUCTIONS)
+        mean, total, none = (results[r][0] for r in ("mean", "sum", "none"))
         assert type(mean) is float and math.isnan(mean)
         assert type(total) is float and total == 0.0
+        assert results["batchmean"][0] == 0.0 and results["fullmean"][0] == 0.0
         np.testing.assert_array_equal(none, np.zeros(3, dtype=dtype))
         assert none.dtype == dtype
     if form != "value":
@@ -379,3 +386,55 @@ def test_none_returns_zero_dim_arrays(impl, dtype):
         value, grad = vg(impl, loss, logits, target)
         assert isinstance(value, np.ndarray) and value.shape == () and value.dtype == dtype
         assert grad.shape == (3,) and grad.dtype == dtype
+
+
+# ---------------------------------------------------------------------------------------------
+# squared hinge near the largest float32: h' = 2 v is scaled (1/C, 1/N, weights) before it
+# could overflow, as torch's multi_margin_loss(p=2) does
+# ---------------------------------------------------------------------------------------------
+
+
+def test_squared_weston_watkins_gradient_does_not_overflow_in_float32():
+    import fastloss
+    x = np.array([[0, -2e38 / 1.5, 5e37]], dtype=np.float32)
+    _, g = fastloss.hinge_value_and_grad(x, np.array([1]), multiclass="weston_watkins",
+                                         squared=True, reduction="sum")
+    assert np.all(np.isfinite(g)), g
+    # torch's multi_margin_loss(p=2): 2 z / C per class, the label's the negated sum
+    z = np.array([1 + 2e38 / 1.5, 1 + 2e38 / 1.5 + 5e37])
+    expected = np.array([2 * z[0] / 3, -2 * z.sum() / 3, 2 * z[1] / 3])
+    np.testing.assert_allclose(g[0], expected, rtol=1e-6)
+    torch = pytest.importorskip("torch")
+    xt = torch.tensor(x, requires_grad=True)
+    torch.nn.functional.multi_margin_loss(xt, torch.tensor([1]), p=2, reduction="sum").backward()
+    np.testing.assert_allclose(g, xt.grad.numpy(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("multiclass, x, y, expected", [
+    # ovr, mean over 3 rows: -2 (1 + 2e38) / 3 for the label's column, 2 / 3 for the others
+    ("ovr", [[-2e38, 0, 0]] * 3, [0] * 3, [-2 * (1 + 2e38) / 3, 2 / 3, 2 / 3]),
+    # crammer_singer, mean over 4 rows: 2 (1 + 1.4e38 + 1e38) / 4 = 1.2e38
+    ("crammer_singer", [[1.4e38, 0, -1e38]] * 4, [2] * 4, [1.2e38, 0, -1.2e38]),
+])
+def test_squared_hinge_gradients_do_not_overflow_in_float32(multiclass, x, y, expected):
+    import fastloss
+    _, g = fastloss.hinge_value_and_grad(np.array(x, dtype=np.float32), np.array(y),
+                                         multiclass=multiclass, squared=True)
+    assert np.all(np.isfinite(g)), g
+    np.testing.assert_allclose(g[0], expected, rtol=1e-6)
+    # binary hinge, the same ovr loop
+    _, g = fastloss.hinge_value_and_grad(np.full(3, -2e38, np.float32), np.ones(3),
+                                         squared=True)
+    np.testing.assert_allclose(g, -2 * (1 + 2e38) / 3, rtol=1e-6)
+
+
+@pytest.mark.parametrize("nan_at", [0, 1])
+def test_weston_watkins_nan_score_gives_nan_row(nan_at):
+    """A documented difference from torch's multi_margin_loss, which skips the NaN terms."""
+    import fastloss
+    x = np.array([[0.0, 0.5, 1.0], [0.2, 0.1, -0.3]])
+    x[0, nan_at] = np.nan
+    loss, g = fastloss.hinge_value_and_grad(x, np.array([0, 1]), multiclass="weston_watkins",
+                                            reduction="none")
+    assert np.isnan(loss[0]) and np.isfinite(loss[1])
+    assert np.isnan(g[0]).any() and np.all(np.isfinite(g[1]))

@@ -205,6 +205,7 @@ BAD_OPTIONS = [
     ("hinge", {"weight": np.ones(4)}),
     ("hinge", {"sample_weight": np.ones(7)}),
     ("hinge", {"multiclass": "one_vs_one"}),
+    ("hinge", {"margin": float("nan")}),
     ("mse", {"weight": np.ones(6)}),
     ("mse", {"weight": np.ones((2, 6, 5))}),
 ]
@@ -286,3 +287,101 @@ def test_out_must_not_overlap_other_inputs_partially():
     except ValueError:
         return
     np.testing.assert_array_equal(result, expected)
+
+
+# ---------------------------------------------------------------------------------------------
+# integer options: a bool is not an integer
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("option", [{"ignore_index": True}, {"ignore_index": np.True_},
+                                    {"ignore_index": False}, {"n_threads": True},
+                                    {"axis": True}])
+def test_bool_is_not_an_integer_option(option, form):
+    """ignore_index=True used to mean label 1 (and n_threads=True one thread, axis=True
+    axis 1): a bool is refused."""
+    pred, target, _ = _valid_inputs("softmax_cross_entropy")
+    _assert_raises_leaving_out_untouched(ValueError, next(iter(option)),
+                                         "softmax_cross_entropy", form, pred, target, option)
+
+
+def test_bool_ignore_index_refused_by_the_evaluator_and_the_drop_in():
+    fl = public()
+    with pytest.raises(ValueError, match="ignore_index"):
+        fl.Evaluator("softmax_cross_entropy", ignore_index=True)
+    with pytest.raises(ValueError, match="top_k"):
+        fl.Evaluator("softmax_cross_entropy", top_k=True)
+    with pytest.raises(ValueError, match="axis"):
+        fl.Evaluator("softmax_cross_entropy", axis=True)
+    with pytest.raises(ValueError, match="n_threads"):
+        fl.Evaluator("softmax_cross_entropy", n_threads=True)
+    torch = pytest.importorskip("torch")
+    import fastloss.torch as flt
+    with pytest.raises(ValueError, match="ignore_index"):
+        flt.cross_entropy(torch.zeros(2, 3, requires_grad=True), torch.tensor([0, 1]),
+                          ignore_index=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# out / hess_out overlap
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("loss", ["softmax_cross_entropy", "sigmoid_cross_entropy", "mse"])
+def test_hess_out_sharing_out_says_what_is_allowed(loss):
+    """hess_out may never alias anything (not even the predictions): the message says so
+    instead of offering hess_out=logits, which is refused too."""
+    fl = public()
+    pred, target, _ = _valid_inputs(loss)
+    fn = getattr(fl, loss + "_grad_hess")
+    o = np.empty_like(pred)
+    with pytest.raises(ValueError) as info:
+        fn(pred, target, out=o, hess_out=o)
+    msg = str(info.value)
+    assert "hess_out" in msg and "buffer of its own" in msg and "=logits" not in msg
+    with pytest.raises(ValueError, match="hess_out"):
+        fn(pred, target, hess_out=pred)
+
+
+@pytest.mark.parametrize("wdtype", [np.float32, np.float64, np.int64])
+@pytest.mark.parametrize("loss, form", [("softmax_cross_entropy", "grad"),
+                                        ("softmax_cross_entropy", "value_and_grad"),
+                                        ("softmax_cross_entropy", "grad_hess"),
+                                        ("hinge", "grad"), ("hinge", "value_and_grad")])
+def test_out_overlapping_the_callers_class_weight_is_refused(loss, form, wdtype):
+    """A class weight of another dtype is converted to a float64 copy; out= overlapping the
+    caller's own array was accepted and overwrote it. Refused whatever the dtype."""
+    fl = public()
+    pred, target, kwargs = _valid_inputs(loss)
+    raw = np.zeros(pred.size * 8 + 64, dtype=np.uint8)      # out, then weight over its end
+    out = raw[:pred.size * 8].view(pred.dtype).reshape(pred.shape)
+    start = pred.size * 8 - 8
+    weight = raw[start:start + 5 * np.dtype(wdtype).itemsize].view(wdtype)
+    weight[...] = 1
+    before = weight.copy()
+    fn = getattr(fl, loss + "_" + form)
+    kwargs = {**kwargs, "weight": weight, "out": out}
+    if form == "grad_hess":
+        kwargs.pop("multiclass", None)
+    with pytest.raises(ValueError, match="weight"):
+        fn(pred, target, **kwargs)
+    np.testing.assert_array_equal(weight, before)
+
+
+# ---------------------------------------------------------------------------------------------
+# hinge targets
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("values, said", [([-1, 0], "mixes -1 and 0"),
+                                          ([0, 1, -1], "mixes -1, 0 and 1")])
+def test_binary_and_multilabel_hinge_mixed_targets_name_the_values_present(values, said):
+    fl = public()
+    t = np.resize(np.array(values), 6)
+    with pytest.raises(ValueError) as info:
+        fl.hinge(np.zeros(6), t)
+    assert said in str(info.value)
+    with pytest.raises(ValueError) as info:
+        fl.hinge(np.zeros((2, 3)), t.reshape(2, 3))
+    assert said in str(info.value) and "multi-label" in str(info.value)

@@ -208,6 +208,49 @@ def _write_bad(d, x, y):
     np.savez(d / "two.npz", a=x, b=y)
     (d / "junk.npy").write_bytes(b"\x93NUMPY garbage")
     (d / "data.txt").write_text("1 2 3")
+    _write_damaged_npz(d, x, y)
+
+
+def _npy_bytes(a, header_shape=None):
+    """The bytes of a .npy of `a` whose header may claim another shape."""
+    import io
+    f = io.BytesIO()
+    np.lib.format.write_array_header_1_0(f, {"descr": np.lib.format.dtype_to_descr(a.dtype),
+                                             "fortran_order": False,
+                                             "shape": header_shape or a.shape})
+    return f.getvalue() + a.tobytes()
+
+
+def _write_damaged_npz(d, x, y):
+    """.npz files whose damage np.load refuses: a short member (the zip itself intact, the
+    next member and the directory right behind it), and flipped bytes in compressed data."""
+    import zipfile
+    n = len(y)
+    for name, kind in (("short_stored.npz", zipfile.ZIP_STORED),
+                       ("short_compressed.npz", zipfile.ZIP_DEFLATED)):
+        with zipfile.ZipFile(d / name, "w", kind) as zf:
+            zf.writestr("pred.npy", _npy_bytes(x[:n - 8], header_shape=(n,) + x.shape[1:]))
+            zf.writestr("target.npy", _npy_bytes(y))
+    np.savez(d / "short_target.npz", pred=x)
+    with zipfile.ZipFile(d / "short_target.npz", "a") as zf:
+        zf.writestr("target.npy", _npy_bytes(y[:n - 1], header_shape=(n,)))
+    np.savez(d / "stored.npz", pred=x, target=y)
+    raw = bytearray((d / "stored.npz").read_bytes())
+    at = raw.find(x[500].tobytes())            # a byte of row 500 of pred, in the file
+    raw[at + 1] ^= 0x01
+    (d / "flip_stored.npz").write_bytes(bytes(raw))
+    np.savez_compressed(d / "packed.npz", pred=x, target=y)
+    raw = bytearray((d / "packed.npz").read_bytes())
+    with zipfile.ZipFile(d / "packed.npz") as zf:
+        info = zf.getinfo("pred.npy")
+    name_len, extra_len = np.frombuffer(raw[info.header_offset + 26:info.header_offset + 30],
+                                        "<u2")
+    start = info.header_offset + 30 + int(name_len) + int(extra_len)
+    for name, pos in (("flip_header.npz", start + 40), ("flip_start.npz", start + 300),
+                      ("flip_end.npz", start + info.compress_size - 20)):
+        bad = bytearray(raw)
+        bad[pos] ^= 0xFF
+        (d / name).write_bytes(bytes(bad))
 
 
 BAD = [
@@ -228,6 +271,25 @@ BAD = [
     (["x.npy", "y.npy", "--loss", "mse"], 1, "they must be equal"),
     (["x.npy", "y.npy", "--axis", "0"], 1, "not a class axis"),
     (["x.npy", "x.npy"], 1, "same array"),
+    (["short_stored.npz"], 1, "truncated"),
+    (["short_compressed.npz"], 1, "truncated"),
+    (["short_target.npz"], 1, "truncated"),
+    (["flip_stored.npz"], 1, "pred in"),
+    (["flip_stored.npz", "--chunk-rows", "64"], 1, "CRC"),
+    (["flip_header.npz"], 1, "pred file"),
+    (["flip_start.npz"], 1, "pred in"),
+    (["flip_end.npz"], 1, "pred in"),
+    (["flip_end.npz", "--chunk-rows", "300"], 1, "pred in"),
+    # option domains are command-line errors (2), found before any file is opened
+    (["x.npy", "missing.npy", "--z-loss", "-1"], 2, "--z-loss must be a finite number >= 0"),
+    (["x.npy", "missing.npy", "--softcap", "0"], 2, "--softcap must be"),
+    (["x.npy", "missing.npy", "--softcap", "inf"], 2, "--softcap must be"),
+    (["x.npy", "missing.npy", "--softcap", "nan"], 2, "--softcap must be"),
+    (["x.npy", "missing.npy", "--poly1-epsilon", "inf"], 2, "--poly1-epsilon must be"),
+    (["x.npy", "missing.npy", "--focal-gamma", "inf"], 2, "--focal-gamma must be"),
+    (["x.npy", "missing.npy", "--loss", "sigmoid", "--focal-alpha", "2"], 2,
+     "--focal-alpha must be"),
+    (["x.npy", "missing.npy", "--loss", "hinge", "--margin", "nan"], 2, "--margin must be"),
     (["x.npy"], 2, "give TARGET"),
     (["x.npy", "y.npy", "--loss", "cosine"], 2, "unknown loss 'cosine'"),
     (["x.npy", "y.npy", "--loss", "mse", "--label-smoothing", "0.1"], 2,

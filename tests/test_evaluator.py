@@ -266,7 +266,7 @@ def test_first_failed_chunk_sets_nothing():
     ({"loss": "mse", "label_smoothing": 0.1}, "mse takes no option 'label_smoothing'"),
     ({"loss": "softmax_cross_entropy", "sample_weight": [1.0]}, "per row: pass it with each"),
     ({"loss": "mse", "reduction": "none"}, "does not keep"),
-    ({"loss": "mse", "reduction": "avg"}, "reduction must be 'mean' or 'sum'"),
+    ({"loss": "mse", "reduction": "avg"}, "reduction must be 'mean', 'sum', 'batchmean', 'fullmean'"),
     ({"loss": "hinge", "top_k": 0}, "top_k must be a positive integer"),
     ({"loss": "hinge", "top_k": 1.5}, "top_k must be a positive integer"),
     ({"loss": "hinge", "n_threads": 0}, "n_threads"),

@@ -206,6 +206,12 @@ def test_focal_of_a_confident_row_keeps_its_tiny_value():
     ({"softcap": -2.0}, "softcap"),
     ({"z_loss": -0.1}, "z_loss"),
     ({"z_loss": float("nan")}, "z_loss"),
+    # softcap is a finite number > 0 or None: inf (and every other infinite option) gave NaN
+    ({"softcap": float("inf")}, "softcap must be None or a finite number > 0"),
+    ({"softcap": float("nan")}, "softcap"),
+    ({"softcap": np.float32("inf")}, "softcap"),
+    ({"z_loss": float("inf")}, "z_loss must be a finite number"),
+    ({"focal_gamma": float("inf")}, "focal_gamma must be a finite number"),
     ({"poly1_epsilon": float("inf")}, "poly1_epsilon"),
     ({"focal_gamma": 2.0, "label_smoothing": 0.1}, "focal_gamma"),
     ({"lse_out": np.empty(3, dtype=np.float32)}, "lse_out"),
@@ -374,6 +380,27 @@ def test_torch_cross_entropy_takes_the_options(opts):
     assert torch.autograd.gradcheck(
         lambda inp: fl_torch.cross_entropy(inp, torch.tensor(target), **opts),
         (torch.tensor(x, requires_grad=True),))
+
+
+@pytest.mark.parametrize("bad", [{"focal_gamma": float("inf")}, {"focal_gamma": float("nan")},
+                                 {"poly1_epsilon": float("-inf")}, {"focal_alpha": 1.5}])
+def test_bad_sigmoid_options_raise(bad):
+    x = np.zeros((2, 3))
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        fastloss.sigmoid_cross_entropy_grad(x, np.ones((2, 3)), **bad)
+
+
+@pytest.mark.parametrize("bad", [{"softcap": float("inf")}, {"softcap": float("nan")},
+                                 {"z_loss": float("inf")}])
+def test_infinite_options_refused_by_the_drop_in_and_the_evaluator(bad):
+    """The same domain everywhere the options enter: torch drop-in, Evaluator (at
+    construction, before any chunk)."""
+    import fastloss.torch as flt
+    x = torch.zeros(2, 3, requires_grad=True)
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        flt.cross_entropy(x, torch.tensor([0, 1]), **bad)
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        fastloss.Evaluator("softmax_cross_entropy", **bad)
 
 
 # ---------------------------------------------------------------------------------------------

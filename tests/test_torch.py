@@ -10,7 +10,7 @@ from .cases import (
     CASE_IDS,
     CASES,
     DTYPES,
-    REDUCTIONS,
+    TORCH_REDUCTIONS,
     assert_results_close,
     call,
     public,
@@ -25,7 +25,7 @@ TORCH_FUNCTION_CASES = [case for case in CASES if uses_torch_function(case)]
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
-@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("reduction", TORCH_REDUCTIONS)
 @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
 def test_matches_torch(case, reduction, dtype):
     pred, target, kwargs = case.make(dtype)

@@ -209,15 +209,113 @@ def test_gradcheck_float64(case, reduction):
             lambda tt: fn(x.detach(), tt, reduction=reduction, **kwargs), (t,))
 
 
-def test_forward_saves_only_the_gradient():
+def test_forward_saves_the_gradient_and_references_only():
+    """The kernel's gradient is the one array forward allocates; the input and target are
+    kept by reference (no copy) for a create_graph backward."""
     x = torch.randn(5, 3, dtype=torch.float64, requires_grad=True)
-    loss = flt.cross_entropy(x, torch.tensor([0, 1, 2, 0, 1]))
-    grad, saved_input = loss.grad_fn.saved_tensors
-    assert saved_input is None and grad.shape == x.shape
-    # a probability target that needs a gradient also keeps the logits, nothing else
+    y = torch.tensor([0, 1, 2, 0, 1])
+    loss = flt.cross_entropy(x, y)
+    saved_input, saved_target = loss.grad_fn.saved_tensors
+    assert saved_input is x and saved_target is y
+    assert loss.grad_fn.kernel_grad.shape == x.shape
     t = torch.rand(5, 3, dtype=torch.float64, requires_grad=True)
-    grad, saved_input = flt.cross_entropy(x, t).grad_fn.saved_tensors
-    assert saved_input is x and grad.shape == x.shape
+    saved_input, saved_target = flt.cross_entropy(x, t).grad_fn.saved_tensors
+    assert saved_input is x and saved_target is t
+
+
+# ---------------------------------------------------------------- second derivatives
+
+_W5 = torch.tensor([0.5, 1.5, 1.0, 2.0, 0.7], dtype=torch.float64)
+_Y4 = torch.tensor([0, 2, 4, 1])
+_P45 = torch.softmax(torch.randn(4, 5, generator=torch.Generator().manual_seed(3),
+                                 dtype=torch.float64), 1)
+# (id, fastloss function of x, torch's own (None: torch has no double backward for it))
+SECOND_ORDER = [
+    ("ce", lambda a: flt.cross_entropy(a, _Y4), lambda a: F.cross_entropy(a, _Y4)),
+    ("ce-weight-smoothing-ignore-none",
+     lambda a: flt.cross_entropy(a, _Y4, weight=_W5, label_smoothing=0.1, ignore_index=2,
+                                 reduction="none"),
+     lambda a: F.cross_entropy(a, _Y4, weight=_W5, label_smoothing=0.1, ignore_index=2,
+                               reduction="none")),
+    ("ce-probs", lambda a: flt.cross_entropy(a, _P45, reduction="sum"),
+     lambda a: F.cross_entropy(a, _P45, reduction="sum")),
+    ("ce-nchw", lambda a: flt.cross_entropy(a.reshape(2, 5, 2), _Y4.reshape(2, 2) % 5),
+     lambda a: F.cross_entropy(a.reshape(2, 5, 2), _Y4.reshape(2, 2) % 5)),
+    ("bce", lambda a: flt.binary_cross_entropy_with_logits(a, _P45, weight=_W5,
+                                                          pos_weight=_W5 * 2),
+     lambda a: F.binary_cross_entropy_with_logits(a, _P45, weight=_W5, pos_weight=_W5 * 2)),
+    ("margin-p1", lambda a: flt.multi_margin_loss(a, _Y4), None),
+    ("margin-p2", lambda a: flt.multi_margin_loss(a, _Y4, p=2, margin=0.7, weight=_W5,
+                                                  reduction="none"), None),
+    ("mse", lambda a: flt.mse_loss(a, _P45), lambda a: F.mse_loss(a, _P45)),
+    ("mse-weight", lambda a: flt.mse_loss(a, _P45, weight=_W5, reduction="sum"),
+     lambda a: F.mse_loss(a, _P45, weight=_W5.expand(4, 5), reduction="sum")),
+    ("focal", lambda a: flt.sigmoid_focal_loss(a, (_P45 > 0.2).double(), reduction="mean"),
+     None),
+    ("focal-no-alpha", lambda a: flt.sigmoid_focal_loss(a, (_P45 > 0.2).double(), alpha=-1,
+                                                        gamma=1.5, reduction="sum"), None),
+]
+for _opts in ({"z_loss": 0.1}, {"softcap": 2.0}, {"focal_gamma": 2.0},
+              {"poly1_epsilon": 0.5, "label_smoothing": 0.1},
+              {"z_loss": 0.1, "softcap": 3.0, "poly1_epsilon": -0.5, "weight": _W5,
+               "ignore_index": 1, "reduction": "none"}):
+    SECOND_ORDER.append(("ce-" + "-".join(k for k in _opts if k not in ("weight", "reduction")),
+                         lambda a, o=_opts: flt.cross_entropy(a, _Y4, **o), None))
+SECOND_ORDER.append(("ce-probs-z-softcap", lambda a: flt.cross_entropy(
+    a, _P45, z_loss=0.2, softcap=2.5, poly1_epsilon=0.3, label_smoothing=0.1), None))
+
+
+def _x45():
+    return (torch.randn(4, 5, generator=torch.Generator().manual_seed(11), dtype=torch.float64)
+            * 2).requires_grad_()
+
+
+@pytest.mark.parametrize("case", SECOND_ORDER, ids=[c[0] for c in SECOND_ORDER])
+def test_double_backward(case):
+    """create_graph=True gives a gradient that is itself differentiable and right: equal to
+    the kernel's first-order gradient, its derivative checked by gradgradcheck, and the
+    Hessian equal to torch's where torch has one (a gradient penalty is never a constant)."""
+    _, fn, ref = case
+    x = _x45()
+    plain, = torch.autograd.grad(fn(x).sum(), x)
+    graph, = torch.autograd.grad(fn(x).sum(), x, create_graph=True)
+    assert graph.requires_grad
+    torch.testing.assert_close(graph, plain, rtol=1e-12, atol=1e-14)
+    assert torch.autograd.gradgradcheck(fn, (x,))
+    hess = torch.autograd.functional.hessian(lambda a: fn(a).sum(), x.detach())
+    assert hess.abs().max() > 0 or case[0].startswith("margin-p1")
+    if ref is not None:
+        torch.testing.assert_close(
+            hess, torch.autograd.functional.hessian(lambda a: ref(a).sum(), x.detach()),
+            rtol=1e-10, atol=1e-12)
+
+
+def test_double_backward_gradient_penalty():
+    """The issue's example: d/dx of sum(grad**2) is not zero, and equals torch's."""
+    def penalty(fn):
+        x = _x45()
+        g, = torch.autograd.grad(fn(x, _Y4), x, create_graph=True)
+        (g ** 2).sum().backward()
+        return x.grad
+    torch.testing.assert_close(penalty(flt.cross_entropy), penalty(F.cross_entropy))
+    assert penalty(flt.cross_entropy).abs().max() > 0
+
+
+def test_double_backward_through_floating_targets():
+    x = _x45()
+    t = _P45.clone().requires_grad_()
+    for fn in (lambda a, b: flt.cross_entropy(a, b, label_smoothing=0.2, weight=_W5),
+               lambda a, b: flt.binary_cross_entropy_with_logits(a, b, weight=_W5),
+               lambda a, b: flt.mse_loss(a, b, reduction="none")):
+        assert torch.autograd.gradgradcheck(fn, (x, t))
+    # float32 too: the second derivatives follow the input's dtype
+    x32 = x.detach().float().requires_grad_()
+    g, = torch.autograd.grad(flt.cross_entropy(x32, _Y4), x32, create_graph=True)
+    h, = torch.autograd.grad((g ** 2).sum(), x32)
+    x32r = x.detach().float().requires_grad_()
+    gr, = torch.autograd.grad(F.cross_entropy(x32r, _Y4), x32r, create_graph=True)
+    hr, = torch.autograd.grad((gr ** 2).sum(), x32r)
+    torch.testing.assert_close(h, hr)
 
 
 def test_no_grad_computes_the_value_only():

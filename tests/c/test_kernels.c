@@ -1152,7 +1152,9 @@ static void test_errors(int dt)
         b = a; b.n_classes = 0; CHECK(sce_call(dt, &b, &r) == FL_ERR_ARG, "C = 0");
         b = a; b.outer = -1; CHECK(sce_call(dt, &b, &r) == FL_ERR_ARG, "outer < 0");
         b = a; b.inner = -1; CHECK(sce_call(dt, &b, &r) == FL_ERR_ARG, "inner < 0");
-        b = a; b.reduction = 3; CHECK(sce_call(dt, &b, &r) == FL_ERR_ARG, "reduction 3");
+        b = a; b.reduction = 5; CHECK(sce_call(dt, &b, &r) == FL_ERR_ARG, "reduction 5");
+        b = a; b.reduction = FL_REDUCE_BATCHMEAN; b.batch_size = -1;
+        CHECK(sce_call(dt, &b, &r) == FL_ERR_ARG, "batchmean with batch_size -1");
         b = a; b.reduction = -1; CHECK(sce_call(dt, &b, &r) == FL_ERR_ARG, "reduction -1");
         b = a; b.labels = NULL; CHECK(sce_call(dt, &b, &r) == FL_ERR_ARG, "no target");
         b = a; b.probs = X; CHECK(sce_call(dt, &b, &r) == FL_ERR_ARG, "two targets");
@@ -1213,9 +1215,13 @@ static void test_errors(int dt)
     s.grad = G;
     CHECK(sig_call(dt, &s, &r) == FL_ERR_ARG, "sigmoid weight stride 5");
     s.weight_row_stride = 4;
-    s.reduction = 3;
-    CHECK(sig_call(dt, &s, &r) == FL_ERR_ARG, "sigmoid reduction 3");
+    s.reduction = 5;
+    CHECK(sig_call(dt, &s, &r) == FL_ERR_ARG, "sigmoid reduction 5");
     s.reduction = 0;
+    s.has_ignore = 1;
+    s.ignore_value = NAN;
+    CHECK(sig_call(dt, &s, &r) == FL_ERR_ARG, "sigmoid ignore_value NaN");
+    s.has_ignore = 0;
     s.n_rows = -1;
     CHECK(sig_call(dt, &s, &r) == FL_ERR_ARG, "sigmoid n_rows -1");
     s.n_rows = 3;
