@@ -378,7 +378,7 @@ static fl_status fl_softmax_ce(const fl_softmax_ce_args *a, fl_result *res, int 
     {
         size_t esz = dt ? sizeof(double) : sizeof(float);
         size_t scratch = fl_sce_scratch(a->n_classes, a->inner, a->softcap > 0.0, esz);
-        ctx.stream = a->grad != NULL && a->grad != a->logits && fl_sce_long(a->n_classes, a->inner)
+        ctx.stream = a->grad != NULL && a->grad != a->logits
                      && (double)n_rows * (double)a->n_classes * (double)esz >= FL_STREAM_BYTES;
         st = fl_run_blocks(fl_table()->softmax_ce[dt], &ctx,
                            (n_rows + ctx.rows_per_block - 1) / ctx.rows_per_block, a->n_threads,

@@ -376,8 +376,9 @@ FL_INLINE void FL_NAME(sce_long_row)(const fl_sce_call *K, const FL_T *x, const 
     if (K->argmax) a->argmax_out[r] = FL_NAME(sce_argmax)(x, C, mx, rest != rest);
 
     /* 2. epilogue */
-    const FL_C zy = y >= 0 ? (CAP ? zbuf[y] : xyr) : (FL_C)0;
-    const FL_C ey = y >= 0 ? ebuf[y] : (FL_C)1;
+    /* z_y and e_y the same way in every form (the value form keeps no buffer) */
+    const FL_C zy = y >= 0 ? FL_NAME(sce_z)(xyr, cap, inv_cap, CAP) : (FL_C)0;
+    const FL_C ey = y >= 0 ? FL_NAME(sce_e)(zy, m) : (FL_C)1;
     double loss, lse, cp, ct, cb, gy, kh, hy, fill, st0, st1, st2, invs;
     fl_sce_epilogue_row(K, (double)m, rest, neq, (double)zy, (double)ey, S1, B, Pn, e2, ed, live,
                         sw, wy, &loss, &lse, &cp, &ct, &cb, &gy, &kh, &hy, &fill, &st0, &st1,
@@ -463,16 +464,43 @@ FL_INLINE void FL_NAME(sce_tile)(const fl_sce_call *K, fl_sce_lanes *L, const FL
         }
         for (i = 0; i < nt; ++i) a->argmax_out[r0 + i] = (int64_t)ak[i];
     }
-    for (i = 0; i < nt; ++i) {
-        const int64_t r = r0 + i;
-        int64_t y = K->labels ? a->labels[r] : -1;
-        L->live[i] = (K->labels && y == a->ignore_index) ? 0.0 : 1.0;
-        if (L->live[i] == 0.0 || y < 0) y = -1;
-        L->y[i] = y;
-        L->sw[i] = a->sample_weight ? a->sample_weight[r] : 1.0;
-        L->wy[i] = (y >= 0 && w) ? w[y] : 1.0;
-        xy[i] = y >= 0 ? FL_LD(x + y * xcs + i) : (FL_C)0;
-        L->xyr[i] = (double)xy[i];
+    {
+        /* the lanes' labels, weights and target logits, branch-free (gathers) */
+        const int64_t *lab = K->labels ? a->labels + r0 : NULL;
+        const double *sws = a->sample_weight ? a->sample_weight + r0 : NULL;
+        const int64_t ign = a->ignore_index;
+        if (lab) {
+            FL_SIMD
+            for (i = 0; i < nt; ++i) {
+                int64_t y = lab[i];
+                int live = y != ign;
+                y = (live && y >= 0) ? y : -1;
+                int64_t yc = y >= 0 ? y : 0;
+                L->live[i] = live ? 1.0 : 0.0;
+                L->y[i] = y;
+                xy[i] = y >= 0 ? FL_LD(x + yc * xcs + i) : (FL_C)0;
+                L->xyr[i] = (double)xy[i];
+            }
+        } else {
+            for (i = 0; i < nt; ++i) {
+                L->live[i] = 1.0;
+                L->y[i] = -1;
+                xy[i] = (FL_C)0;
+                L->xyr[i] = 0.0;
+            }
+        }
+        if (sws) {
+            FL_SIMD
+            for (i = 0; i < nt; ++i) L->sw[i] = sws[i];
+        } else {
+            for (i = 0; i < nt; ++i) L->sw[i] = 1.0;
+        }
+        if (w) {
+            FL_SIMD
+            for (i = 0; i < nt; ++i) L->wy[i] = L->y[i] >= 0 ? w[L->y[i] >= 0 ? L->y[i] : 0] : 1.0;
+        } else {
+            for (i = 0; i < nt; ++i) L->wy[i] = 1.0;
+        }
     }
     FL_SIMD
     for (i = 0; i < nt; ++i) {
@@ -494,10 +522,11 @@ FL_INLINE void FL_NAME(sce_tile)(const fl_sce_call *K, fl_sce_lanes *L, const FL
                               &L->cnt[i]);
         }
     }
+    FL_SIMD
     for (i = 0; i < nt; ++i) {
-        const int64_t y = L->y[i];
-        L->zy[i] = y >= 0 ? (CAP ? (double)zT[y * nt + i] : L->xyr[i]) : 0.0;
-        L->ey[i] = y >= 0 ? (double)eT[y * nt + i] : 1.0;
+        const int64_t y = L->y[i], yc = y >= 0 ? y : 0;
+        L->zy[i] = y >= 0 ? (CAP ? (double)zT[yc * nt + i] : L->xyr[i]) : 0.0;
+        L->ey[i] = y >= 0 ? (double)eT[yc * nt + i] : 1.0;
     }
     if (GEN == 1)
         for (i = 0; i < nt; ++i) {
@@ -507,9 +536,32 @@ FL_INLINE void FL_NAME(sce_tile)(const fl_sce_call *K, fl_sce_lanes *L, const FL
 
     /* 2. epilogue, a vector loop over the lanes */
     fl_sce_epilogue_lanes(K, L, nt);
-    for (i = 0; i < nt; ++i)
-        FL_NAME(sce_row_out)(K, r0 + i, L->loss[i], L->lse[i], L->st0[i], L->st1[i], L->st2[i],
-                             L->cnt[i], L->xyr[i], L->live[i], lsum, top1, topk);
+    /* the rows' outputs, one loop each; the losses added in row order */
+    if (a->row_loss) {
+        FL_T *RL = (FL_T *)a->row_loss + r0;
+        FL_SIMD
+        for (i = 0; i < nt; ++i) FL_ST(RL + i, L->loss[i]);
+    }
+    for (i = 0; i < nt; ++i) *lsum += L->loss[i];
+    if (a->lse_out) {
+        double *lo = a->lse_out + r0;
+        FL_SIMD
+        for (i = 0; i < nt; ++i) lo[i] = L->lse[i];
+    }
+    if (a->stats_out) {
+        double *so = a->stats_out + 3 * r0;
+        for (i = 0; i < nt; ++i) {
+            so[3 * i] = L->st0[i];
+            so[3 * i + 1] = L->st1[i];
+            so[3 * i + 2] = L->st2[i];
+        }
+    }
+    if (K->labels && a->top_k > 0)
+        for (i = 0; i < nt; ++i)
+            if (L->live[i] != 0.0 && L->xyr[i] == L->xyr[i]) {
+                *top1 += L->cnt[i] < 1.0 ? 1.0 : 0.0;
+                *topk += L->cnt[i] < (double)a->top_k ? 1.0 : 0.0;
+            }
 
     /* 3. element pass */
     if (g == NULL && h == NULL) return;
@@ -630,23 +682,27 @@ static void FL_NAME(sce_tiles)(const fl_sce_call *Kp, const fl_rows_ctx *ctx, in
     FL_T *tT = xT + slab;
     FL_T *gT = tT + slab;
     FL_T *hT = gT + slab;
+    const int stream = ctx->stream && G != NULL;
     double lsum = 0.0, top1 = 0.0, topk = 0.0;
     int64_t r = r0, i, k;
-    (void)ctx;
     while (r < r1) {
         int64_t nt = r1 - r < lanes ? r1 - r : lanes;
         const FL_T *xs, *ts = NULL;
         FL_T *gs = NULL, *hs = NULL;
-        int64_t cs;
+        int64_t cs, gcs;
         if (inner > 1) {
             const int64_t o = r / inner, j = r - o * inner;
             const int64_t off = o * C * inner + j;
             if (nt > inner - j) nt = inner - j;      /* a tile stays within one outer index */
-            cs = inner;
+            cs = gcs = inner;
             xs = X + off;
             if (T) ts = T + off;
             if (G) gs = G + off;
             if (H) hs = H + off;
+            if (G && stream) {
+                gs = gT;           /* built here, streamed out below */
+                gcs = nt;
+            }
         } else {
             const FL_T *xr = X + r * C;
             for (i = 0; i < nt; ++i)
@@ -656,21 +712,27 @@ static void FL_NAME(sce_tiles)(const fl_sce_call *Kp, const fl_rows_ctx *ctx, in
                 for (i = 0; i < nt; ++i)
                     for (k = 0; k < C; ++k) tT[k * nt + i] = tr[i * C + k];
             }
-            cs = nt;
+            cs = gcs = nt;
             xs = xT;
             if (T) ts = tT;
             if (G) gs = gT;
             if (H) hs = hT;
         }
 #define FL_SCE_TILE(c_, g_, e_)                                                           \
-        FL_NAME(sce_tile)(&K, L, xs, cs, ts, cs, gs, cs, hs, cs, eT, zT, nt, r, &lsum, &top1, \
+        FL_NAME(sce_tile)(&K, L, xs, cs, ts, cs, gs, gcs, hs, cs, eT, zT, nt, r, &lsum, &top1, \
                           &topk, c_, g_, e_)
         FL_SCE_VARIANTS(FL_SCE_TILE)
 #undef FL_SCE_TILE
+        if (inner > 1 && G && stream) {
+            const int64_t o = r / inner, j = r - o * inner;
+            for (k = 0; k < C; ++k) FL_STREAM(G + o * C * inner + j + k * inner, gT + k * nt, nt);
+        }
         if (inner == 1 && G) {
-            FL_T *gr = G + r * C;
+            /* streamed: transposed into xT (the logits are consumed), then written out */
+            FL_T *gr = stream ? xT : G + r * C;
             for (i = 0; i < nt; ++i)
                 for (k = 0; k < C; ++k) gr[i * C + k] = gT[k * nt + i];
+            if (stream) FL_STREAM(G + r * C, xT, nt * C);
         }
         if (inner == 1 && H) {
             FL_T *hr = H + r * C;
@@ -679,6 +741,7 @@ static void FL_NAME(sce_tiles)(const fl_sce_call *Kp, const fl_rows_ctx *ctx, in
         }
         r += nt;
     }
+    if (stream) fl_stream_fence();
     part->loss = lsum;
     part->top1 = top1;
     part->topk = topk;
