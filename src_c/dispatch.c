@@ -418,32 +418,25 @@ static fl_status fl_softmax_ce(const fl_softmax_ce_args *a, fl_result *res, int 
         else
             ctx.class_weight_sum = (double)a->n_classes;
     }
-    /* Rows of a large gradient go through a per-thread row buffer and leave
-     * with non-temporal stores: no read-for-ownership of the output, so the
-     * memory traffic is one read of the logits and one write of the gradient. */
+    /* The long-row driver builds each row's gradient in the thread's buffer
+     * and streams large gradients out with non-temporal stores: no
+     * read-for-ownership of the output, so the memory traffic is one read of
+     * the logits and one write of the gradient.  Half predictions: the float32
+     * kernel runs on tiles of (nr, C, 1) or (1, C, jn), with scratch for either. */
     if (dt >= 2) {
-        size_t ks = opts && a->softcap > 0.0 ? (size_t)a->n_classes * sizeof(float) : 0;
+        size_t k1 = fl_sce_scratch(a->n_classes, a->inner, a->softcap > 0.0, sizeof(float));
+        size_t k2 = fl_sce_scratch(a->n_classes, 1, a->softcap > 0.0, sizeof(float));
         st = fl_half_class_run(a, 0, dt - 2, &ctx, a->outer, a->n_classes, a->inner,
-                               a->probs != NULL && a->target_dtype == FL_TARGET_SAME, ks,
-                               a->n_threads, &tot);
+                               a->probs != NULL && a->target_dtype == FL_TARGET_SAME,
+                               k1 > k2 ? k1 : k2, a->n_threads, &tot);
     } else {
         size_t esz = dt ? sizeof(double) : sizeof(float);
-        size_t scratch = 0;
-        ctx.stream = 0;
-        int options = a->z_loss != 0.0 || a->softcap > 0.0 || a->focal_gamma != 0.0
-                      || a->poly1_epsilon != 0.0;
-        if (a->grad != NULL && a->grad != a->logits && a->inner == 1 && !options
-            && (double)n_rows * (double)a->n_classes * (double)esz >= FL_STREAM_BYTES) {
-            ctx.stream = 1;
-            scratch = (size_t)a->n_classes * esz;
-        }
-        if (options && a->softcap > 0.0)
-            scratch = (size_t)a->n_classes * esz;     /* the capped row */
-        if (a->stats_out != NULL && a->grad == NULL && a->inner == 1 && !options)
-            scratch = (size_t)a->n_classes * esz;     /* the row's e_k for the metrics' sums */
+        size_t scratch = fl_sce_scratch(a->n_classes, a->inner, a->softcap > 0.0, esz);
+        ctx.stream = a->grad != NULL && a->grad != a->logits
+                     && (double)n_rows * (double)a->n_classes * (double)esz >= FL_STREAM_BYTES;
         st = fl_run_blocks(fl_table()->softmax_ce[dt], &ctx,
                            (n_rows + ctx.rows_per_block - 1) / ctx.rows_per_block, a->n_threads,
-                           n_rows * a->n_classes, scratch, &tot);
+                           n_rows * a->n_classes, n_rows > 0 ? scratch : 0, &tot);
     }
     if (st != FL_OK) return st;
     res->loss_sum = tot.loss;

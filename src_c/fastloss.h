@@ -126,13 +126,12 @@ typedef struct {
     double *lse_out;              /* out: outer * inner log-sum-exps (of the capped logits) or NULL */
     int64_t batch_size;           /* BATCHMEAN: the divisor (pred's first axis), >= 0 */
     int target_dtype;             /* half entry points only: probs' fl_target_dtype */
-    /* Per-row statistics for evaluation metrics, from the same pass (NULL: off): */
-    int64_t *argmax_out;          /* out: outer * inner, the first index of the row's maximum of
-                                   * the raw logits, a NaN counting as the maximum (NumPy's
-                                   * argmax); written for every row, ignored rows included */
-    double *stats_out;            /* out: 3 * outer * inner, per row max_k p_k, sum_k p_k^2 and
-                                   * -sum_k p_k log p_k, p the softmax of the (capped) logits;
-                                   * NaN for ignored rows */
+    /* Per-row statistics for evaluation metrics, written for every row
+     * (ignored rows included) when not NULL: */
+    int64_t *argmax_out;          /* out: first index of the row's maximum raw logit (a NaN counts
+                                   * as the maximum, as numpy.argmax) */
+    double *stats_out;            /* out: 3 per row: max_k p_k, sum_k p_k^2, -sum_k p_k log p_k,
+                                   * p the softmax of the (capped) logits */
 } fl_softmax_ce_args;
 
 /* Sigmoid cross-entropy (binary and multi-label), elementwise over the
@@ -188,8 +187,8 @@ typedef struct {
     int64_t top_k;                /* > 0: count top-1 and top-k hits (labels only) */
     int64_t batch_size;           /* BATCHMEAN: the divisor (pred's first axis), >= 0 */
     int target_dtype;             /* half entry points only: target's fl_target_dtype */
-    int64_t *argmax_out;          /* out: outer * inner, the first index of the row's maximum
-                                   * (NaN counting as the maximum: NumPy's argmax), or NULL */
+    int64_t *argmax_out;          /* out: per row, the first index of the maximum score (a NaN
+                                   * counts as the maximum, as numpy.argmax), or NULL */
 } fl_hinge_args;
 
 /* Mean squared error, elementwise over (n_rows, row_len).

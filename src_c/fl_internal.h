@@ -26,6 +26,7 @@
 #define FL_PRAGMA_SIMD_TOPK_ARGMAX \
     FL_PRAGMA_(omp simd reduction(+ : cnt) reduction(min : first) reduction(max : nan))
 #define FL_PREFETCH(p) __builtin_prefetch((p), 0, 3)
+#define FL_PREFETCH_L2(p) __builtin_prefetch((p), 0, 2)
 #else
 #define FL_SIMD
 #define FL_SIMD_SUM(...)
@@ -33,6 +34,7 @@
 #define FL_SIMD_MIN_MAX(a, b)
 #define FL_PRAGMA_SIMD_TOPK_ARGMAX
 #define FL_PREFETCH(p) ((void)(p))
+#define FL_PREFETCH_L2(p) ((void)(p))
 #endif
 /* Elements per chunk of an elementwise kernel (on-stack loss buffer). */
 #define FL_CHUNK 256
@@ -43,6 +45,47 @@
 #define FL_STREAM_BYTES (16.0 * 1024.0 * 1024.0)
 /* Below this many elements a call runs on one thread (no fork/join). */
 #define FL_MIN_PARALLEL_ELEMS 32768
+
+/* Softmax layout drivers.  Classes last with C >= FL_SHORT_C: long rows, one
+ * at a time.  Otherwise tiles of up to fl_tile_lanes(C) rows ("lanes"),
+ * vectors along the lanes: contiguous inner positions of a class axis with
+ * inner > 1, or short rows transposed through the thread's buffer. */
+#define FL_SHORT_C 64
+#define FL_TILE_LANES 256
+#define FL_TILE_ELEMS 8192
+
+static inline int fl_sce_long(int64_t n_classes, int64_t inner)
+{
+    return inner == 1 && n_classes >= FL_SHORT_C;
+}
+
+static inline int64_t fl_tile_lanes(int64_t n_classes)
+{
+    int64_t l = FL_TILE_ELEMS / n_classes;
+    return l < 1 ? 1 : (l > FL_TILE_LANES ? FL_TILE_LANES : l);
+}
+
+/* Per-lane statistics and epilogue results of a tile (softmax_ce.h). */
+typedef struct {
+    double m[FL_TILE_LANES], rest[FL_TILE_LANES], neq[FL_TILE_LANES], zy[FL_TILE_LANES];
+    double ey[FL_TILE_LANES], S1[FL_TILE_LANES], B[FL_TILE_LANES], Pn[FL_TILE_LANES];
+    double e2[FL_TILE_LANES], ed[FL_TILE_LANES], cnt[FL_TILE_LANES], xyr[FL_TILE_LANES];
+    double logs[FL_TILE_LANES], live[FL_TILE_LANES], sw[FL_TILE_LANES], wy[FL_TILE_LANES];
+    double loss[FL_TILE_LANES], lse[FL_TILE_LANES], cp[FL_TILE_LANES], ct[FL_TILE_LANES];
+    double cb[FL_TILE_LANES], gy[FL_TILE_LANES], kh[FL_TILE_LANES], hy[FL_TILE_LANES];
+    double fill[FL_TILE_LANES], st0[FL_TILE_LANES], st1[FL_TILE_LANES], st2[FL_TILE_LANES];
+    double invs[FL_TILE_LANES];
+    int64_t y[FL_TILE_LANES];
+} fl_sce_lanes;
+
+/* Scratch bytes per thread of the softmax drivers (esz: element bytes). */
+static inline size_t fl_sce_scratch(int64_t n_classes, int64_t inner, int capped, size_t esz)
+{
+    if (fl_sce_long(n_classes, inner))
+        return ((size_t)n_classes * (capped ? 2 : 1) + 1024) * esz;
+    return ((sizeof(fl_sce_lanes) + 63) & ~(size_t)63)
+           + 6 * (size_t)(fl_tile_lanes(n_classes) * n_classes) * esz;
+}
 
 /* One block's contribution to the reduction, added in block order. */
 typedef struct {

@@ -103,8 +103,17 @@ FL_INLINE double FL_NAME(hinge_row)(const fl_rows_ctx *ctx, const FL_T *x, const
     double loss = 0.0;
     int64_t c;
 
-    if (a->argmax_out)                   /* the prediction, before any gradient store */
-        a->argmax_out[r] = FL_NAME(sce_argmax)(x, C, st, FL_NAME(sce_max)(x, C, st));
+    if (a->argmax_out) {
+        /* the prediction, before any gradient store (out may be the scores): the first
+         * index of the maximum, a NaN counting as the maximum (numpy.argmax) */
+        FL_T bv = x[0];
+        int64_t best = 0;
+        for (c = 1; c < C; ++c) {
+            FL_T v = x[c * st];
+            if (v > bv || (v != v && bv == bv)) { bv = v; best = c; }
+        }
+        a->argmax_out[r] = best;
+    }
     if (a->labels && a->top_k > 0)       /* accuracy in the same pass over the row */
         FL_NAME(sce_topk)(x, C, st, x[y * st], a->top_k, top1, topk);   /* softmax_ce.h */
 

@@ -80,6 +80,9 @@ static inline void fl_stream_fence(void)
 
 /* ---- float ---- */
 #define FL_T float
+#define FL_C float                     /* the type elements are computed in */
+#define FL_LD(p) ((FL_C) * (p))        /* typed element load and store: a half type */
+#define FL_ST(p, v) (*(p) = (FL_T)(v)) /* converts here (once, rounding to nearest) */
 #define FL_SFX f32
 #define FL_STREAM fl_stream_f32
 #define FL_EXP fl_exp_f32
@@ -90,6 +93,9 @@ FL_INLINE double FL_NAME(lane_sum)(const FL_T *v, int64_t n) { FL_LANE_SUM_BODY 
 #include "hinge.h"
 #include "mse.h"
 #undef FL_T
+#undef FL_C
+#undef FL_LD
+#undef FL_ST
 #undef FL_SFX
 #undef FL_STREAM
 #undef FL_EXP
@@ -97,6 +103,9 @@ FL_INLINE double FL_NAME(lane_sum)(const FL_T *v, int64_t n) { FL_LANE_SUM_BODY 
 
 /* ---- double ---- */
 #define FL_T double
+#define FL_C double
+#define FL_LD(p) ((FL_C) * (p))
+#define FL_ST(p, v) (*(p) = (FL_T)(v))
 #define FL_SFX f64
 #define FL_STREAM fl_stream_f64
 #define FL_EXP fl_exp_f64
@@ -107,6 +116,9 @@ FL_INLINE double FL_NAME(lane_sum)(const FL_T *v, int64_t n) { FL_LANE_SUM_BODY 
 #include "hinge.h"
 #include "mse.h"
 #undef FL_T
+#undef FL_C
+#undef FL_LD
+#undef FL_ST
 #undef FL_SFX
 #undef FL_STREAM
 #undef FL_EXP

@@ -1,844 +1,762 @@
 /*
- * softmax_ce.h -- softmax cross-entropy, one pass family per row.
- * A template: kernels.c includes it once per dtype (FL_T) and SIMD target.
+ * softmax_ce.h -- softmax cross-entropy: ONE row pipeline, three layout drivers.
+ * A template: kernels.c includes it once per dtype (FL_T, computed in FL_C)
+ * and SIMD target.  Elements are read with FL_LD and written with FL_ST only.
  *
- * Row math (x the logits of a row, m = max x, e_k = exp(x_k - m)):
- *   lse - x_k = (m - x_k) + log s,  s = sum_k e_k
- *   log s = log1p(rest), rest = sum_{x_k != m} e_k + (#{x_k == m} - 1)
- * so a confidently right row keeps its tiny loss (log1p, not log of 1 + tiny).
- * Loss l = s_i * sum_k a_k (lse - x_k), a_k = w_k ((1 - eps) t_k + eps / C);
- * split as a_k = b_k + (1 - eps) w_y [k == y] for integer labels (b_k the
- * smoothing part), a_k = b_k for probability targets.
- * Gradient s_i * scale * (A p - a), A = sum_k a_k; the target entry uses
- * 1 - p_y computed without cancellation.
- * Passes over a row: max (read), exp + sums (read; write e into grad), then
- * scale (read/write grad, still in cache).  In place (grad == logits) works:
- * each pass reads x_k before it writes g_k, and x_y is read first.
+ * The pipeline of a row (z the logits after the soft cap, if any):
+ *  1. statistics: m = max z, e_k = exp(z_k - m) (1 where z_k == m, so that
+ *     the +inf and all -inf rows need no path of their own), rest = sum of
+ *     the e_k != 1, neq = #{e_k == 1} (s - 1 = rest + neq - 1 keeps the low
+ *     digits of a confident row), z_y, the option sums S1 = sum b_k (m - z_k),
+ *     B = sum b_k, Pn = sum t'_k e_k, the metric sums sum e_k^2 and
+ *     sum e_k (m - z_k), the top-k count #{x_k > x_y}, the first argmax;
+ *  2. epilogue, scalar in double (fl_sce_epilogue, written once): the row's
+ *     loss, lse, and the coefficients of g_k = (cp - ct t'_k) e_k - cb w_k t'_k
+ *     (times the cap's derivative), the target's entry g_y, the Hessian's
+ *     factor, and whether the row is filled (0 when ignored, NaN when no
+ *     limit exists);
+ *  3. element pass: g_k (and h_k) from those coefficients and the e_k kept
+ *     in the thread's buffer.
+ * Loss l = s_i sum_k a_k (lse - z_k), a_k = w_k t'_k, t' = (1 - eps) t + eps/C,
+ * split as a_k = b_k + (1 - eps) w_y [k == y] for labels (b_k = w_k eps / C),
+ * a_k = b_k for probability targets.  z-loss adds z lse^2, poly-1 eps (1 - p_t),
+ * focal replaces the label term by (1 - p_y)^gamma (lse - z_y); each carries the
+ * row weight w_y s_i (labels) or s_i (probabilities).
+ *
+ * Drivers: long rows (classes last, C >= FL_SHORT_C: the row is read from
+ * memory once, the next one prefetched, exp into the thread's buffer, the
+ * gradient streamed out), tiles (a class axis with inner > 1: lanes are
+ * contiguous inner positions; short rows: a tile of rows transposed into the
+ * thread's buffer), both with vectors along the lanes and a loop over classes.
  */
 
-/* Pass 1: max over the row.  Whether a NaN wins or not, a NaN row turns NaN
- * in pass 2 (exp(NaN) is NaN). */
-FL_INLINE FL_T FL_NAME(sce_max)(const FL_T *x, int64_t C, int64_t st)
+#ifndef FL_SCE_SHARED
+#define FL_SCE_SHARED
+
+/* Per-call constants of the pipeline. */
+typedef struct {
+    const fl_softmax_ce_args *a;
+    int labels, focal, cap_on, gen, extra, argmax;
+    double keep, spread, eps, C, scale, wsum, zl, gam, pe, cap, inv_cap;
+} fl_sce_call;
+
+static void fl_sce_call_init(fl_sce_call *K, const fl_rows_ctx *ctx)
 {
-    FL_T m = (FL_T)-INFINITY;
-    int64_t c;
-    FL_SIMD_MAX(m)
-    for (c = 0; c < C; ++c) {
-        FL_T v = x[c * st];
-        m = v > m ? v : m;
-    }
-    return m;
+    const fl_softmax_ce_args *a = (const fl_softmax_ce_args *)ctx->args;
+    K->a = a;
+    K->labels = a->labels != NULL;
+    K->eps = a->label_smoothing;
+    K->keep = 1.0 - K->eps;
+    K->C = (double)a->n_classes;
+    K->spread = K->eps / K->C;
+    K->scale = ctx->grad_scale;
+    K->wsum = ctx->class_weight_sum;
+    K->zl = a->z_loss;
+    K->gam = a->focal_gamma;
+    K->pe = a->poly1_epsilon;
+    K->focal = K->gam != 0.0;
+    K->cap_on = a->softcap > 0.0;
+    K->cap = K->cap_on ? a->softcap : 0.0;
+    K->inv_cap = K->cap_on ? 1.0 / a->softcap : 0.0;
+    K->gen = K->labels ? (K->eps != 0.0 ? 1 : 0) : 2;
+    K->extra = a->top_k > 0 || a->stats_out != NULL;
+    K->argmax = a->argmax_out != NULL;
 }
 
-/* Pass 2: e_k = exp(x_k - m), written into g when g != NULL (g may be x).
- * rest = sum of the e_k != 1 and neq = #{e_k == 1}, so that s - 1 = rest +
- * (neq - 1) keeps its low digits (the argmax adds exactly 1 to s). */
-FL_INLINE void FL_NAME(sce_expsum)(const FL_T *x, FL_T *g, int64_t C, int64_t st, FL_T m,
-                                   double *rest_out, double *neq_out)
+/* Step 2, the epilogue of one row, in double.  Branch-free (selects only) so
+ * that the tile driver runs it as a vector loop over its lanes; FOCAL is a
+ * constant at each call.  Inputs: the row's statistics, logs = log1p(s - 1),
+ * live = 0 for an ignored row, sw the sample weight, wy = w_y (1 for
+ * probability targets).  fill: 0 normal, 1 zeros (ignored), 2 NaN. */
+FL_INLINE void fl_sce_epilogue(const fl_sce_call *K, const int FOCAL, double m, double rest,
+                               double neq, double logs, double zy, double ey, double S1,
+                               double B, double Pn, double e2, double ed, double live, double sw,
+                               double wy, double *loss, double *lse_o, double *cp, double *ct,
+                               double *cb, double *gy, double *kh, double *hy, double *fill,
+                               double *st0, double *st1, double *st2, double *invs)
 {
-    double rest = 0.0, neq = 0.0;
-    int64_t c;
-    if (g) {
-        FL_SIMD_SUM(rest, neq)
-        for (c = 0; c < C; ++c) {
-            FL_T e = FL_EXP(x[c * st] - m);
-            g[c * st] = e;
-            rest += e == (FL_T)1 ? 0.0 : (double)e;
-            neq += e == (FL_T)1 ? 1.0 : 0.0;
-        }
+    const double rest1 = rest + (neq - 1.0);
+    const double s = 1.0 + rest1;
+    const double lse = m + logs;
+    const double dy = zy == m ? 0.0 : m - zy;
+    const double py = ey == 1.0 ? 1.0 / s : ey / s;
+    const double omq = ey == 1.0 ? rest1 / s : (s - ey) / s;    /* 1 - p_y, no cancellation */
+    const double wy1 = K->labels ? K->keep * wy : 0.0;
+    const double roww = K->labels ? wy * sw : sw;
+    const double one_m_pt = K->labels ? K->keep * omq + K->eps * (1.0 - 1.0 / K->C)
+                                      : 1.0 - Pn / s;
+    double l, kb, al_lab, alpha;
+    if (FOCAL) {
+        /* (1 - p_y)^gamma (lse - z_y) and its derivative factor, from 1 - p_y in log space */
+        const double Lc = dy + logs;
+        const int pos = omq > 0.0;
+        const double lo = fl_log_f64(pos ? omq : 1.0);
+        const double pw = pos ? fl_exp_f64(K->gam * lo) : 0.0;
+        const double pw1 = pos ? fl_exp_f64((K->gam - 1.0) * lo) : 0.0;
+        const double Kf = pw + ((pos && py > 0.0) ? K->gam * py * pw1 * Lc : 0.0);
+        l = roww * pw * Lc;
+        kb = 0.0;
+        al_lab = K->scale * roww * Kf;
+        alpha = al_lab;
     } else {
-        FL_SIMD_SUM(rest, neq)
-        for (c = 0; c < C; ++c) {
-            FL_T e = FL_EXP(x[c * st] - m);
-            rest += e == (FL_T)1 ? 0.0 : (double)e;
-            neq += e == (FL_T)1 ? 1.0 : 0.0;
-        }
+        const double ce = B * logs + S1 + (wy1 == 0.0 ? 0.0 : wy1 * (dy + logs));
+        l = sw * ce;
+        kb = K->scale * sw;
+        al_lab = kb * wy1;
+        alpha = kb * (B + wy1);
     }
-    *rest_out = rest;
-    *neq_out = neq;
-}
-
-/* First index of the row's maximum m of the raw scores, a NaN counting as the
- * maximum (NumPy's argmax): the first NaN if there is one, else the first x_k == m
- * (m from sce_max, which skips NaNs; an all -inf row gives 0). */
-FL_INLINE int64_t FL_NAME(sce_first_nan)(const FL_T *x, int64_t C, int64_t st)
-{
-    int64_t c;
-    for (c = 0; c < C && x[c * st] == x[c * st]; ++c) {}
-    return c;
-}
-
-FL_INLINE int64_t FL_NAME(sce_argmax)(const FL_T *x, int64_t C, int64_t st, FL_T m)
-{
-    int64_t c;
-    if (C <= INT32_MAX) {
-        /* one pass in 32-bit lanes (as many as the float lanes): the first x_k == m, and
-         * whether the row has a NaN (then the first NaN, in a scalar pass: rare) */
-        int32_t first = (int32_t)C, nan = 0;
-        FL_SIMD_MIN_MAX(first, nan)
-        for (c = 0; c < C; ++c) {
-            FL_T v = x[c * st];
-            int32_t i = v == m ? (int32_t)c : (int32_t)C;
-            int32_t n = v != v;
-            first = i < first ? i : first;
-            nan = n > nan ? n : nan;
-        }
-        return nan ? FL_NAME(sce_first_nan)(x, C, st) : (int64_t)first;
-    }
-    {
-        int64_t fn = FL_NAME(sce_first_nan)(x, C, st);
-        if (fn < C) return fn;
-        for (c = 0; c < C && x[c * st] != m; ++c) {}
-        return c;
-    }
-}
-
-/* sce_expsum plus the sums of the metrics: e2 = sum_k e_k^2 and
- * ed = sum_k e_k (x_k - m) (a zero e_k contributes 0, also at x_k = -inf); each term
- * in the input precision (as e_k itself), summed in double. */
-FL_INLINE void FL_NAME(sce_expsum_stats)(const FL_T *x, FL_T *g, int64_t C, int64_t st, FL_T m,
-                                         double *rest_out, double *neq_out, double *e2_out,
-                                         double *ed_out)
-{
-    double rest = 0.0, neq = 0.0, e2 = 0.0, ed = 0.0;
-    int64_t c;
-    if (g) {
-        FL_SIMD_SUM(rest, neq, e2, ed)
-        for (c = 0; c < C; ++c) {
-            FL_T d = x[c * st] - m;
-            FL_T e = FL_EXP(d);
-            g[c * st] = e;
-            rest += e == (FL_T)1 ? 0.0 : (double)e;
-            neq += e == (FL_T)1 ? 1.0 : 0.0;
-            e2 += (double)(e * e);
-            ed += (double)(e == (FL_T)0 ? (FL_T)0 : e * d);
-        }
+    /* z-loss and poly-1: per-row terms and their share of alpha */
+    const double add = (K->zl != 0.0 ? K->zl * lse * lse : 0.0)
+                       + (K->pe != 0.0 ? K->pe * one_m_pt : 0.0);
+    const double ga = (K->zl != 0.0 ? 2.0 * K->zl * lse : 0.0)
+                      + (K->pe != 0.0 ? K->pe * (1.0 - one_m_pt) : 0.0);
+    const int opt = K->zl != 0.0 || K->pe != 0.0;
+    l = opt ? l + roww * add : l;
+    alpha = opt ? alpha + K->scale * roww * ga : alpha;
+    const double kp = K->pe != 0.0 ? K->scale * roww * K->pe : 0.0;
+    /* the limits: all -inf, or more than one +inf: no limit, NaN row */
+    const int nolimit = m == -(double)INFINITY || (m == (double)INFINITY && neq != 1.0);
+    l = nolimit ? (double)NAN : l;
+    const int nan_row = l != l || nolimit || !(K->scale < (double)INFINITY)
+                        || (K->zl != 0.0 && (lse == (double)INFINITY || lse == -(double)INFINITY));
+    *loss = live != 0.0 ? l : 0.0;
+    *lse_o = lse;
+    *fill = live == 0.0 ? 1.0 : (nan_row ? 2.0 : 0.0);
+    if (K->gen == 2) {
+        *cp = alpha / s;
+        *ct = kp / s;
+        *cb = kb;
     } else {
-        FL_SIMD_SUM(rest, neq, e2, ed)
-        for (c = 0; c < C; ++c) {
-            FL_T d = x[c * st] - m;
-            FL_T e = FL_EXP(d);
-            rest += e == (FL_T)1 ? 0.0 : (double)e;
-            neq += e == (FL_T)1 ? 1.0 : 0.0;
-            e2 += (double)(e * e);
-            ed += (double)(e == (FL_T)0 ? (FL_T)0 : e * d);
-        }
+        *cp = (alpha - kp * K->spread) / s;
+        *ct = 0.0;
+        *cb = kb * K->spread;
     }
-    *rest_out = rest;
-    *neq_out = neq;
-    *e2_out = e2;
-    *ed_out = ed;
+    *gy = -al_lab * omq + (alpha - al_lab - kp * (K->spread + K->keep)) * py
+          - kb * K->spread * wy;
+    *kh = kb * (B + wy1);
+    *hy = *kh * py * omq;
+    *invs = 1.0 / s;
+    *st0 = nolimit ? (double)NAN : 1.0 / s;
+    *st1 = nolimit ? (double)NAN : e2 / (s * s);
+    *st2 = nolimit ? (double)NAN : ed / s + logs;
 }
 
-/* A row's metrics statistics from s = sum_k e_k and the sums above:
- * max_k p_k = 1 / s (e = 1 at the argmax), sum_k p_k^2 = e2 / s^2,
- * -sum_k p_k log p_k = log s - ed / s. */
-FL_INLINE void FL_NAME(sce_put_stats)(double *out, double s, double logs, double e2, double ed)
+static void fl_sce_epilogue_row(const fl_sce_call *K, double m, double rest, double neq,
+                                double zy, double ey, double S1, double B, double Pn, double e2,
+                                double ed, double live, double sw, double wy, double *loss,
+                                double *lse, double *cp, double *ct, double *cb, double *gy,
+                                double *kh, double *hy, double *fill, double *st0, double *st1,
+                                double *st2, double *invs)
 {
-    out[0] = 1.0 / s;
-    out[1] = e2 / (s * s);
-    out[2] = logs - ed / s;
+    const double logs = fl_log1p_f64(rest + (neq - 1.0));
+    if (K->focal)
+        fl_sce_epilogue(K, 1, m, rest, neq, logs, zy, ey, S1, B, Pn, e2, ed, live, sw, wy, loss,
+                        lse, cp, ct, cb, gy, kh, hy, fill, st0, st1, st2, invs);
+    else
+        fl_sce_epilogue(K, 0, m, rest, neq, logs, zy, ey, S1, B, Pn, e2, ed, live, sw, wy, loss,
+                        lse, cp, ct, cb, gy, kh, hy, fill, st0, st1, st2, invs);
 }
 
-/* The metrics' sums from the stored e_k (stride 1), in a loop of their own so that the
- * loss's sums keep their order: float partials over 128 classes (as precise as e_k
- * itself), added in double. */
-FL_INLINE void FL_NAME(sce_stats_from_e)(const FL_T *x, const FL_T *e, int64_t C, FL_T m,
-                                         double *e2_out, double *ed_out)
+/* The epilogue over the lanes of a tile (a vector loop), and for one row. */
+static void fl_sce_epilogue_lanes(const fl_sce_call *K, fl_sce_lanes *L, int64_t nt)
 {
-    double e2 = 0.0, ed = 0.0;
-    int64_t c0, c;
-    for (c0 = 0; c0 < C; c0 += 128) {
-        const int64_t c1 = c0 + 128 < C ? c0 + 128 : C;
-        FL_T f2 = 0, fd = 0;
-        FL_SIMD_SUM(f2, fd)
-        for (c = c0; c < c1; ++c) {
-            FL_T ec = e[c], d = x[c] - m;
-            f2 += ec * ec;
-            fd += ec == (FL_T)0 ? (FL_T)0 : ec * d;
-        }
-        e2 += (double)f2;
-        ed += (double)fd;
-    }
-    *e2_out = e2;
-    *ed_out = ed;
+    int64_t i;
+    FL_SIMD
+    for (i = 0; i < nt; ++i) L->logs[i] = fl_log1p_f64(L->rest[i] + (L->neq[i] - 1.0));
+#define FL_SCE_EPI(FOCAL)                                                                  \
+    FL_SIMD                                                                                \
+    for (i = 0; i < nt; ++i)                                                               \
+        fl_sce_epilogue(K, FOCAL, L->m[i], L->rest[i], L->neq[i], L->logs[i], L->zy[i],     \
+                        L->ey[i], L->S1[i], L->B[i], L->Pn[i], L->e2[i], L->ed[i],         \
+                        L->live[i], L->sw[i], L->wy[i], &L->loss[i], &L->lse[i], &L->cp[i], \
+                        &L->ct[i], &L->cb[i], &L->gy[i], &L->kh[i], &L->hy[i], &L->fill[i], \
+                        &L->st0[i], &L->st1[i], &L->st2[i], &L->invs[i]);
+    if (K->focal) { FL_SCE_EPI(1) } else { FL_SCE_EPI(0) }
+#undef FL_SCE_EPI
 }
 
-/* A row whose maximum is +inf: p is one-hot at the single +inf (no NaN),
- * else undefined (NaN). */
-FL_INLINE void FL_NAME(sce_inf_stats)(double *out, const FL_T *x, int64_t C, int64_t st)
+#endif /* FL_SCE_SHARED */
+
+/* ---------------------------------------------------------------- elements */
+
+/* tanh, branch-free: an odd series below 1/8, (1 - e) / (1 + e) with
+ * e = exp(-2|u|) above (no cancellation there); tanh(+-inf) = +-1. */
+FL_INLINE FL_C FL_NAME(sce_tanh)(FL_C u)
 {
-    int64_t k, ninf = 0;
-    int nan = 0;
-    for (k = 0; k < C; ++k) {
-        ninf += x[k * st] == (FL_T)INFINITY;
-        nan |= x[k * st] != x[k * st];
+    FL_C au = u < 0 ? -u : u;
+    FL_C e = FL_EXP((FL_C)-2 * au);
+    FL_C big = ((FL_C)1 - e) / ((FL_C)1 + e);
+    FL_C z2 = au * au;
+    FL_C p = (FL_C)(6404582.0 / 10854718875.0);
+    p = p * z2 - (FL_C)(929569.0 / 638512875.0);
+    p = p * z2 + (FL_C)(21844.0 / 6081075.0);
+    p = p * z2 - (FL_C)(1382.0 / 155925.0);
+    p = p * z2 + (FL_C)(62.0 / 2835.0);
+    p = p * z2 - (FL_C)(17.0 / 315.0);
+    p = p * z2 + (FL_C)(2.0 / 15.0);
+    p = p * z2 - (FL_C)(1.0 / 3.0);
+    FL_C small = au + au * z2 * p;
+    FL_C r = au < (FL_C)0.125 ? small : big;
+    r = u < 0 ? -r : r;
+    return u != u ? u : r;
+}
+
+/* z = the capped logit (CAP a constant at each call) */
+FL_INLINE FL_C FL_NAME(sce_z)(FL_C x, FL_C cap, FL_C inv_cap, const int CAP)
+{
+    return CAP ? cap * FL_NAME(sce_tanh)(x * inv_cap) : x;
+}
+
+/* e = exp(z - m), exactly 1 at the maximum (also where m is +-inf) */
+FL_INLINE FL_C FL_NAME(sce_e)(FL_C z, FL_C m)
+{
+    FL_C e = FL_EXP(z - m);
+    return z == m ? (FL_C)1 : e;
+}
+
+/* Step 1's contributions of one element: z, e, and the sums' terms.
+ * tv: the probability target (GEN == 2), wk the class weight. */
+FL_INLINE void FL_NAME(sce_stat)(const fl_sce_call *K, FL_C xv, FL_C tv, double wk, FL_C m,
+                                 FL_C xyr, FL_C cap, FL_C inv_cap, const int CAP, const int GEN,
+                                 const int EXTRA, FL_C *z_o, FL_C *e_o, double *rest,
+                                 double *neq, double *S1, double *B, double *Pn, double *e2,
+                                 double *ed, double *cnt)
+{
+    FL_C z = FL_NAME(sce_z)(xv, cap, inv_cap, CAP);
+    FL_C e = FL_NAME(sce_e)(z, m);
+    double d = z == m ? 0.0 : (double)m - (double)z;
+    if (CAP) *z_o = z;
+    *e_o = e;
+    *rest += e == (FL_C)1 ? 0.0 : (double)e;
+    *neq += e == (FL_C)1 ? 1.0 : 0.0;
+    if (GEN == 1) {
+        *S1 += wk == 0.0 ? 0.0 : wk * d;
+    } else if (GEN == 2) {
+        double tt = K->keep * (double)tv + K->spread;
+        double b = wk * tt;
+        *S1 += b == 0.0 ? 0.0 : b * d;
+        *B += b;
+        *Pn += tt * (double)e;
     }
-    out[0] = out[1] = (nan || ninf != 1) ? NAN : 1.0;
-    out[2] = (nan || ninf != 1) ? NAN : 0.0;
+    if (EXTRA) {
+        *e2 += (double)e * (double)e;
+        *ed += e == (FL_C)0 ? 0.0 : (double)e * d;
+        *cnt += xv > xyr ? 1.0 : 0.0;
+    }
+}
+
+/* Step 3 for one element: g = ((cp - ct t') e - cb w t') * cap'(z). */
+FL_INLINE FL_C FL_NAME(sce_g)(const fl_sce_call *K, FL_C e, FL_C z, FL_C tv, double wk,
+                              FL_C cpf, double cp, double ct, double cb, FL_C inv_cap,
+                              const int CAP, const int GEN)
+{
+    FL_C g;
+    if (GEN == 0) {
+        g = cpf * e;
+    } else {
+        double tt = GEN == 2 ? K->keep * (double)tv + K->spread : 1.0;
+        g = (FL_C)((cp - ct * tt) * (double)e - cb * wk * tt);
+    }
+    if (CAP) {
+        FL_C zr = z * inv_cap;
+        g = g * ((FL_C)1 - zr * zr);
+    }
+    return g;
 }
 
 /* Top-1 / top-k hits of a row: fewer than 1 (k) classes score strictly higher
- * than the target's x_y (ties count as hits; a NaN x_y is a miss). */
+ * than the target's x_y (ties count as hits; a NaN x_y is a miss).  Shared
+ * with hinge.h. */
 FL_INLINE void FL_NAME(sce_topk)(const FL_T *x, int64_t C, int64_t st, FL_T xy, int64_t k,
                                  double *top1, double *topk)
 {
     double cnt = 0.0;
     int64_t c;
     FL_SIMD_SUM(cnt)
-    for (c = 0; c < C; ++c) cnt += x[c * st] > xy ? 1.0 : 0.0;
+    for (c = 0; c < C; ++c) cnt += FL_LD(x + c * st) > (FL_C)xy ? 1.0 : 0.0;
     if (xy == xy) {
         *top1 += cnt < 1.0 ? 1.0 : 0.0;
         *topk += cnt < (double)k ? 1.0 : 0.0;
     }
 }
 
-/* The first x_k == m of a row known to hold no NaN: blocks of 64 tested with one vector
- * OR each, stopping at the first block that holds it (on average half the row, read from
- * cache right after the exp pass). */
-FL_INLINE int64_t FL_NAME(sce_argmax_scan)(const FL_T *x, int64_t C, int64_t st, FL_T m)
+/* First index of the maximum, a NaN counting as the maximum (numpy.argmax). */
+FL_INLINE int64_t FL_NAME(sce_argmax)(const FL_T *x, int64_t C, FL_C mx, int has_nan)
 {
-    int64_t c0, c;
-    for (c0 = 0; c0 < C; c0 += 64) {
-        const int64_t c1 = c0 + 64 < C ? c0 + 64 : C;
-        int32_t hit = 0;
-        FL_SIMD_MAX(hit)
-        for (c = c0; c < c1; ++c) {
-            int32_t h = x[c * st] == m;
-            hit = h > hit ? h : hit;
+    int64_t k0, k;
+    for (k0 = 0; k0 < C; k0 += 64) {
+        int64_t k1 = k0 + 64 < C ? k0 + 64 : C;
+        int hit = 0;
+        for (k = k0; k < k1; ++k) {
+            FL_C v = FL_LD(x + k);
+            hit |= has_nan ? v != v : v == mx;
         }
-        if (hit) {
-            for (c = c0; c < c1 && x[c * st] != m; ++c) {}
-            return c;
-        }
-    }
-    return FL_NAME(sce_argmax)(x, C, st, m);      /* not reached for a NaN-free row */
-}
-
-/* sce_topk and sce_argmax in one pass over the row (top_k > 0, C <= INT32_MAX). */
-FL_INLINE int64_t FL_NAME(sce_topk_argmax)(const FL_T *x, int64_t C, int64_t st, FL_T xy,
-                                           int64_t k, FL_T m, double *top1, double *topk)
-{
-    double cnt = 0.0;
-    int32_t first = (int32_t)C, nan = 0;
-    int64_t c;
-    FL_PRAGMA_SIMD_TOPK_ARGMAX
-    for (c = 0; c < C; ++c) {
-        FL_T v = x[c * st];
-        int32_t i = v == m ? (int32_t)c : (int32_t)C;
-        int32_t n = v != v;
-        cnt += v > xy ? 1.0 : 0.0;
-        first = i < first ? i : first;
-        nan = n > nan ? n : nan;
-    }
-    if (xy == xy) {
-        *top1 += cnt < 1.0 ? 1.0 : 0.0;
-        *topk += cnt < (double)k ? 1.0 : 0.0;
-    }
-    return nan ? FL_NAME(sce_first_nan)(x, C, st) : (int64_t)first;
-}
-
-/* b_k: the part of a_k that is not the integer label's one-hot. */
-FL_INLINE double FL_NAME(sce_b)(const FL_T *t, const double *w, int64_t k, int64_t st,
-                                double keep, double spread)
-{
-    double tk = t ? keep * (double)t[k * st] + spread : spread;
-    return w ? w[k] * tk : tk;
-}
-
-/* The general pass 2 (weights, smoothing or probability targets) adds
- * S1 = sum_k b_k (m - x_k) (a zero b_k contributes 0, also at x_k = -inf)
- * and B = sum_k b_k.  Scalar double accumulation: these options are the
- * vector lanes, fixed order. */
-FL_INLINE void FL_NAME(sce_bsums)(const FL_T *x, const FL_T *t, const double *w, int64_t C,
-                                  int64_t st, FL_T m, double keep, double spread, double wsum,
-                                  double *S1_out, double *B_out)
-{
-    double S1 = 0.0, B = 0.0;
-    int64_t k;
-    if (t == NULL) {
-        /* labels: b_k = spread w_k, so B = spread * sum(w) exactly as the
-         * caller summed it once, and spread multiplies the sum once */
-        FL_SIMD_SUM(S1)
-        for (k = 0; k < C; ++k) {
-            double wk = w ? w[k] : 1.0;
-            double d = (double)m - (double)x[k * st];
-            S1 += wk == 0.0 ? 0.0 : wk * d;
-        }
-        *S1_out = spread == 0.0 ? 0.0 : spread * S1;
-        *B_out = spread * wsum;
-        return;
-    }
-    FL_SIMD_SUM(S1, B)
-    for (k = 0; k < C; ++k) {
-        double b = FL_NAME(sce_b)(t, w, k, st, keep, spread);
-        double d = (double)m - (double)x[k * st];
-        S1 += b == 0.0 ? 0.0 : b * d;
-        B += b;
-    }
-    *S1_out = S1;
-    *B_out = B;
-}
-
-/* A row whose maximum is +inf: the limit exists only for exactly one +inf
- * and no NaN; then p is one-hot at the +inf. */
-FL_INLINE double FL_NAME(sce_row_inf)(const fl_softmax_ce_args *a, const FL_T *x, const FL_T *t,
-                                      FL_T *g, FL_T *h, int64_t C, int64_t st, int64_t y,
-                                      double sw, double scale, double keep, double spread)
-{
-    const double *w = a->class_weight;
-    int64_t k, kinf = -1, ninf = 0, nnan = 0;
-    for (k = 0; k < C; ++k) {
-        FL_T v = x[k * st];
-        if (v != v) nnan++;
-        if (v == (FL_T)INFINITY) { ninf++; kinf = k; }
-    }
-    if (nnan || ninf != 1) {
-        for (k = 0; k < C; ++k) {
-            if (g) g[k * st] = (FL_T)NAN;
-            if (h) h[k * st] = (FL_T)NAN;
-        }
-        return NAN;
-    }
-    double A = 0.0, loss = 0.0, wy1 = 0.0;
-    if (y >= 0) wy1 = (1.0 - a->label_smoothing) * (w ? w[y] : 1.0);
-    for (k = 0; k < C; ++k) {
-        double ak = FL_NAME(sce_b)(t, w, k, st, keep, spread) + (k == y ? wy1 : 0.0);
-        A += ak;
-        if (k != kinf && ak != 0.0) loss += ak * INFINITY;
-    }
-    for (k = 0; k < C; ++k) {
-        double ak = FL_NAME(sce_b)(t, w, k, st, keep, spread) + (k == y ? wy1 : 0.0);
-        if (g) g[k * st] = (FL_T)(scale * sw * ((k == kinf ? A : 0.0) - ak));
-        if (h) h[k * st] = (FL_T)0;
-    }
-    return sw * loss;
-}
-
-/* One row: returns its (weighted) loss, writes its gradient / Hessian. */
-FL_INLINE double FL_NAME(sce_row)(const fl_rows_ctx *ctx, const FL_T *x, const FL_T *t, FL_T *g,
-                                  FL_T *h, int64_t st, int64_t r, int64_t y, double *top1,
-                                  double *topk, FL_T *ebuf)
-{
-    const fl_softmax_ce_args *a = (const fl_softmax_ce_args *)ctx->args;
-    const double *w = a->class_weight;
-    const int64_t C = a->n_classes;
-    const double eps = a->label_smoothing;
-    const double sw = a->sample_weight ? a->sample_weight[r] : 1.0;
-    const double scale = ctx->grad_scale;
-    const int labels = a->labels != NULL;
-    /* b_k = w_k (keep * t_k + spread): the smoothing part of a label row, all of a probability row */
-    const double keep = 1.0 - eps, spread = eps / (double)C;
-    const int general = (w != NULL) || (eps != 0.0) || !labels;
-    int64_t k;
-
-    /* the max pass streams the row in first; x_y is read after it (no lone
-     * cache miss), and before anything is written (g may be x) */
-    FL_T m = FL_NAME(sce_max)(x, C, st);
-    FL_T xy = labels ? x[y * st] : (FL_T)0;
-    /* the argmax: after the exp pass (which tells whether the row has a NaN) when the
-     * logits survive it, else here, before the gradient overwrites them */
-    const int late = a->argmax_out && (void *)g != (const void *)x;
-    if (a->argmax_out && !late && labels && a->top_k > 0 && C <= INT32_MAX)
-        a->argmax_out[r] = FL_NAME(sce_topk_argmax)(x, C, st, xy, a->top_k, m, top1, topk);
-    else {
-        if (labels && a->top_k > 0) FL_NAME(sce_topk)(x, C, st, xy, a->top_k, top1, topk);
-        if (a->argmax_out && !late) a->argmax_out[r] = FL_NAME(sce_argmax)(x, C, st, m);
-    }
-
-    if (m == (FL_T)INFINITY) {
-        if (late) a->argmax_out[r] = FL_NAME(sce_argmax)(x, C, st, m);
-        if (a->stats_out) FL_NAME(sce_inf_stats)(a->stats_out + 3 * r, x, C, st);
-        if (a->lse_out) {
-            int nan = 0;
-            for (k = 0; k < C; ++k) nan |= x[k * st] != x[k * st];
-            a->lse_out[r] = nan ? NAN : INFINITY;
-        }
-        return FL_NAME(sce_row_inf)(a, x, t, g, h, C, st, labels ? y : -1, sw, scale, keep, spread);
-    }
-
-    double S1 = 0.0, B = 0.0;
-    if (general)
-        FL_NAME(sce_bsums)(x, t, w, C, st, m, keep, spread, ctx->class_weight_sum, &S1, &B);
-    double rest, neq, e2 = 0.0, ed = 0.0;
-    /* the metrics' sums: from the e_k stored in g or the thread's buffer (the loss's sums
-     * as without them); fused into the exp pass for an in-place or strided row */
-    FL_T *ev = (st == 1 && (void *)g != (const void *)x) ? (g ? g : ebuf) : NULL;
-    if (a->stats_out && !ev)
-        FL_NAME(sce_expsum_stats)(x, g, C, st, m, &rest, &neq, &e2, &ed);
-    else
-        FL_NAME(sce_expsum)(x, a->stats_out ? ev : g, C, st, m, &rest, &neq);  /* g: e (x may be gone) */
-    if (a->stats_out && ev) FL_NAME(sce_stats_from_e)(x, ev, C, m, &e2, &ed);
-    if (late)       /* rest is NaN iff the row has a NaN (or is all -inf) */
-        a->argmax_out[r] = rest == rest ? FL_NAME(sce_argmax_scan)(x, C, st, m)
-                                        : FL_NAME(sce_argmax)(x, C, st, m);
-    double rest1 = rest + (neq - 1.0);                   /* s - 1 */
-    double s = 1.0 + rest1;
-    double logs = log1p(rest1);
-    if (a->stats_out) FL_NAME(sce_put_stats)(a->stats_out + 3 * r, s, logs, e2, ed);
-    if (a->lse_out) a->lse_out[r] = (double)m + logs;
-
-    double wy1 = 0.0, A = B, loss = B * logs + S1;
-    if (labels) {
-        wy1 = keep * (w ? w[y] : 1.0);
-        A += wy1;
-        double dy = (double)m - (double)xy;
-        loss += wy1 == 0.0 ? 0.0 : wy1 * (dy + logs);
-    }
-    loss *= sw;
-
-    if (g || h) {
-        const double k1 = scale * sw * A / s;            /* g_c = k1 e_c - kb b_c */
-        const double kb = scale * sw;
-        double one_m_py = 0.0, py = 0.0, by = 0.0;
-        if (labels) {
-            /* 1 - p_y without cancellation: exact rest when y is an argmax */
-            FL_T ey = FL_EXP((FL_T)(xy - m));
-            py = (ey == (FL_T)1) ? 1.0 / s : (double)ey / s;
-            one_m_py = (ey == (FL_T)1) ? rest1 / s : (s - (double)ey) / s;
-            by = general ? FL_NAME(sce_b)(t, w, y, st, keep, spread) : 0.0;
-        }
-        if (h) {
-            const double kh = scale * sw * A;
-            const double inv_s = 1.0 / s;
-            FL_SIMD
-            for (k = 0; k < C; ++k) {
-                double p = (double)(g ? g[k * st] : FL_EXP(x[k * st] - m)) * inv_s;
-                h[k * st] = (FL_T)(kh * p * (1.0 - p));
+        if (hit)
+            for (k = k0; k < k1; ++k) {
+                FL_C v = FL_LD(x + k);
+                if (has_nan ? v != v : v == mx) return k;
             }
-            if (labels) h[y * st] = (FL_T)(kh * py * one_m_py);
-        }
-        if (g) {
-            if (!general) {
-                const FL_T k1t = (FL_T)k1;
-                FL_SIMD
-                for (k = 0; k < C; ++k) g[k * st] = k1t * g[k * st];
-            } else {
-                for (k = 0; k < C; ++k)
-                    g[k * st] = (FL_T)(k1 * (double)g[k * st]
-                                       - kb * FL_NAME(sce_b)(t, w, k, st, keep, spread));
-            }
-            if (labels) g[y * st] = (FL_T)(kb * (B * py - by - wy1 * one_m_py));
-        }
     }
-    return loss;
+    return 0;
 }
 
-
-/* ----- options beyond PyTorch: z-loss, soft-capping, focal, poly-1 ----- */
-
-/* tanh, branch-free: an odd series below 1/8, (1 - e) / (1 + e) with
- * e = exp(-2|u|) above (no cancellation there); tanh(+-inf) = +-1. */
-FL_INLINE FL_T FL_NAME(sce_tanh)(FL_T u)
+/* Per-row outputs of the epilogue that are not the gradient. */
+FL_INLINE void FL_NAME(sce_row_out)(const fl_sce_call *K, int64_t r, double loss, double lse,
+                                    double st0, double st1, double st2, double cnt, double xyr,
+                                    double live, double *lsum, double *top1, double *topk)
 {
-    FL_T au = u < 0 ? -u : u;
-    FL_T e = FL_EXP((FL_T)-2 * au);
-    FL_T big = ((FL_T)1 - e) / ((FL_T)1 + e);
-    FL_T z2 = au * au;
-    FL_T p = (FL_T)(6404582.0 / 10854718875.0);
-    p = p * z2 - (FL_T)(929569.0 / 638512875.0);
-    p = p * z2 + (FL_T)(21844.0 / 6081075.0);
-    p = p * z2 - (FL_T)(1382.0 / 155925.0);
-    p = p * z2 + (FL_T)(62.0 / 2835.0);
-    p = p * z2 - (FL_T)(17.0 / 315.0);
-    p = p * z2 + (FL_T)(2.0 / 15.0);
-    p = p * z2 - (FL_T)(1.0 / 3.0);
-    FL_T small = au + au * z2 * p;
-    FL_T r = au < (FL_T)0.125 ? small : big;
-    r = u < 0 ? -r : r;
-    return u != u ? u : r;
-}
-
-FL_INLINE FL_T FL_NAME(sce_cap)(FL_T x, FL_T cap, FL_T inv_cap)
-{
-    return cap > 0 ? cap * FL_NAME(sce_tanh)(x * inv_cap) : x;
-}
-
-FL_INLINE int FL_NAME(sce_has_options)(const fl_softmax_ce_args *a)
-{
-    return a->z_loss != 0.0 || a->softcap > 0.0 || a->focal_gamma != 0.0
-           || a->poly1_epsilon != 0.0;
-}
-
-/* The log-sum-exp of a row of (capped) logits, for rows whose loss is
- * not computed (ignored rows still report their normaliser). */
-FL_INLINE double FL_NAME(sce_lse)(const fl_softmax_ce_args *a, const FL_T *x, int64_t C,
-                                  int64_t st)
-{
-    const FL_T cap = (FL_T)(a->softcap > 0.0 ? a->softcap : 0.0);
-    const FL_T inv_cap = cap > 0 ? (FL_T)(1.0 / a->softcap) : (FL_T)0;
-    FL_T m = FL_NAME(sce_max)(x, C, st);
-    double rest = 0.0, neq = 0.0;
-    int nan = 0;
-    int64_t k;
-    for (k = 0; k < C; ++k) nan |= x[k * st] != x[k * st];
-    if (nan) return NAN;
-    if (cap > 0) m = FL_NAME(sce_cap)(m, cap, inv_cap);
-    else if (m == (FL_T)INFINITY || m == (FL_T)-INFINITY) return (double)m;
-    for (k = 0; k < C; ++k) {
-        FL_T e = FL_EXP(FL_NAME(sce_cap)(x[k * st], cap, inv_cap) - m);
-        rest += e == (FL_T)1 ? 0.0 : (double)e;
-        neq += e == (FL_T)1 ? 1.0 : 0.0;
-    }
-    return (double)m + log1p(rest + (neq - 1.0));
-}
-
-/* One row with options.  z = capped logits; everything of sce_row is done
- * on z, then the chain rule multiplies by dz/dx = 1 - (z / cap)^2.
- * zbuf (C values, the thread's scratch; NULL without softcap) holds z: it is
- * computed once, so the value and gradient forms see the same bits, and it
- * survives an in-place gradient. */
-FL_INLINE double FL_NAME(sce_row_opt)(const fl_rows_ctx *ctx, const FL_T *x, const FL_T *t,
-                                      FL_T *g, FL_T *zbuf, int64_t st, int64_t r, int64_t y,
-                                      double *top1, double *topk)
-{
-    const fl_softmax_ce_args *a = (const fl_softmax_ce_args *)ctx->args;
-    const double *w = a->class_weight;
-    const int64_t C = a->n_classes;
-    const double eps = a->label_smoothing;
-    const double sw = a->sample_weight ? a->sample_weight[r] : 1.0;
-    const double scale = ctx->grad_scale;
-    const int labels = a->labels != NULL;
-    const double keep = 1.0 - eps, spread = eps / (double)C;
-    const double zl = a->z_loss, gam = a->focal_gamma, pe = a->poly1_epsilon;
-    const int focal = gam != 0.0;
-    const FL_T cap = (FL_T)(a->softcap > 0.0 ? a->softcap : 0.0);
-    const FL_T inv_cap = cap > 0 ? (FL_T)(1.0 / a->softcap) : (FL_T)0;
-    const double wy = labels ? (w ? w[y] : 1.0) : 1.0;
-    const double roww = labels ? wy * sw : sw;     /* weight of the added per-row terms */
-    int64_t k;
-
-    FL_T xy = labels ? x[y * st] : (FL_T)0;
-    if (labels && a->top_k > 0) FL_NAME(sce_topk)(x, C, st, xy, a->top_k, top1, topk);
-    FL_T mx = FL_NAME(sce_max)(x, C, st);
-    if (a->argmax_out) a->argmax_out[r] = FL_NAME(sce_argmax)(x, C, st, mx);
-    if (mx == (FL_T)INFINITY && cap == 0) {
-        if (a->stats_out) FL_NAME(sce_inf_stats)(a->stats_out + 3 * r, x, C, st);
-        /* p is one-hot at the single +inf (else NaN): the cross-entropy limit,
-         * focal's factor (1 - p_y)^gamma is 0 or 1, poly-1 adds eps (1 - t'_inf);
-         * z-loss has lse = +inf: loss +inf and no finite gradient. */
-        int64_t kinf = -1, ninf = 0;
-        int nan = 0;
-        double l;
-        for (k = 0; k < C; ++k) {
-            if (x[k * st] == (FL_T)INFINITY) { ninf++; kinf = k; }
-            nan |= x[k * st] != x[k * st];
-        }
-        if (a->lse_out) a->lse_out[r] = nan ? NAN : INFINITY;
-        l = FL_NAME(sce_row_inf)(a, x, t, g, NULL, C, st, labels ? y : -1, sw, scale, keep,
-                                 spread);
-        if (l != l || ninf != 1) return l;
-        if (focal && kinf == y) {
-            l = 0.0;
-            if (g) for (k = 0; k < C; ++k) g[k * st] = (FL_T)0;
-        }
-        if (pe != 0.0) {
-            double tk = labels ? (kinf == y ? keep : 0.0) + spread
-                               : keep * (double)t[kinf * st] + spread;
-            l += roww * pe * (1.0 - tk);
-        }
-        if (zl != 0.0) {
-            l = INFINITY;
-            if (g) for (k = 0; k < C; ++k) g[k * st] = (FL_T)NAN;
-        }
-        return l;
-    }
-    const FL_T m = cap > 0 ? FL_NAME(sce_cap)(mx, cap, inv_cap) : mx;
-    if (cap > 0) {
-        /* the capped row, once, in a loop of its own: every form reads the same z */
-        FL_SIMD
-        for (k = 0; k < C; ++k) zbuf[k] = cap * FL_NAME(sce_tanh)(x[k * st] * inv_cap);
-    }
-
-    /* pass 2: z, e = exp(z - m) (into g), and the sums */
-    double rest = 0.0, neq = 0.0, S1 = 0.0, B = 0.0, Pn = 0.0;
-    const int fast = labels && !w;     /* b_c = t'_c - label part = spread for every class */
-    if (fast) {
-        /* vectorised variants: no per-class weights or targets to load */
-        double sz = 0.0;
-#define FL_SCE_OPT_LOOP(ZEXPR, STORES)                                     \
-        FL_SIMD_SUM(rest, neq, sz)                                         \
-        for (k = 0; k < C; ++k) {                                          \
-            FL_T z = ZEXPR;                                                \
-            FL_T e = FL_EXP(z - m);                                        \
-            STORES                                                         \
-            rest += e == (FL_T)1 ? 0.0 : (double)e;                        \
-            neq += e == (FL_T)1 ? 1.0 : 0.0;                               \
-            sz += (double)m - (double)z;                                   \
-        }
-        if (cap > 0) {
-            if (g) { FL_SCE_OPT_LOOP(zbuf[k], g[k * st] = e;) }
-            else { FL_SCE_OPT_LOOP(zbuf[k], ;) }
-        } else {
-            if (g) { FL_SCE_OPT_LOOP(x[k * st], g[k * st] = e;) }
-            else { FL_SCE_OPT_LOOP(x[k * st], ;) }
-        }
-#undef FL_SCE_OPT_LOOP
-        S1 = spread == 0.0 ? 0.0 : spread * sz;
-        B = spread * (double)C;
-        Pn = spread * (rest + neq);     /* sum_c spread e_c */
-    }
-    for (k = 0; !fast && k < C; ++k) {
-        FL_T z = cap > 0 ? zbuf[k] : x[k * st];
-        FL_T e = FL_EXP(z - m);
-        double b = (labels && eps == 0.0 && !w) ? 0.0 : FL_NAME(sce_b)(t, w, k, st, keep, spread);
-        double tt = t ? keep * (double)t[k * st] + spread : spread;
-        if (g) g[k * st] = e;
-        rest += e == (FL_T)1 ? 0.0 : (double)e;
-        neq += e == (FL_T)1 ? 1.0 : 0.0;
-        S1 += b == 0.0 ? 0.0 : b * ((double)m - (double)z);
-        B += b;
-        Pn += tt * (double)e;
-    }
-    const double rest1 = rest + (neq - 1.0);
-    const double s = 1.0 + rest1;
-    const double logs = log1p(rest1);
-    const double lse = (double)m + logs;
-    if (a->stats_out) {
-        /* the metrics' sums over the (capped) row: a pass of its own (options only) */
-        double e2 = 0.0, ed = 0.0;
-        for (k = 0; k < C; ++k) {
-            FL_T z = cap > 0 ? zbuf[k] : x[k * st];
-            FL_T e = FL_EXP(z - m);
-            e2 += (double)e * (double)e;
-            ed += e == (FL_T)0 ? 0.0 : (double)e * ((double)z - (double)m);
-        }
-        FL_NAME(sce_put_stats)(a->stats_out + 3 * r, s, logs, e2, ed);
-    }
-    double zy = 0.0, py = 0.0, omq = 0.0, loss = 0.0, K = 0.0, one_m_pt;
-    if (labels) {
-        FL_T zyt = FL_NAME(sce_cap)(xy, cap, inv_cap);
-        FL_T ey = FL_EXP(zyt - m);
-        zy = (double)zyt;
-        py = (ey == (FL_T)1) ? 1.0 / s : (double)ey / s;
-        omq = (ey == (FL_T)1) ? rest1 / s : (s - (double)ey) / s;
-    }
-    const double wy1 = labels ? keep * wy : 0.0;
-    if (focal) {
-        /* (1 - q)^gamma L and its derivative factor K, from 1 - q in log space */
-        double L = ((double)m - zy) + logs;
-        double lo = omq > 0.0 ? log(omq) : -INFINITY;
-        double pw = omq > 0.0 ? exp(gam * lo) : 0.0;
-        double pw1 = omq > 0.0 ? exp((gam - 1.0) * lo) : 0.0;
-        loss = roww * pw * L;
-        K = pw + (omq > 0.0 ? gam * py * pw1 * L : 0.0);
-    } else {
-        loss = B * logs + S1;
-        if (labels) loss += wy1 == 0.0 ? 0.0 : wy1 * (((double)m - zy) + logs);
-        loss *= sw;
-    }
-    if (labels) one_m_pt = keep * omq + eps * (1.0 - 1.0 / (double)C);
-    else one_m_pt = 1.0 - Pn / s;
-    loss += roww * (zl * lse * lse + pe * one_m_pt);
+    const fl_softmax_ce_args *a = K->a;
+    if (a->row_loss) FL_ST((FL_T *)a->row_loss + r, loss);
+    *lsum += loss;
     if (a->lse_out) a->lse_out[r] = lse;
-
-    if (g) {
-        const double pt = 1.0 - one_m_pt;
-        const double kb = focal ? 0.0 : scale * sw;
-        const double al_lab = focal ? scale * roww * K : kb * wy1;   /* label part of alpha */
-        const double al_add = scale * roww * (2.0 * zl * lse + pe * pt);
-        const double alpha = (focal ? al_lab : kb * (B + wy1)) + al_add;
-        const double kp = scale * roww * pe;      /* poly-1: g_c += kp p_c (p_t - t'_c) */
-        const double inv_s = 1.0 / s;
-        if (fast) {
-            const FL_T k1 = (FL_T)((alpha - kp * spread) * inv_s), k0 = (FL_T)(kb * spread);
-            FL_SIMD
-            for (k = 0; k < C; ++k) g[k * st] = k1 * g[k * st] - k0;
-        }
-        for (k = 0; !fast && k < C; ++k) {
-            double p = (double)g[k * st] * inv_s;
-            double b = (labels && eps == 0.0 && !w) ? 0.0 : FL_NAME(sce_b)(t, w, k, st, keep, spread);
-            double tt = t ? keep * (double)t[k * st] + spread : spread;
-            g[k * st] = (FL_T)((alpha - kp * tt) * p - kb * b);
-        }
-        if (labels) {
-            double by = (eps == 0.0 && !w) ? 0.0 : FL_NAME(sce_b)(t, w, y, st, keep, spread);
-            g[y * st] = (FL_T)(-al_lab * omq + (alpha - al_lab - kp * (spread + keep)) * py
-                               - kb * by);
-        }
-        if (cap > 0) {
-            FL_SIMD
-            for (k = 0; k < C; ++k) {
-                FL_T zr = zbuf[k] * inv_cap;
-                g[k * st] = g[k * st] * ((FL_T)1 - zr * zr);
-            }
-        }
+    if (a->stats_out) {
+        a->stats_out[3 * r] = st0;
+        a->stats_out[3 * r + 1] = st1;
+        a->stats_out[3 * r + 2] = st2;
     }
-    return loss;
+    if (K->labels && a->top_k > 0 && live != 0.0 && xyr == xyr) {
+        *top1 += cnt < 1.0 ? 1.0 : 0.0;
+        *topk += cnt < (double)a->top_k ? 1.0 : 0.0;
+    }
 }
 
-/* Small C (classes last, C <= FL_SMALL_C, integer labels, no class weights,
- * no smoothing, no Hessian, no top-k): vectorise ACROSS rows.  A tile of
- * rows is one contiguous run of nr * C logits: the per-row maxima are
- * broadcast into a buffer so that the exp runs as one flat vector loop over
- * the tile, log1p runs as a vector loop over the tile's rows, and the
- * gradient scale is broadcast the same way.  Same formulas as sce_row. */
-#define FL_SMALL_C 32
-#define FL_TILE 1024
+/* --------------------------------------------------------------- long rows */
 
-FL_INLINE int FL_NAME(sce_small_ok)(const fl_softmax_ce_args *a)
-{
-    return a->inner == 1 && a->n_classes <= FL_SMALL_C && a->labels && !a->class_weight
-           && a->label_smoothing == 0.0 && !a->hess && a->top_k == 0 && !a->lse_out
-           && !a->argmax_out && !a->stats_out && !FL_NAME(sce_has_options)(a);
-}
+#define FL_SCE_CHUNK 1024
 
-/* Rows [r0, r0 + nr): one tile.  A row whose max is +inf takes sce_row_inf
- * on a private buffer (read before the tile's exp overwrites an in-place
- * row) that is copied out at the end. */
-FL_INLINE void FL_NAME(sce_small_tile)(const fl_rows_ctx *ctx, int64_t r0, int64_t nr,
-                                       double *lsum)
+/* One row of C contiguous logits.  ebuf/zbuf/gbuf: the thread's buffers
+ * (C, C when capped, FL_SCE_CHUNK).  xn: the next row (prefetched) or NULL. */
+FL_INLINE void FL_NAME(sce_long_row)(const fl_sce_call *K, const FL_T *x, const FL_T *t, FL_T *g,
+                                     FL_T *h, FL_C *ebuf, FL_C *zbuf, FL_C *gbuf, const FL_T *xn,
+                                     int64_t r, int stream, double *lsum, double *top1,
+                                     double *topk, const int CAP, const int GEN, const int EXTRA)
 {
-    const fl_softmax_ce_args *a = (const fl_softmax_ce_args *)ctx->args;
-    const int64_t C = a->n_classes, n = nr * C;
-    const FL_T *x = (const FL_T *)a->logits + r0 * C;
-    FL_T *G = (FL_T *)a->grad;
-    FL_T *RL = (FL_T *)a->row_loss;
-    FL_T ebuf[FL_TILE], mb[FL_TILE];
-    FL_T *e = G ? G + r0 * C : ebuf;
-    double r1v[FL_TILE / 1], logs[FL_TILE / 1];
-    FL_T mrow[FL_TILE], xy[FL_TILE], sg[FL_TILE];
-    double sl[FL_TILE];
-    int64_t i, c, j, n_inf = 0;
-    for (i = 0; i < nr; ++i) {
-        const FL_T *xi = x + i * C;
-        int64_t y = a->labels[r0 + i];
-        FL_T m = (FL_T)-INFINITY;
-        for (c = 0; c < C; ++c) m = xi[c] > m ? xi[c] : m;
-        if (m == (FL_T)INFINITY && y != a->ignore_index) {
-            double sw = a->sample_weight ? a->sample_weight[r0 + i] : 1.0;
-            sl[i] = FL_NAME(sce_row_inf)(a, xi, NULL, sg + i * C, NULL, C, 1, y, sw,
-                                          ctx->grad_scale, 1.0, 0.0);
-            n_inf++;
-        }
-        mrow[i] = m;
-        xy[i] = (y == a->ignore_index) ? (FL_T)0 : xi[y];
-        for (c = 0; c < C; ++c) mb[i * C + c] = m;
+    const fl_softmax_ce_args *a = K->a;
+    const int64_t C = a->n_classes;
+    const double *w = a->class_weight;
+    const FL_C cap = (FL_C)K->cap, inv_cap = (FL_C)K->inv_cap;
+    int64_t y = K->labels ? a->labels[r] : -1, k, k0;
+    const double live = (K->labels && y == a->ignore_index) ? 0.0 : 1.0;
+    if (live == 0.0 || y < 0) y = -1;
+    const double sw = a->sample_weight ? a->sample_weight[r] : 1.0;
+    const double wy = (y >= 0 && w) ? w[y] : 1.0;
+
+    /* 1. statistics: the max pass reads the row from memory (prefetched while
+     * the previous row computed); x_y after it (no lone miss) */
+    FL_C mx = (FL_C)-INFINITY;
+    FL_SIMD_MAX(mx)
+    for (k = 0; k < C; ++k) {
+        FL_C v = FL_LD(x + k);
+        mx = v > mx ? v : mx;
     }
-    FL_SIMD
-    for (j = 0; j < n; ++j) e[j] = FL_EXP(x[j] - mb[j]);
-    for (i = 0; i < nr; ++i) {
-        double rest = 0.0, neq = 0.0;
-        for (c = 0; c < C; ++c) {
-            FL_T v = e[i * C + c];
-            rest += v == (FL_T)1 ? 0.0 : (double)v;
-            neq += v == (FL_T)1 ? 1.0 : 0.0;
+    const FL_C xyr = y >= 0 ? FL_LD(x + y) : (FL_C)0;
+    const FL_C m = FL_NAME(sce_z)(mx, cap, inv_cap, CAP);
+    double rest = 0.0, neq = 0.0, S1 = 0.0, B = 0.0, Pn = 0.0, e2 = 0.0, ed = 0.0, cnt = 0.0;
+    for (k0 = 0; k0 < C; k0 += FL_SCE_CHUNK) {
+        const int64_t k1 = k0 + FL_SCE_CHUNK < C ? k0 + FL_SCE_CHUNK : C;
+        double r_ = 0.0, n_ = 0.0, s1_ = 0.0, b_ = 0.0, p_ = 0.0, e2_ = 0.0, ed_ = 0.0, c_ = 0.0;
+        if (xn) {
+            /* the same stretch of the next row, into L2, while this one computes */
+            const char *p0 = (const char *)(xn + k0), *p1 = (const char *)(xn + k1);
+            for (; p0 < p1; p0 += 64) FL_PREFETCH_L2(p0);
         }
-        r1v[i] = rest + (neq - 1.0);
-    }
-    FL_SIMD
-    for (i = 0; i < nr; ++i) logs[i] = fl_log1p_f64(r1v[i]);
-    for (i = 0; i < nr; ++i) {
-        const int64_t r = r0 + i, y = a->labels[r];
-        const double sw = a->sample_weight ? a->sample_weight[r] : 1.0;
-        double s = 1.0 + r1v[i], l = 0.0, k1 = 0.0;
-        if (y != a->ignore_index) {
-            l = mrow[i] == (FL_T)INFINITY ? sl[i] : sw * (((double)mrow[i] - (double)xy[i]) + logs[i]);
-            k1 = ctx->grad_scale * sw / s;
+        FL_SIMD_SUM(r_, n_, s1_, b_, p_, e2_, ed_, c_)
+        for (k = k0; k < k1; ++k) {
+            FL_NAME(sce_stat)(K, FL_LD(x + k), GEN == 2 ? FL_LD(t + k) : (FL_C)0,
+                              GEN ? (w ? w[k] : 1.0) : 1.0, m, xyr, cap, inv_cap, CAP, GEN,
+                              EXTRA, zbuf + k, ebuf + k, &r_, &n_, &s1_, &b_, &p_, &e2_, &ed_,
+                              &c_);
         }
-        if (RL) RL[r] = (FL_T)l;
-        *lsum += l;
-        for (c = 0; c < C; ++c) mb[i * C + c] = (FL_T)k1;
+        rest += r_; neq += n_; S1 += s1_; B += b_; Pn += p_; e2 += e2_; ed += ed_; cnt += c_;
     }
-    if (G) {
+    if (GEN == 1) {
+        S1 = K->spread * S1;
+        B = K->spread * K->wsum;
+    }
+    if (K->argmax) a->argmax_out[r] = FL_NAME(sce_argmax)(x, C, mx, rest != rest);
+
+    /* 2. epilogue */
+    /* z_y and e_y the same way in every form (the value form keeps no buffer) */
+    const FL_C zy = y >= 0 ? FL_NAME(sce_z)(xyr, cap, inv_cap, CAP) : (FL_C)0;
+    const FL_C ey = y >= 0 ? FL_NAME(sce_e)(zy, m) : (FL_C)1;
+    double loss, lse, cp, ct, cb, gy, kh, hy, fill, st0, st1, st2, invs;
+    fl_sce_epilogue_row(K, (double)m, rest, neq, (double)zy, (double)ey, S1, B, Pn, e2, ed, live,
+                        sw, wy, &loss, &lse, &cp, &ct, &cb, &gy, &kh, &hy, &fill, &st0, &st1,
+                        &st2, &invs);
+    FL_NAME(sce_row_out)(K, r, loss, lse, st0, st1, st2, cnt, (double)xyr, live, lsum, top1, topk);
+
+    /* 3. element pass */
+    const FL_C fv = fill == 1.0 ? (FL_C)0 : (FL_C)NAN;
+    const FL_C cpf = (FL_C)cp;
+    const FL_C gyv = (FL_C)gy * (CAP ? (FL_C)1 - (zy * inv_cap) * (zy * inv_cap) : (FL_C)1);
+    if (h) {
+        const double ih = invs;
         FL_SIMD
-        for (j = 0; j < n; ++j) e[j] = e[j] * mb[j];
-        for (i = 0; i < nr; ++i) {
-            const int64_t r = r0 + i, y = a->labels[r];
-            const double sw = a->sample_weight ? a->sample_weight[r] : 1.0;
-            if (y == a->ignore_index) {
-                for (c = 0; c < C; ++c) e[i * C + c] = (FL_T)0;
-                continue;
-            }
-            {
-                double s = 1.0 + r1v[i];
-                FL_T ey = FL_EXP(xy[i] - mrow[i]);
-                double one_m_py = (ey == (FL_T)1) ? r1v[i] / s : (s - (double)ey) / s;
-                e[i * C + y] = (FL_T)(-ctx->grad_scale * sw * one_m_py);
+        for (k = 0; k < C; ++k) {
+            double p = (double)ebuf[k] * ih;
+            FL_ST(h + k, kh * p * (1.0 - p));
+        }
+        if (y >= 0) FL_ST(h + y, hy);
+        if (fill != 0.0)
+            for (k = 0; k < C; ++k) FL_ST(h + k, fv);
+    }
+    if (g == NULL) return;
+    for (k0 = 0; k0 < C; k0 += FL_SCE_CHUNK) {
+        const int64_t k1 = k0 + FL_SCE_CHUNK < C ? k0 + FL_SCE_CHUNK : C;
+        /* streamed: the chunk is built in gbuf (L1), then leaves with
+         * non-temporal stores; otherwise written in place */
+        FL_T *dst = stream ? (FL_T *)gbuf : g + k0;
+        FL_SIMD
+        for (k = k0; k < k1; ++k)
+            FL_ST(dst + (k - k0), FL_NAME(sce_g)(K, ebuf[k], CAP ? zbuf[k] : (FL_C)0,
+                                                 GEN == 2 ? FL_LD(t + k) : (FL_C)0,
+                                                 GEN ? (w ? w[k] : 1.0) : 1.0, cpf, cp, ct, cb,
+                                                 inv_cap, CAP, GEN));
+        if (fill != 0.0)
+            for (k = k0; k < k1; ++k) FL_ST(dst + (k - k0), fv);
+        else if (y >= k0 && y < k1)
+            FL_ST(dst + (y - k0), gyv);
+        if (stream) FL_STREAM(g + k0, (const FL_T *)gbuf, k1 - k0);
+    }
+}
+
+/* -------------------------------------------------------------------- tiles */
+
+/* nt rows r0.. whose class k, lane i sits at x[k * xcs + i] (likewise t, g,
+ * h with their class strides).  eT, zT: nt * C buffers, class stride nt. */
+FL_INLINE void FL_NAME(sce_tile)(const fl_sce_call *K, fl_sce_lanes *L, const FL_T *x, int64_t xcs,
+                                 const FL_T *t, int64_t tcs, FL_T *g, int64_t gcs, FL_T *h,
+                                 int64_t hcs, FL_C *eT, FL_C *zT, int64_t nt, int64_t r0,
+                                 double *lsum, double *top1, double *topk, const int CAP,
+                                 const int GEN, const int EXTRA)
+{
+    const fl_softmax_ce_args *a = K->a;
+    const int64_t C = a->n_classes;
+    const double *w = a->class_weight;
+    const FL_C cap = (FL_C)K->cap, inv_cap = (FL_C)K->inv_cap;
+    FL_C mx[FL_TILE_LANES], mz[FL_TILE_LANES], xy[FL_TILE_LANES];
+    FL_C cpf[FL_TILE_LANES], fm[FL_TILE_LANES], fv[FL_TILE_LANES];
+    int64_t i, k;
+
+    /* 1. statistics */
+    for (i = 0; i < nt; ++i) mx[i] = (FL_C)-INFINITY;
+    for (k = 0; k < C; ++k) {
+        const FL_T *xk = x + k * xcs;
+        FL_SIMD
+        for (i = 0; i < nt; ++i) {
+            FL_C v = FL_LD(xk + i);
+            mx[i] = v > mx[i] ? v : mx[i];
+        }
+    }
+    if (K->argmax) {
+        FL_C am[FL_TILE_LANES], ak[FL_TILE_LANES];
+        for (i = 0; i < nt; ++i) { am[i] = FL_LD(x + i); ak[i] = 0; }
+        for (k = 1; k < C; ++k) {
+            const FL_T *xk = x + k * xcs;
+            const FL_C kc = (FL_C)k;
+            FL_SIMD
+            for (i = 0; i < nt; ++i) {
+                FL_C v = FL_LD(xk + i);
+                int take = v > am[i] || (v != v && am[i] == am[i]);
+                am[i] = take ? v : am[i];
+                ak[i] = take ? kc : ak[i];
             }
         }
-        if (n_inf)
-            for (i = 0; i < nr; ++i)
-                if (mrow[i] == (FL_T)INFINITY && a->labels[r0 + i] != a->ignore_index)
-                    for (c = 0; c < C; ++c) e[i * C + c] = sg[i * C + c];
+        for (i = 0; i < nt; ++i) a->argmax_out[r0 + i] = (int64_t)ak[i];
     }
+    {
+        /* the lanes' labels, weights and target logits, branch-free (gathers) */
+        const int64_t *lab = K->labels ? a->labels + r0 : NULL;
+        const double *sws = a->sample_weight ? a->sample_weight + r0 : NULL;
+        const int64_t ign = a->ignore_index;
+        if (lab) {
+            FL_SIMD
+            for (i = 0; i < nt; ++i) {
+                int64_t y = lab[i];
+                int live = y != ign;
+                y = (live && y >= 0) ? y : -1;
+                int64_t yc = y >= 0 ? y : 0;
+                L->live[i] = live ? 1.0 : 0.0;
+                L->y[i] = y;
+                xy[i] = y >= 0 ? FL_LD(x + yc * xcs + i) : (FL_C)0;
+                L->xyr[i] = (double)xy[i];
+            }
+        } else {
+            for (i = 0; i < nt; ++i) {
+                L->live[i] = 1.0;
+                L->y[i] = -1;
+                xy[i] = (FL_C)0;
+                L->xyr[i] = 0.0;
+            }
+        }
+        if (sws) {
+            FL_SIMD
+            for (i = 0; i < nt; ++i) L->sw[i] = sws[i];
+        } else {
+            for (i = 0; i < nt; ++i) L->sw[i] = 1.0;
+        }
+        if (w) {
+            FL_SIMD
+            for (i = 0; i < nt; ++i) L->wy[i] = L->y[i] >= 0 ? w[L->y[i] >= 0 ? L->y[i] : 0] : 1.0;
+        } else {
+            for (i = 0; i < nt; ++i) L->wy[i] = 1.0;
+        }
+    }
+    FL_SIMD
+    for (i = 0; i < nt; ++i) {
+        mz[i] = FL_NAME(sce_z)(mx[i], cap, inv_cap, CAP);
+        L->m[i] = (double)mz[i];
+        L->rest[i] = L->neq[i] = L->S1[i] = L->B[i] = L->Pn[i] = 0.0;
+        L->e2[i] = L->ed[i] = L->cnt[i] = 0.0;
+    }
+    for (k = 0; k < C; ++k) {
+        const FL_T *xk = x + k * xcs;
+        const FL_T *tk = GEN == 2 ? t + k * tcs : NULL;
+        const double wk = GEN ? (w ? w[k] : 1.0) : 1.0;
+        FL_C *ek = eT + k * nt, *zk = zT + k * nt;
+        FL_SIMD
+        for (i = 0; i < nt; ++i) {
+            FL_NAME(sce_stat)(K, FL_LD(xk + i), GEN == 2 ? FL_LD(tk + i) : (FL_C)0, wk, mz[i],
+                              xy[i], cap, inv_cap, CAP, GEN, EXTRA, zk + i, ek + i, &L->rest[i],
+                              &L->neq[i], &L->S1[i], &L->B[i], &L->Pn[i], &L->e2[i], &L->ed[i],
+                              &L->cnt[i]);
+        }
+    }
+    FL_SIMD
+    for (i = 0; i < nt; ++i) {
+        const int64_t y = L->y[i], yc = y >= 0 ? y : 0;
+        L->zy[i] = y >= 0 ? (CAP ? (double)zT[yc * nt + i] : L->xyr[i]) : 0.0;
+        L->ey[i] = y >= 0 ? (double)eT[yc * nt + i] : 1.0;
+    }
+    if (GEN == 1)
+        for (i = 0; i < nt; ++i) {
+            L->S1[i] = K->spread * L->S1[i];
+            L->B[i] = K->spread * K->wsum;
+        }
+
+    /* 2. epilogue, a vector loop over the lanes */
+    fl_sce_epilogue_lanes(K, L, nt);
+    /* the rows' outputs, one loop each; the losses added in row order */
+    if (a->row_loss) {
+        FL_T *RL = (FL_T *)a->row_loss + r0;
+        FL_SIMD
+        for (i = 0; i < nt; ++i) FL_ST(RL + i, L->loss[i]);
+    }
+    for (i = 0; i < nt; ++i) *lsum += L->loss[i];
+    if (a->lse_out) {
+        double *lo = a->lse_out + r0;
+        FL_SIMD
+        for (i = 0; i < nt; ++i) lo[i] = L->lse[i];
+    }
+    if (a->stats_out) {
+        double *so = a->stats_out + 3 * r0;
+        for (i = 0; i < nt; ++i) {
+            so[3 * i] = L->st0[i];
+            so[3 * i + 1] = L->st1[i];
+            so[3 * i + 2] = L->st2[i];
+        }
+    }
+    if (K->labels && a->top_k > 0)
+        for (i = 0; i < nt; ++i)
+            if (L->live[i] != 0.0 && L->xyr[i] == L->xyr[i]) {
+                *top1 += L->cnt[i] < 1.0 ? 1.0 : 0.0;
+                *topk += L->cnt[i] < (double)a->top_k ? 1.0 : 0.0;
+            }
+
+    /* 3. element pass */
+    if (g == NULL && h == NULL) return;
+    FL_SIMD
+    for (i = 0; i < nt; ++i) {
+        cpf[i] = (FL_C)L->cp[i];
+        fm[i] = L->fill[i] != 0.0 ? (FL_C)1 : (FL_C)0;
+        fv[i] = L->fill[i] == 1.0 ? (FL_C)0 : (FL_C)NAN;
+    }
+    if (g) {
+        for (k = 0; k < C; ++k) {
+            const FL_T *tk = GEN == 2 ? t + k * tcs : NULL;
+            const double wk = GEN ? (w ? w[k] : 1.0) : 1.0;
+            const FL_C *ek = eT + k * nt, *zk = zT + k * nt;
+            FL_T *gk = g + k * gcs;
+            FL_SIMD
+            for (i = 0; i < nt; ++i) {
+                FL_C gv = FL_NAME(sce_g)(K, ek[i], CAP ? zk[i] : (FL_C)0,
+                                         GEN == 2 ? FL_LD(tk + i) : (FL_C)0, wk, cpf[i], L->cp[i],
+                                         L->ct[i], L->cb[i], inv_cap, CAP, GEN);
+                FL_ST(gk + i, fm[i] != (FL_C)0 ? fv[i] : gv);
+            }
+        }
+        for (i = 0; i < nt; ++i) {
+            const int64_t y = L->y[i];
+            if (y >= 0 && L->fill[i] == 0.0) {
+                FL_C zr = CAP ? zT[y * nt + i] * inv_cap : (FL_C)0;
+                FL_ST(g + y * gcs + i, (FL_C)L->gy[i] * (CAP ? (FL_C)1 - zr * zr : (FL_C)1));
+            }
+        }
+    }
+    if (h) {
+        for (k = 0; k < C; ++k) {
+            const FL_C *ek = eT + k * nt;
+            FL_T *hk = h + k * hcs;
+            FL_SIMD
+            for (i = 0; i < nt; ++i) {
+                double p = (double)ek[i] * L->invs[i];
+                FL_C hv = (FL_C)(L->kh[i] * p * (1.0 - p));
+                FL_ST(hk + i, fm[i] != (FL_C)0 ? fv[i] : hv);
+            }
+        }
+        for (i = 0; i < nt; ++i)
+            if (L->y[i] >= 0 && L->fill[i] == 0.0) FL_ST(h + L->y[i] * hcs + i, L->hy[i]);
+    }
+}
+
+/* ------------------------------------------------------------------ drivers */
+
+/* The (CAP, GEN, EXTRA) variants of a driver step, each a constant-folded copy. */
+#define FL_SCE_VARIANTS(CALL)                                                    \
+    switch ((K.cap_on ? 6 : 0) + K.gen * 2 + (K.extra ? 1 : 0)) {                \
+    case 0: CALL(0, 0, 0); break;                                                \
+    case 1: CALL(0, 0, 1); break;                                                \
+    case 2: CALL(0, 1, 0); break;                                                \
+    case 3: CALL(0, 1, 1); break;                                                \
+    case 4: CALL(0, 2, 0); break;                                                \
+    case 5: CALL(0, 2, 1); break;                                                \
+    case 6: CALL(1, 0, 0); break;                                                \
+    case 7: CALL(1, 0, 1); break;                                                \
+    case 8: CALL(1, 1, 0); break;                                                \
+    case 9: CALL(1, 1, 1); break;                                                \
+    case 10: CALL(1, 2, 0); break;                                               \
+    default: CALL(1, 2, 1); break;                                               \
+    }
+
+/* Long rows [r0, r1). */
+static void FL_NAME(sce_long_rows)(const fl_sce_call *Kp, const fl_rows_ctx *ctx, int64_t r0,
+                                   int64_t r1, void *scratch, fl_partial *part)
+{
+    const fl_sce_call K = *Kp;
+    const fl_softmax_ce_args *a = K.a;
+    const int64_t C = a->n_classes;
+    const FL_T *X = (const FL_T *)a->logits;
+    const FL_T *T = (const FL_T *)a->probs;
+    FL_T *G = (FL_T *)a->grad;
+    FL_T *H = (FL_T *)a->hess;
+    FL_C *ebuf = (FL_C *)scratch;
+    FL_C *zbuf = ebuf + C;
+    FL_C *gbuf = zbuf + (K.cap_on ? C : 0);
+    const int stream = ctx->stream && G != NULL;
+    double lsum = 0.0, top1 = 0.0, topk = 0.0;
+    int64_t r;
+    for (r = r0; r < r1; ++r) {
+        const int64_t off = r * C;
+        const FL_T *xn = r + 1 < r1 ? X + off + C : NULL;
+#define FL_SCE_LONG(c_, g_, e_)                                                           \
+        FL_NAME(sce_long_row)(&K, X + off, T ? T + off : NULL, G ? G + off : NULL,          \
+                              H ? H + off : NULL, ebuf, zbuf, gbuf, xn, r, stream, &lsum,   \
+                              &top1, &topk, c_, g_, e_)
+        FL_SCE_VARIANTS(FL_SCE_LONG)
+#undef FL_SCE_LONG
+    }
+    if (stream) fl_stream_fence();
+    part->loss = lsum;
+    part->top1 = top1;
+    part->topk = topk;
+}
+
+/* Tiles of rows [r0, r1): class axis 1 (inner > 1) read in place, or short
+ * rows (inner == 1) transposed through the thread's buffer. */
+static void FL_NAME(sce_tiles)(const fl_sce_call *Kp, const fl_rows_ctx *ctx, int64_t r0,
+                               int64_t r1, void *scratch, fl_partial *part)
+{
+    const fl_sce_call K = *Kp;
+    const fl_softmax_ce_args *a = K.a;
+    const int64_t C = a->n_classes, inner = a->inner;
+    const int64_t lanes = fl_tile_lanes(C);
+    const int64_t slab = lanes * C;
+    const FL_T *X = (const FL_T *)a->logits;
+    const FL_T *T = (const FL_T *)a->probs;
+    FL_T *G = (FL_T *)a->grad;
+    FL_T *H = (FL_T *)a->hess;
+    fl_sce_lanes *L = (fl_sce_lanes *)scratch;
+    FL_C *eT = (FL_C *)((char *)scratch + ((sizeof(fl_sce_lanes) + 63) & ~(size_t)63));
+    FL_C *zT = eT + slab;
+    FL_T *xT = (FL_T *)(zT + slab);
+    FL_T *tT = xT + slab;
+    FL_T *gT = tT + slab;
+    FL_T *hT = gT + slab;
+    const int stream = ctx->stream && G != NULL;
+    double lsum = 0.0, top1 = 0.0, topk = 0.0;
+    int64_t r = r0, i, k;
+    while (r < r1) {
+        int64_t nt = r1 - r < lanes ? r1 - r : lanes;
+        const FL_T *xs, *ts = NULL;
+        FL_T *gs = NULL, *hs = NULL;
+        int64_t cs, gcs;
+        if (inner > 1) {
+            const int64_t o = r / inner, j = r - o * inner;
+            const int64_t off = o * C * inner + j;
+            if (nt > inner - j) nt = inner - j;      /* a tile stays within one outer index */
+            cs = gcs = inner;
+            xs = X + off;
+            if (T) ts = T + off;
+            if (G) gs = G + off;
+            if (H) hs = H + off;
+            if (G && stream) {
+                gs = gT;           /* built here, streamed out below */
+                gcs = nt;
+            }
+        } else {
+            const FL_T *xr = X + r * C;
+            for (i = 0; i < nt; ++i)
+                for (k = 0; k < C; ++k) xT[k * nt + i] = xr[i * C + k];
+            if (T) {
+                const FL_T *tr = T + r * C;
+                for (i = 0; i < nt; ++i)
+                    for (k = 0; k < C; ++k) tT[k * nt + i] = tr[i * C + k];
+            }
+            cs = gcs = nt;
+            xs = xT;
+            if (T) ts = tT;
+            if (G) gs = gT;
+            if (H) hs = hT;
+        }
+#define FL_SCE_TILE(c_, g_, e_)                                                           \
+        FL_NAME(sce_tile)(&K, L, xs, cs, ts, cs, gs, gcs, hs, cs, eT, zT, nt, r, &lsum, &top1, \
+                          &topk, c_, g_, e_)
+        FL_SCE_VARIANTS(FL_SCE_TILE)
+#undef FL_SCE_TILE
+        if (inner > 1 && G && stream) {
+            const int64_t o = r / inner, j = r - o * inner;
+            for (k = 0; k < C; ++k) FL_STREAM(G + o * C * inner + j + k * inner, gT + k * nt, nt);
+        }
+        if (inner == 1 && G) {
+            /* streamed: transposed into xT (the logits are consumed), then written out */
+            FL_T *gr = stream ? xT : G + r * C;
+            for (i = 0; i < nt; ++i)
+                for (k = 0; k < C; ++k) gr[i * C + k] = gT[k * nt + i];
+            if (stream) FL_STREAM(G + r * C, xT, nt * C);
+        }
+        if (inner == 1 && H) {
+            FL_T *hr = H + r * C;
+            for (i = 0; i < nt; ++i)
+                for (k = 0; k < C; ++k) hr[i * C + k] = hT[k * nt + i];
+        }
+        r += nt;
+    }
+    if (stream) fl_stream_fence();
+    part->loss = lsum;
+    part->top1 = top1;
+    part->topk = topk;
 }
 
 void FL_NAME(fl_sce_block)(const void *vctx, int64_t b, fl_partial *part, void *scratch)
 {
     const fl_rows_ctx *ctx = (const fl_rows_ctx *)vctx;
     const fl_softmax_ce_args *a = (const fl_softmax_ce_args *)ctx->args;
-    const int64_t C = a->n_classes, inner = a->inner;
-    const FL_T *X = (const FL_T *)a->logits;
-    const FL_T *T = (const FL_T *)a->probs;
-    FL_T *G = (FL_T *)a->grad;
-    FL_T *H = (FL_T *)a->hess;
-    FL_T *RL = (FL_T *)a->row_loss;
     int64_t r0 = b * ctx->rows_per_block;
     int64_t r1 = r0 + ctx->rows_per_block < ctx->n_rows ? r0 + ctx->rows_per_block : ctx->n_rows;
-    double lsum = 0.0, top1 = 0.0, topk = 0.0;
-    int64_t r, k;
-    if (FL_NAME(sce_small_ok)(a)) {
-        const int64_t tile_rows = FL_TILE / C;
-        for (r = r0; r < r1; r += tile_rows)
-            FL_NAME(sce_small_tile)(ctx, r, r1 - r < tile_rows ? r1 - r : tile_rows, &lsum);
-        part->loss = lsum;
-        return;
-    }
-    for (r = r0; r < r1; ++r) {
-        int64_t o = r / inner, j = r - o * inner;
-        int64_t off = o * C * inner + j;
-        int64_t y = -1;
-        double l;
-        if (a->labels) {
-            y = a->labels[r];
-            if (y == a->ignore_index) {
-                if (a->argmax_out)
-                    a->argmax_out[r] = FL_NAME(sce_argmax)(X + off, C, inner,
-                                                           FL_NAME(sce_max)(X + off, C, inner));
-                if (a->stats_out)
-                    a->stats_out[3 * r] = a->stats_out[3 * r + 1] = a->stats_out[3 * r + 2] = NAN;
-                if (RL) RL[r] = (FL_T)0;
-                if (a->lse_out) a->lse_out[r] = FL_NAME(sce_lse)(a, X + off, C, inner);
-                for (k = 0; k < C; ++k) {
-                    if (G) G[off + k * inner] = (FL_T)0;
-                    if (H) H[off + k * inner] = (FL_T)0;
-                }
-                continue;
-            }
-        }
-        if (inner == 1 && r + 1 < r1) {
-            /* start the next row's first 8 KiB on its way from memory while this
-             * row computes: each row otherwise begins with DRAM latency */
-            const char *nx = (const char *)(X + off + C);
-            int64_t nb = C * (int64_t)sizeof(FL_T) < 8192 ? C * (int64_t)sizeof(FL_T) : 8192, q;
-            for (q = 0; q < nb; q += 64) FL_PREFETCH(nx + q);
-        }
-        if (FL_NAME(sce_has_options)(a)) {
-            FL_T *zbuf = a->softcap > 0.0 ? (FL_T *)scratch : NULL;
-            if (inner == 1)     /* stride 1 as a constant: the vectorised build of the row */
-                l = FL_NAME(sce_row_opt)(ctx, X + off, T ? T + off : NULL, G ? G + off : NULL,
-                                         zbuf, 1, r, y, &top1, &topk);
-            else
-                l = FL_NAME(sce_row_opt)(ctx, X + off, T ? T + off : NULL, G ? G + off : NULL,
-                                         zbuf, inner, r, y, &top1, &topk);
-        } else if (inner == 1 && scratch && ctx->stream) {
-            /* the row's gradient is built in the thread's buffer (L1/L2),
-             * then streamed out: the output is never read */
-            l = FL_NAME(sce_row)(ctx, X + off, T ? T + off : NULL, (FL_T *)scratch,
-                                 H ? H + off : NULL, 1, r, y, &top1, &topk, NULL);
-            FL_STREAM(G + off, (const FL_T *)scratch, C);
-        } else if (inner == 1)
-            l = FL_NAME(sce_row)(ctx, X + off, T ? T + off : NULL, G ? G + off : NULL,
-                                 H ? H + off : NULL, 1, r, y, &top1, &topk, (FL_T *)scratch);
-        else
-            l = FL_NAME(sce_row)(ctx, X + off, T ? T + off : NULL, G ? G + off : NULL,
-                                 H ? H + off : NULL, inner, r, y, &top1, &topk, NULL);
-        if (RL) RL[r] = (FL_T)l;
-        lsum += l;
-    }
-    if (scratch && ctx->stream) fl_stream_fence();
-    part->loss = lsum;
-    part->top1 = top1;
-    part->topk = topk;
+    fl_sce_call K;
+    fl_sce_call_init(&K, ctx);
+    if (fl_sce_long(a->n_classes, a->inner))
+        FL_NAME(sce_long_rows)(&K, ctx, r0, r1, scratch, part);
+    else
+        FL_NAME(sce_tiles)(&K, ctx, r0, r1, scratch, part);
 }

@@ -165,8 +165,7 @@ def test_softmax_special_rows_nan_inf():
     am = np.empty(5, np.int64)
     st = np.empty((5, 3))
     y = np.array([1, 2, 1, 0, -100])
-    _api._softmax(x, y, None, None, -100, 0.0, "sum", -1, None, True, False, None,
-                  argmax_out=am, stats_out=st)
+    _api._softmax(x, y, reduction="sum", argmax_out=am, stats_out=st)
     np.testing.assert_array_equal(am, np.argmax(x, axis=1))     # NaN counts as the maximum
     np.testing.assert_array_equal(st[0], [1.0, 1.0, 0.0])       # one +inf: one-hot
     p = softmax64(x[1])
@@ -188,12 +187,11 @@ def test_argmax_is_numpys(top_k, dtype):
     for arr in (x, big, x[:, :1]):
         y = np.zeros(arr.shape[0], np.int64)
         am = np.empty(arr.shape[0], np.int64)
-        _api._softmax(arr, y, None, None, -100, 0.0, "sum", -1, None, True, False, None,
-                      top_k=top_k, argmax_out=am)
+        _api._softmax(arr, y, reduction="sum", top_k=top_k, argmax_out=am)
         np.testing.assert_array_equal(am, np.argmax(arr, axis=1))
         am2 = np.empty(arr.shape[0], np.int64)
-        _api._hinge(arr, y, 1.0, False, "weston_watkins", None, None, "sum", -1, None, True,
-                    False, None, top_k=top_k, argmax_out=am2)
+        _api._hinge(arr, y, multiclass="weston_watkins", reduction="sum", top_k=top_k,
+                    argmax_out=am2)
         np.testing.assert_array_equal(am2, np.argmax(arr, axis=1))
 
 
@@ -217,7 +215,7 @@ def test_argmax_before_an_in_place_gradient_and_hinge_modes():
     want = np.argmax(x, axis=1)
     am = np.empty(400, np.int64)
     g = x.copy()
-    _api._softmax(g, y, None, None, -100, 0.0, "mean", -1, None, True, True, g, argmax_out=am)
+    _api._softmax(g, y, reduction="mean", grad=True, out=g, argmax_out=am)
     np.testing.assert_array_equal(am, want)
     for mode in ("ovr", "weston_watkins", "crammer_singer"):
         r = Evaluator("hinge", multiclass=mode, metrics="all").update(x, y).result()
@@ -279,8 +277,7 @@ def test_threads_bitwise_in_the_kernel():
     for nt in (1, 2, 3):
         am = np.empty(5000, np.int64)
         st = np.empty((5000, 3))
-        _api._softmax(x, y, None, None, -100, 0.0, "sum", -1, nt, True, False, None,
-                      argmax_out=am, stats_out=st)
+        _api._softmax(x, y, reduction="sum", n_threads=nt, argmax_out=am, stats_out=st)
         outs.append((am, st))
     for am, st in outs[1:]:
         assert np.array_equal(am, outs[0][0]) and np.array_equal(st, outs[0][1])

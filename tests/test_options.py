@@ -408,3 +408,56 @@ def test_infinite_options_refused_by_the_drop_in_and_the_evaluator(bad):
         flt.cross_entropy(x, torch.tensor([0, 1]), **bad)
     with pytest.raises(ValueError, match=next(iter(bad))):
         fastloss.Evaluator("softmax_cross_entropy", **bad)
+
+
+# ---------------------------------------------------------------------------------------------
+# lse_out at the limits, and rows whose loss is NaN
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape, axis", [((4, 5), -1), ((4, 80), -1), ((2, 5, 3), 1)])
+def test_lse_of_an_all_minus_inf_row_is_minus_inf(dtype, shape, axis):
+    """torch.logsumexp of a row of -inf is -inf; also for an ignored row and under softcap
+    (there the capped logits are -softcap each: lse = -softcap + log C, as torch gives)."""
+    x = np.random.default_rng(3).standard_normal(shape).astype(dtype)
+    C = shape[axis]
+    rows = np.moveaxis(x, axis, -1)           # a view: writes go to x
+    rows[0] = -np.inf                          # row 0: all -inf, label kept
+    rows[1] = -np.inf                          # row 1: all -inf, ignored
+    y = np.zeros(rows.shape[:-1], dtype=np.int64)
+    y.reshape(-1)[1] = -100
+    for softcap in (None, 7.0):
+        lse = np.empty(y.shape)
+        fastloss.softmax_cross_entropy_value_and_grad(x, y, axis=axis, reduction="none",
+                                                      softcap=softcap, lse_out=lse)
+        t = torch.from_numpy(np.moveaxis(x, axis, -1).astype(np.float64))
+        if softcap is not None:
+            t = softcap * torch.tanh(t / softcap)
+        expected = torch.logsumexp(t, dim=-1).numpy()
+        if softcap is None:
+            assert lse.reshape(-1)[0] == -np.inf and lse.reshape(-1)[1] == -np.inf
+        else:
+            np.testing.assert_allclose(lse.reshape(-1)[:2], -softcap + np.log(C), rtol=1e-6)
+        np.testing.assert_allclose(lse, expected, rtol=1e-6 if dtype == np.float32 else 1e-13)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("C", [3, 100])
+def test_zero_weight_target_with_smoothing_is_nan_throughout(dtype, C):
+    """Every target's class weight 0 and label smoothing > 0, reduction mean: the loss is
+    0/0 = NaN, and so is every gradient entry (torch gives NaN throughout, not +inf)."""
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((5, C)).astype(dtype)
+    y = np.zeros(5, dtype=np.int64)
+    w = np.ones(C)
+    w[0] = 0.0
+    value, grad = fastloss.softmax_cross_entropy_value_and_grad(x, y, weight=w,
+                                                                label_smoothing=0.1)
+    assert np.isnan(value)
+    assert np.isnan(grad).all()
+    xt = torch.from_numpy(x.astype(np.float64)).requires_grad_(True)
+    loss = torch.nn.functional.cross_entropy(xt, torch.from_numpy(y), weight=torch.from_numpy(w),
+                                             label_smoothing=0.1)
+    loss.backward()
+    assert torch.isnan(xt.grad).all()
