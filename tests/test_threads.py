@@ -104,10 +104,10 @@ def test_concurrent_python_threads_match_serial_calls(big_inputs):
 
 
 GIL_CASES = [
-    Case("softmax_cross_entropy", "gil", (8000, 2000), "labels"),
-    Case("sigmoid_cross_entropy", "gil", (8000, 2000), "probs01"),
-    Case("hinge", "gil_ww", (8000, 2000), "labels", {"multiclass": "weston_watkins"}),
-    Case("mse", "gil", (8000, 2000), "real"),
+    Case("softmax_cross_entropy", "gil", (8000, 4000), "labels"),
+    Case("sigmoid_cross_entropy", "gil", (8000, 4000), "probs01"),
+    Case("hinge", "gil_ww", (8000, 4000), "labels", {"multiclass": "weston_watkins"}),
+    Case("mse", "gil", (8000, 4000), "real"),
 ]
 
 
