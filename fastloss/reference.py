@@ -563,9 +563,9 @@ def _sigmoid_options(x, t, w, ce_w, dce_w, gamma, alpha, epsilon):
     poly-1: epsilon (1 - p_t), derivative -epsilon d p_t / dx.
     """
     p = _sigmoid(x)
-    p_t = p * t + (1.0 - p) * (1.0 - t)
-    q = 1.0 - p_t
-    dpt = (2.0 * t - 1.0) * p * _sigmoid(-x)
+    p_neg = _sigmoid(-x)                # 1 - p without the cancellation of 1 - p for large x
+    q = t * p_neg + (1.0 - t) * p       # 1 - p_t, both terms >= 0 for t in [0, 1]
+    dpt = (2.0 * t - 1.0) * p * p_neg
     alpha_t = 1.0 if alpha is None else alpha * t + (1.0 - alpha) * (1.0 - t)
     qg = q ** gamma
     qg1 = np.where(q != 0, gamma * q ** (gamma - 1.0), 0.0) if gamma else 0.0

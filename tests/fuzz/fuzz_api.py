@@ -636,9 +636,12 @@ def _check_result(call, result):
             if type(value) is not float:
                 raise Finding("reduction=%r returned %s, not a Python float" % (red, type(value)))
         else:
-            if not isinstance(value, np.ndarray) or value.dtype != dt:
+            # per-element losses of half predictions are float32 (a half loss would
+            # overflow or lose its digits)
+            ldt = np.dtype(np.float32) if dt.itemsize == 2 else dt
+            if not isinstance(value, np.ndarray) or value.dtype != ldt:
                 raise Finding("reduction='none' returned %r (dtype %s), expected dtype %s"
-                              % (type(value), getattr(value, "dtype", None), dt))
+                              % (type(value), getattr(value, "dtype", None), ldt))
     for what, g, buf in (("gradient", grad, call.kwargs.get("out")),
                          ("hessian", hess, call.kwargs.get("hess_out"))):
         if g is None:
@@ -726,15 +729,29 @@ def _reference_close(call, canon_pred, canon_target, kw, value, grad):
                        | (np.asarray(canon_target, dtype=np.float64) > 1))):
         return          # focal / poly-1 are defined for targets in [0, 1] only
     dt = canon_pred.dtype
+    half = dt.itemsize == 2                            # float16 / bfloat16, computed in float32
     target = canon_target
     if isinstance(target, np.ndarray) and target.dtype.kind == "f":
-        target = target.astype(dt)                     # fastloss converts floating targets
+        # fastloss converts floating targets: to pred's dtype, or for half predictions to
+        # float32 (a target already of pred's half dtype is read as it is)
+        if not half:
+            target = target.astype(dt)
+        elif target.dtype != dt:
+            target = target.astype(np.float32)
     try:
         with np.errstate(all="ignore"):
             rv, rg = getattr(ref, fam + "_value_and_grad")(canon_pred, target, **kw)
     except ACCEPTABLE:
         return
-    rtol = 2e-3 if dt == np.float32 else 1e-9
+    if dt.itemsize <= 4:
+        with np.errstate(all="ignore"):
+            big = [np.asarray(a, np.float64) for a in (rv, rg) if a is not None]
+            if any(np.any(np.abs(a) > 1e37) for a in big):
+                return          # float32 element arithmetic overflows there, as it should
+    # half: float32 arithmetic, and gradients rounded once to the half dtype (2**-8 relative
+    # for bfloat16, 2**-11 for float16; the float32 margin covers both)
+    rtol = (2.0 ** -7 if dt.itemsize == 2 and dt != np.float16 else 2e-3) if half else \
+        (2e-3 if dt == np.float32 else 1e-9)
     with np.errstate(all="ignore"):
         if value is not None:
             v = np.asarray(value, dtype=np.float64)
