@@ -508,6 +508,8 @@ def _softmax(logits, target, *, weight=None, sample_weight=None, ignore_index=-1
     ax = _axis(axis, x.ndim, "logits")
     shape = x.shape
     n_classes = shape[ax]
+    if n_classes == 0:      # before any per-row output is allocated
+        raise ValueError("logits has shape %s: 0 classes along axis %d" % (shape, ax))
     row_shape = shape[:ax] + shape[ax + 1:]
     outer = math.prod(shape[:ax])
     inner = math.prod(shape[ax + 1:])
@@ -928,6 +930,8 @@ def _hinge(scores, target, *, margin=1.0, squared=False, multiclass="ovr", weigh
                              "got shape %s" % (t.shape,))
         ax = _axis(axis, x.ndim, "scores")
         n_classes = x.shape[ax]
+        if n_classes == 0:  # before any per-row output is allocated
+            raise ValueError("scores has shape %s: 0 classes along axis %d" % (x.shape, ax))
         row_shape = x.shape[:ax] + x.shape[ax + 1:]
         outer = math.prod(x.shape[:ax])
         inner = math.prod(x.shape[ax + 1:])

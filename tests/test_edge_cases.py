@@ -438,3 +438,18 @@ def test_weston_watkins_nan_score_gives_nan_row(nan_at):
                                             reduction="none")
     assert np.isnan(loss[0]) and np.isfinite(loss[1])
     assert np.isnan(g[0]).any() and np.all(np.isfinite(g[1]))
+
+
+@pytest.mark.parametrize("reduction", ["none", "mean"])
+@pytest.mark.parametrize("fn, target_dtype", [
+    ("hinge_value_and_grad", np.uint8), ("hinge", np.uint8),
+    ("softmax_cross_entropy_value_and_grad", np.float32), ("softmax_cross_entropy", np.float32)])
+def test_zero_classes_is_refused_before_any_row_output(fn, target_dtype, reduction):
+    """0 classes along the class axis of a zero-size view with 2**55 rows: a ValueError naming
+    the shape, not a MemoryError from allocating the per-row losses first."""
+    import fastloss as fl
+    shape = (8, 2 ** 52, 0)
+    pred = np.lib.stride_tricks.as_strided(np.zeros(1, np.float32), shape, (0, 0, 0))
+    target = np.lib.stride_tricks.as_strided(np.zeros(1, target_dtype), shape, (0, 0, 0))
+    with pytest.raises(ValueError, match=r"0 classes along axis 2"):
+        getattr(fl, fn)(pred, target, reduction=reduction)

@@ -772,6 +772,9 @@ def _reference_close(call, canon_pred, canon_target, kw, value, grad):
         if grad is not None and not (fam == "hinge" and not kw.get("squared")):
             g = np.asarray(grad, dtype=np.float64)
             e = np.asarray(rg, dtype=np.float64)
+            if half:
+                with np.errstate(all="ignore"):     # rounded once to pred's dtype: a gradient
+                    e = e.astype(dt).astype(np.float64)   # beyond its range is +-inf
             scale = float(np.max(np.abs(e), initial=0.0))
             term_scale = _grad_term_scale()
             if term_scale is not None:
