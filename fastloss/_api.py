@@ -746,6 +746,8 @@ def _sigmoid(logits, target, *, weight=None, pos_weight=None, reduction="mean",
     pw = None
     if pos_weight is not None:
         p = np.asarray(pos_weight)
+        if p.dtype.kind not in "biuf":      # also when there is nothing to weigh
+            raise TypeError("pos_weight has dtype %s; expected real numbers" % p.dtype)
         try:
             if np.broadcast_shapes(p.shape, (row_len,)) != (row_len,):
                 raise ValueError

@@ -318,14 +318,15 @@ def _softmax_ce(logits, target, weight, sample_weight, ignore_index, label_smoot
                 # p f'(p) = g (1 - p)**(g - 1) p log p - (1 - p)**g.
                 rows = np.arange(n_rows)
                 py = p[rows, safe_labels]
-                log_py = x[rows, safe_labels] - lse
-                q = 1.0 - py
+                log_py = _log_softmax(x)[rows, safe_labels]
+                q = _one_minus_softmax(x)[rows, safe_labels]
                 focal_loss = -(q ** focal_gamma) * log_py
                 q_gm1 = np.where(q > 0, q ** (focal_gamma - 1.0), 0.0)
                 pf = focal_gamma * q_gm1 * py * log_py - q ** focal_gamma
                 onehot = np.zeros((n_rows, n_classes))
                 onehot[rows, safe_labels] = 1.0
-                focal_grad = (pf[:, None] * (onehot - p))
+                # onehot - p, with 1 - p_y taken without cancellation
+                focal_grad = pf[:, None] * np.where(onehot == 1.0, _one_minus_softmax(x), -p)
                 keep = regular
                 loss[keep] = (term_weight * focal_loss)[keep]
                 grad[keep] = (term_weight[:, None] * focal_grad)[keep]
@@ -338,7 +339,10 @@ def _softmax_ce(logits, target, weight, sample_weight, ignore_index, label_smoot
                 # Poly-1 (Leng et al. 2022): eps (1 - p_t), p_t = sum_k t'_k p_k;
                 # d p_t / d x_k = p_k (t'_k - p_t).
                 pt = np.sum(smoothed * p, axis=1)
-                loss += np.where(ignored, 0.0, term_weight * poly1_epsilon * (1.0 - pt))
+                # 1 - p_t = (1 - sum_k t'_k) + sum_k t'_k (1 - p_k), without cancellation
+                one_minus_pt = (1.0 - np.sum(smoothed, axis=1)
+                                + np.sum(smoothed * _one_minus_softmax(x), axis=1))
+                loss += np.where(ignored, 0.0, term_weight * poly1_epsilon * one_minus_pt)
                 grad += np.where(ignored[:, None], 0.0,
                                  (term_weight * poly1_epsilon)[:, None]
                                  * p * (pt[:, None] - smoothed))
@@ -448,6 +452,37 @@ def _softmax_cross_entropy_impl(logits, target, *, weight, sample_weight, ignore
 def _softplus(x):
     """log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|)), exact limits at +-inf."""
     return np.logaddexp(0.0, x)
+
+
+def _one_minus_softmax(x):
+    """1 - softmax(x) per row, also where a probability is within rounding of 1: only the
+    row's largest entry can exceed 1/2, and its complement is the sum of the others."""
+    with np.errstate(all="ignore"):
+        e = np.exp(x - x.max(axis=1, keepdims=True)) if x.shape[1] else np.zeros(x.shape)
+        s = e.sum(axis=1)
+        om = 1.0 - e / s[:, None]
+        if x.shape[1] and len(x):
+            rows = np.arange(len(x))
+            top = np.argmax(e, axis=1)
+            others = e.copy()
+            others[rows, top] = 0.0
+            om[rows, top] = others.sum(axis=1) / s
+    return om
+
+
+def _log_softmax(x):
+    """log softmax(x) per row as (x - max) - log1p(sum of the others' exp(x - max)), which
+    keeps its relative accuracy where a probability is within rounding of 1."""
+    with np.errstate(all="ignore"):
+        if not x.shape[1] or not len(x):
+            return np.zeros(x.shape)
+        m = x.max(axis=1, keepdims=True)
+        e = np.exp(x - m)
+        rows = np.arange(len(x))
+        top = np.argmax(e, axis=1)
+        others = e.copy()
+        others[rows, top] = 0.0
+        return (x - m) - np.log1p(others.sum(axis=1))[:, None]
 
 
 def _sigmoid(x):

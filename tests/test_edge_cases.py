@@ -453,3 +453,15 @@ def test_zero_classes_is_refused_before_any_row_output(fn, target_dtype, reducti
     target = np.lib.stride_tricks.as_strided(np.zeros(1, target_dtype), shape, (0, 0, 0))
     with pytest.raises(ValueError, match=r"0 classes along axis 2"):
         getattr(fl, fn)(pred, target, reduction=reduction)
+
+
+@pytest.mark.parametrize("shape", [(0, 2, 4), (2, 4)])
+@pytest.mark.parametrize("pos_weight", [-1 + 0j, np.complex64(2), "2", None])
+def test_sigmoid_pos_weight_of_no_real_dtype_is_a_type_error(shape, pos_weight):
+    """pos_weight is checked for real numbers also on empty logits, as weight is."""
+    import fastloss as fl
+    x = np.zeros(shape)
+    if pos_weight is None:
+        pos_weight = np.array([object()] * 4)
+    with pytest.raises(TypeError, match="pos_weight has dtype"):
+        fl.sigmoid_cross_entropy_grad(x, np.zeros(shape), pos_weight=pos_weight)
