@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from Cython.Build import cythonize
@@ -325,24 +326,37 @@ class BuildExt(build_ext):
         self.fastloss_openmp = omp_record["built"]
         simd = [("baseline", [])] + sorted(self._simd_targets().items())
 
+        # One object of kernels.c per SIMD target, each with its own flags.  They
+        # compile in worker threads (each a compiler process) while the extension's
+        # own sources compile here; the link waits for them.
+        pool = ThreadPoolExecutor(max_workers=max(1, min(len(simd), os.cpu_count() or 1)))
+        pending = []
         for ext in self.extensions:
             ext.extra_compile_args = base + omp_c + list(ext.extra_compile_args or [])
             ext.extra_link_args = ldbase + omp_l + list(ext.extra_link_args or [])
             if ext.name != "fastloss._core":
                 continue
-            # One object of kernels.c per SIMD target, each with its own flags.
             objects = []
             macros = []
             for name, flags in simd:
                 out_dir = os.path.join(self.build_temp, "simd_" + name)
-                objects += self.compiler.compile(
-                    [KERNEL_SOURCE], output_dir=out_dir,
+                objects += self.compiler.object_filenames([KERNEL_SOURCE], output_dir=out_dir)
+                pending.append(pool.submit(
+                    self.compiler.compile, [KERNEL_SOURCE], output_dir=out_dir,
                     macros=[("FL_TARGET", name)], include_dirs=[SRC],
-                    extra_postargs=base + flags, depends=ext.depends)
+                    extra_postargs=base + flags, depends=ext.depends))
                 if name != "baseline":
                     macros.append(("FL_HAVE_" + name.upper(), "1"))
             ext.extra_objects = objects
             ext.define_macros = list(ext.define_macros or []) + macros
+        link = self.compiler.link_shared_object
+
+        def link_after_kernels(*args, **kwargs):
+            for f in pending:
+                f.result()          # a kernel compile error is raised here
+            return link(*args, **kwargs)
+
+        self.compiler.link_shared_object = link_after_kernels
 
         import Cython
         import setuptools
@@ -359,7 +373,13 @@ class BuildExt(build_ext):
             "build_cython": Cython.__version__,
             "build_setuptools": setuptools.__version__,
         })
-        super().build_extensions()
+        try:
+            super().build_extensions()
+            for f in pending:
+                f.result()
+        finally:
+            self.compiler.link_shared_object = link
+            pool.shutdown(wait=True)
 
 
 HEADERS = sorted(glob.glob(os.path.join(SRC, "*.h")))

@@ -570,10 +570,14 @@ def _sigmoid_cross_entropy_impl(logits, target, *, weight, pos_weight, reduction
     with np.errstate(all="ignore"):
         positive_coef = w * pw * t  # multiplies softplus(-x) = -log(sigmoid(x))
         negative_coef = w * (1.0 - t)  # multiplies softplus(x) = -log(1 - sigmoid(x))
-        # A term whose coefficient is exactly 0 contributes 0 (never 0 * inf = NaN).
-        loss = np.where(positive_coef != 0, positive_coef * _softplus(-x), 0.0) + np.where(
-            negative_coef != 0, negative_coef * _softplus(x), 0.0
-        )
+        # softplus(+-x) = max(+-x, 0) + log1p(exp(-|x|)): the log1p parts of the two terms
+        # are summed with the coefficient w (1 + (pw - 1) t), which does not cancel for
+        # targets outside [0, 1]; a term whose coefficient is exactly 0 contributes 0
+        # (never 0 * inf = NaN).
+        log1p_part = np.log1p(np.exp(-np.abs(x)))
+        loss = (w * (1.0 + (pw - 1.0) * t) * log1p_part
+                + np.where((x > 0) & (negative_coef != 0), negative_coef * x, 0.0)
+                + np.where((x < 0) & (positive_coef != 0), positive_coef * -x, 0.0))
         loss = np.where(np.isnan(x), np.nan, loss)
         grad = negative_coef * _sigmoid(x) - positive_coef * _sigmoid(-x)
         if focal_gamma or focal_alpha is not None or poly1_epsilon:

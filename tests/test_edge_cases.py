@@ -465,3 +465,23 @@ def test_sigmoid_pos_weight_of_no_real_dtype_is_a_type_error(shape, pos_weight):
         pos_weight = np.array([object()] * 4)
     with pytest.raises(TypeError, match="pos_weight has dtype"):
         fl.sigmoid_cross_entropy_grad(x, np.zeros(shape), pos_weight=pos_weight)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("t", [1e15, -1e15, 3e7, -2.5])
+def test_sigmoid_targets_outside_unit_interval_do_not_cancel(dtype, t):
+    """softplus(-x) t + softplus(x) (1 - t) at x = 0 is log 2 for every t (the two terms'
+    log1p parts are summed with coefficient 1, not as t log 2 + (1 - t) log 2), here and in
+    the reference; with pos_weight the coefficient is 1 + (pw - 1) t."""
+    import fastloss as fl
+    import fastloss.reference as ref
+    x = np.zeros(6, dtype)
+    target = np.full(6, t, dtype)
+    tol = 4 * np.finfo(dtype).eps
+    for impl in (fl, ref):
+        got = impl.sigmoid_cross_entropy(x, target, reduction="none")
+        np.testing.assert_allclose(got, math.log(2.0), rtol=tol, atol=0)
+        pw = np.full(6, 3.0, dtype)
+        got = impl.sigmoid_cross_entropy(x, target, pos_weight=pw, reduction="none")
+        expect = (1.0 + 2.0 * float(target[0])) * math.log(2.0)
+        np.testing.assert_allclose(got, expect, rtol=tol, atol=0)
