@@ -172,7 +172,7 @@ class _State:
     """Arrays of a metric state: counts (int64) and compensated pairs (float64, shape
     (2, ...)); merged, flattened and restored generically."""
 
-    _COMP = ()        # names of the compensated arrays
+    _COMP: "tuple[str, ...]" = ()        # names of the compensated arrays
 
     def arrays(self):
         return self.__dict__["_arrays"]
