@@ -81,6 +81,10 @@ doctest_global_setup = """
 import numpy as np
 import fastloss
 np.set_printoptions(precision=6, suppress=True)
+try:                        # bfloat16 examples run where ml_dtypes is installed
+    import ml_dtypes
+except ImportError:
+    ml_dtypes = None
 """
 
 # -- gallery ---------------------------------------------------------------------------------
