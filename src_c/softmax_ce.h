@@ -6,7 +6,7 @@
  * The pipeline of a row (z the logits after the soft cap, if any):
  *  1. statistics: m = max z, e_k = exp(z_k - m) (1 where z_k == m, so that
  *     the +inf and all -inf rows need no path of their own), rest = sum of
- *     the e_k != 1, neq = #{e_k == 1} (s - 1 = rest + neq - 1 keeps the low
+ *     the e_k with z_k != m, neq = #{z_k == m} (s - 1 = rest + neq - 1 keeps the low
  *     digits of a confident row), z_y, the option sums S1 = sum b_k (m - z_k),
  *     B = sum b_k, Pn = sum t'_k e_k, the metric sums sum e_k^2 and
  *     sum e_k (m - z_k), the top-k count #{x_k > x_y}, the first argmax;
@@ -225,12 +225,14 @@ FL_INLINE void FL_NAME(sce_stat)(const fl_sce_call *K, FL_C xv, FL_C tv, double 
                                  double *ed, double *cnt)
 {
     FL_C z = FL_NAME(sce_z)(xv, cap, inv_cap, CAP);
-    FL_C e = FL_NAME(sce_e)(z, m);
-    double d = z == m ? 0.0 : (double)m - (double)z;
+    const int at_max = z == m;    /* known before the exp: not on its latency path */
+    FL_C e = FL_EXPN(z - m);
+    e = at_max ? (FL_C)1 : e;
+    double d = at_max ? 0.0 : (double)m - (double)z;
     if (CAP) *z_o = z;
     *e_o = e;
-    *rest += e == (FL_C)1 ? 0.0 : (double)e;
-    *neq += e == (FL_C)1 ? (FL_C)1 : (FL_C)0;
+    *rest += at_max ? 0.0 : (double)e;
+    *neq += at_max ? (FL_C)1 : (FL_C)0;
     if (GEN == 1) {
         *S1 += wk == 0.0 ? 0.0 : wk * d;
     } else if (GEN == 2) {
