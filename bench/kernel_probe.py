@@ -1,10 +1,11 @@
 """Kernel speed probe: fastloss against the machine's limits and PyTorch, in ONE process.
 
-Run from the repository root:  PYTHONPATH=$PWD python bench/kernel_probe.py [case ...]
+Run from the repository root:  PYTHONPATH=$PWD python bench/kernel_probe.py [--list] [case ...]
 
 For each case it prints the fastloss time (best of a few repeats), the time of a 2-thread
 memcpy of the same bytes (fastloss._core.parallel_copy; for value-only cases a 2-thread
-read-only pass, torch.sum), and PyTorch's time for the same computation, with the ratios.
+read-only pass, fastloss._core.parallel_read), and PyTorch's time for the same computation,
+with the ratios.
 Not part of the package and not a test: a tool for the kernel work.
 """
 import sys
@@ -42,8 +43,7 @@ def memcpy_time(a):
 
 
 def read_time(a):
-    t = torch.from_numpy(a)
-    return best(lambda: t.sum())
+    return best(lambda: _core.parallel_read(a, THREADS))
 
 
 def softmax_case(shape, dtype=np.float32, axis=-1, value_only=False, fresh=False, **opts):
@@ -145,6 +145,9 @@ CASES = {
     "sce_262144x10": lambda: softmax_case((262144, 10)),
     "sce_nchw_axis1": lambda: softmax_case((16, 21, 256, 256), axis=1),
     "sce_value_2048x32768": lambda: softmax_case((2048, 32768), value_only=True),
+    "sce_value_16384x1000": lambda: softmax_case((16384, 1000), value_only=True),
+    "sce_value_262144x10": lambda: softmax_case((262144, 10), value_only=True),
+    "sce_value_nchw_axis1": lambda: softmax_case((16, 21, 256, 256), axis=1, value_only=True),
     "sce_f64_2048x8192": lambda: softmax_case((2048, 8192), dtype=np.float64),
     "sce_softcap_zloss": lambda: softmax_case((2048, 32768), softcap=30.0, z_loss=1e-4),
     "sce_default_fresh": lambda: softmax_case((2048, 32768), fresh=True),
@@ -169,4 +172,12 @@ def main(names):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    args = sys.argv[1:]
+    if "-h" in args or "--help" in args or "--list" in args:
+        print(__doc__)
+        print("cases:", " ".join(CASES))
+        sys.exit(0)
+    unknown = [a for a in args if a not in CASES]
+    if unknown:
+        sys.exit("unknown case(s) %s; cases: %s" % (" ".join(unknown), " ".join(CASES)))
+    main(args)

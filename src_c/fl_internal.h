@@ -23,6 +23,8 @@
 #define FL_SIMD_SUM(...) FL_PRAGMA_(omp simd reduction(+ : __VA_ARGS__))
 #define FL_SIMD_MAX(v) FL_PRAGMA_(omp simd reduction(max : v))
 #define FL_SIMD_MIN_MAX(a, b) FL_PRAGMA_(omp simd reduction(min : a) reduction(max : b))
+#define FL_SIMD_SUM_MAX(m, ...) \
+    FL_PRAGMA_(omp simd reduction(max : m) reduction(+ : __VA_ARGS__))
 #define FL_PRAGMA_SIMD_TOPK_ARGMAX \
     FL_PRAGMA_(omp simd reduction(+ : cnt) reduction(min : first) reduction(max : nan))
 #define FL_PREFETCH(p) __builtin_prefetch((p), 0, 3)
@@ -32,6 +34,7 @@
 #define FL_SIMD_SUM(...)
 #define FL_SIMD_MAX(v)
 #define FL_SIMD_MIN_MAX(a, b)
+#define FL_SIMD_SUM_MAX(m, ...)
 #define FL_PRAGMA_SIMD_TOPK_ARGMAX
 #define FL_PREFETCH(p) ((void)(p))
 #define FL_PREFETCH_L2(p) ((void)(p))

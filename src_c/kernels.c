@@ -86,6 +86,7 @@ static inline void fl_stream_fence(void)
 #define FL_SFX f32
 #define FL_STREAM fl_stream_f32
 #define FL_EXP fl_exp_f32
+#define FL_EXPN fl_expn_f32            /* exp of x <= 0 */
 #define FL_LOG1P01 fl_log1p01_f32
 FL_INLINE double FL_NAME(lane_sum)(const FL_T *v, int64_t n) { FL_LANE_SUM_BODY }
 #include "softmax_ce.h"
@@ -99,6 +100,7 @@ FL_INLINE double FL_NAME(lane_sum)(const FL_T *v, int64_t n) { FL_LANE_SUM_BODY 
 #undef FL_SFX
 #undef FL_STREAM
 #undef FL_EXP
+#undef FL_EXPN
 #undef FL_LOG1P01
 
 /* ---- double ---- */
@@ -109,6 +111,7 @@ FL_INLINE double FL_NAME(lane_sum)(const FL_T *v, int64_t n) { FL_LANE_SUM_BODY 
 #define FL_SFX f64
 #define FL_STREAM fl_stream_f64
 #define FL_EXP fl_exp_f64
+#define FL_EXPN fl_expn_f64
 #define FL_LOG1P01 fl_log1p01_f64
 FL_INLINE double FL_NAME(lane_sum)(const FL_T *v, int64_t n) { FL_LANE_SUM_BODY }
 #include "softmax_ce.h"
@@ -122,6 +125,7 @@ FL_INLINE double FL_NAME(lane_sum)(const FL_T *v, int64_t n) { FL_LANE_SUM_BODY 
 #undef FL_SFX
 #undef FL_STREAM
 #undef FL_EXP
+#undef FL_EXPN
 #undef FL_LOG1P01
 
 /* ---- half <-> float32 ----

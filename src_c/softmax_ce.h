@@ -6,7 +6,7 @@
  * The pipeline of a row (z the logits after the soft cap, if any):
  *  1. statistics: m = max z, e_k = exp(z_k - m) (1 where z_k == m, so that
  *     the +inf and all -inf rows need no path of their own), rest = sum of
- *     the e_k != 1, neq = #{e_k == 1} (s - 1 = rest + neq - 1 keeps the low
+ *     the e_k with z_k != m, neq = #{z_k == m} (s - 1 = rest + neq - 1 keeps the low
  *     digits of a confident row), z_y, the option sums S1 = sum b_k (m - z_k),
  *     B = sum b_k, Pn = sum t'_k e_k, the metric sums sum e_k^2 and
  *     sum e_k (m - z_k), the top-k count #{x_k > x_y}, the first argmax;
@@ -184,7 +184,7 @@ static void fl_sce_epilogue_lanes(const fl_sce_call *K, fl_sce_lanes *L, int64_t
 FL_INLINE FL_C FL_NAME(sce_tanh)(FL_C u)
 {
     FL_C au = u < 0 ? -u : u;
-    FL_C e = FL_EXP((FL_C)-2 * au);
+    FL_C e = FL_EXPN((FL_C)-2 * au);
     FL_C big = ((FL_C)1 - e) / ((FL_C)1 + e);
     FL_C z2 = au * au;
     FL_C p = (FL_C)(6404582.0 / 10854718875.0);
@@ -207,28 +207,32 @@ FL_INLINE FL_C FL_NAME(sce_z)(FL_C x, FL_C cap, FL_C inv_cap, const int CAP)
     return CAP ? cap * FL_NAME(sce_tanh)(x * inv_cap) : x;
 }
 
-/* e = exp(z - m), exactly 1 at the maximum (also where m is +-inf) */
+/* e = exp(z - m), exactly 1 at the maximum (also where m is +-inf);
+ * z - m <= 0 or NaN (then selected away or a NaN row) */
 FL_INLINE FL_C FL_NAME(sce_e)(FL_C z, FL_C m)
 {
-    FL_C e = FL_EXP(z - m);
+    FL_C e = FL_EXPN(z - m);
     return z == m ? (FL_C)1 : e;
 }
 
 /* Step 1's contributions of one element: z, e, and the sums' terms.
- * tv: the probability target (GEN == 2), wk the class weight. */
+ * tv: the probability target (GEN == 2), wk the class weight.  neq counts in
+ * the element type (exact: a lane counts at most C < 2^24 ones). */
 FL_INLINE void FL_NAME(sce_stat)(const fl_sce_call *K, FL_C xv, FL_C tv, double wk, FL_C m,
                                  FL_C xyr, FL_C cap, FL_C inv_cap, const int CAP, const int GEN,
                                  const int EXTRA, FL_C *z_o, FL_C *e_o, double *rest,
-                                 double *neq, double *S1, double *B, double *Pn, double *e2,
+                                 FL_C *neq, double *S1, double *B, double *Pn, double *e2,
                                  double *ed, double *cnt)
 {
     FL_C z = FL_NAME(sce_z)(xv, cap, inv_cap, CAP);
-    FL_C e = FL_NAME(sce_e)(z, m);
-    double d = z == m ? 0.0 : (double)m - (double)z;
+    const int at_max = z == m;    /* known before the exp: not on its latency path */
+    FL_C e = FL_EXPN(z - m);
+    e = at_max ? (FL_C)1 : e;
+    double d = at_max ? 0.0 : (double)m - (double)z;
     if (CAP) *z_o = z;
     *e_o = e;
-    *rest += e == (FL_C)1 ? 0.0 : (double)e;
-    *neq += e == (FL_C)1 ? 1.0 : 0.0;
+    *rest += at_max ? 0.0 : (double)e;
+    *neq += at_max ? (FL_C)1 : (FL_C)0;
     if (GEN == 1) {
         *S1 += wk == 0.0 ? 0.0 : wk * d;
     } else if (GEN == 2) {
@@ -324,12 +328,30 @@ FL_INLINE void FL_NAME(sce_row_out)(const fl_sce_call *K, int64_t r, double loss
 
 #define FL_SCE_CHUNK 1024
 
-/* One row of C contiguous logits.  ebuf/zbuf/gbuf: the thread's buffers
- * (C, C when capped, FL_SCE_CHUNK).  xn: the next row (prefetched) or NULL. */
+/* Max of n contiguous logits (a NaN never replaces: the max of the rest). */
+FL_INLINE FL_C FL_NAME(sce_max)(const FL_T *x, int64_t n)
+{
+    FL_C mx = (FL_C)-INFINITY;
+    int64_t k;
+    FL_SIMD_MAX(mx)
+    for (k = 0; k < n; ++k) {
+        FL_C v = FL_LD(x + k);
+        mx = v > mx ? v : mx;
+    }
+    return mx;
+}
+
+/* One row of C contiguous logits whose max mx is known.  ebuf/zbuf/gbuf: the
+ * thread's buffers (C, C when capped, FL_SCE_CHUNK).  xn: the next row, read
+ * from memory (its max into *mxn) while this one's exps compute: the only
+ * pass over memory; this row was brought into the cache by the same pass of
+ * the previous row.  The max is exact in any order, so this gives the bits of
+ * a separate max pass. */
 FL_INLINE void FL_NAME(sce_long_row)(const fl_sce_call *K, const FL_T *x, const FL_T *t, FL_T *g,
-                                     FL_T *h, FL_C *ebuf, FL_C *zbuf, FL_C *gbuf, const FL_T *xn,
-                                     int64_t r, int stream, double *lsum, double *top1,
-                                     double *topk, const int CAP, const int GEN, const int EXTRA)
+                                     FL_T *h, FL_C *ebuf, FL_C *zbuf, FL_C *gbuf, FL_C mx,
+                                     const FL_T *xn, FL_C *mxn, int64_t r, int stream,
+                                     double *lsum, double *top1, double *topk, const int CAP,
+                                     const int GEN, const int EXTRA)
 {
     const fl_softmax_ce_args *a = K->a;
     const int64_t C = a->n_classes;
@@ -341,34 +363,40 @@ FL_INLINE void FL_NAME(sce_long_row)(const fl_sce_call *K, const FL_T *x, const 
     const double sw = a->sample_weight ? a->sample_weight[r] : 1.0;
     const double wy = (y >= 0 && w) ? w[y] : 1.0;
 
-    /* 1. statistics: the max pass reads the row from memory (prefetched while
-     * the previous row computed); x_y after it (no lone miss) */
-    FL_C mx = (FL_C)-INFINITY;
-    FL_SIMD_MAX(mx)
-    for (k = 0; k < C; ++k) {
-        FL_C v = FL_LD(x + k);
-        mx = v > mx ? v : mx;
-    }
+    /* 1. statistics (x_y first: no lone miss later) */
     const FL_C xyr = y >= 0 ? FL_LD(x + y) : (FL_C)0;
     const FL_C m = FL_NAME(sce_z)(mx, cap, inv_cap, CAP);
+    /* the exps are kept for the element pass only; the value alone writes
+     * each chunk's into the same L1 stretch */
+    const int keep_e = g != NULL || h != NULL;
+    const FL_T *xm = xn ? xn : x;     /* without a next row: this one again, from cache */
+    FL_C mx2 = (FL_C)-INFINITY;
     double rest = 0.0, neq = 0.0, S1 = 0.0, B = 0.0, Pn = 0.0, e2 = 0.0, ed = 0.0, cnt = 0.0;
     for (k0 = 0; k0 < C; k0 += FL_SCE_CHUNK) {
         const int64_t k1 = k0 + FL_SCE_CHUNK < C ? k0 + FL_SCE_CHUNK : C;
-        double r_ = 0.0, n_ = 0.0, s1_ = 0.0, b_ = 0.0, p_ = 0.0, e2_ = 0.0, ed_ = 0.0, c_ = 0.0;
-        if (xn) {
-            /* the same stretch of the next row, into L2, while this one computes */
-            const char *p0 = (const char *)(xn + k0), *p1 = (const char *)(xn + k1);
+        double r_ = 0.0, s1_ = 0.0, b_ = 0.0, p_ = 0.0, e2_ = 0.0, ed_ = 0.0, c_ = 0.0;
+        FL_C n_ = 0, mx_ = (FL_C)-INFINITY;
+        FL_C *ec = keep_e ? ebuf + k0 : (FL_C *)gbuf;
+        if (xn && k1 < C) {
+            /* the next stretch of the next row, on its way while this one computes */
+            const int64_t k2 = k1 + FL_SCE_CHUNK < C ? k1 + FL_SCE_CHUNK : C;
+            const char *p0 = (const char *)(xn + k1), *p1 = (const char *)(xn + k2);
             for (; p0 < p1; p0 += 64) FL_PREFETCH_L2(p0);
         }
-        FL_SIMD_SUM(r_, n_, s1_, b_, p_, e2_, ed_, c_)
+        FL_SIMD_SUM_MAX(mx_, r_, n_, s1_, b_, p_, e2_, ed_, c_)
         for (k = k0; k < k1; ++k) {
+            FL_C v = FL_LD(xm + k);
+            mx_ = v > mx_ ? v : mx_;
             FL_NAME(sce_stat)(K, FL_LD(x + k), GEN == 2 ? FL_LD(t + k) : (FL_C)0,
                               GEN ? (w ? w[k] : 1.0) : 1.0, m, xyr, cap, inv_cap, CAP, GEN,
-                              EXTRA, zbuf + k, ebuf + k, &r_, &n_, &s1_, &b_, &p_, &e2_, &ed_,
-                              &c_);
+                              EXTRA, zbuf + k, ec + (k - k0), &r_, &n_, &s1_, &b_, &p_, &e2_,
+                              &ed_, &c_);
         }
-        rest += r_; neq += n_; S1 += s1_; B += b_; Pn += p_; e2 += e2_; ed += ed_; cnt += c_;
+        rest += r_; neq += (double)n_; S1 += s1_; B += b_; Pn += p_; e2 += e2_; ed += ed_;
+        cnt += c_;
+        mx2 = mx_ > mx2 ? mx_ : mx2;
     }
+    *mxn = mx2;
     if (GEN == 1) {
         S1 = K->spread * S1;
         B = K->spread * K->wsum;
@@ -435,7 +463,7 @@ FL_INLINE void FL_NAME(sce_tile)(const fl_sce_call *K, fl_sce_lanes *L, const FL
     const double *w = a->class_weight;
     const FL_C cap = (FL_C)K->cap, inv_cap = (FL_C)K->inv_cap;
     FL_C mx[FL_TILE_LANES], mz[FL_TILE_LANES], xy[FL_TILE_LANES];
-    FL_C cpf[FL_TILE_LANES], fm[FL_TILE_LANES], fv[FL_TILE_LANES];
+    FL_C cpf[FL_TILE_LANES], fm[FL_TILE_LANES], fv[FL_TILE_LANES], nq[FL_TILE_LANES];
     int64_t i, k;
 
     /* 1. statistics */
@@ -506,7 +534,8 @@ FL_INLINE void FL_NAME(sce_tile)(const fl_sce_call *K, fl_sce_lanes *L, const FL
     for (i = 0; i < nt; ++i) {
         mz[i] = FL_NAME(sce_z)(mx[i], cap, inv_cap, CAP);
         L->m[i] = (double)mz[i];
-        L->rest[i] = L->neq[i] = L->S1[i] = L->B[i] = L->Pn[i] = 0.0;
+        L->rest[i] = L->S1[i] = L->B[i] = L->Pn[i] = 0.0;
+        nq[i] = 0;
         L->e2[i] = L->ed[i] = L->cnt[i] = 0.0;
     }
     for (k = 0; k < C; ++k) {
@@ -518,13 +547,14 @@ FL_INLINE void FL_NAME(sce_tile)(const fl_sce_call *K, fl_sce_lanes *L, const FL
         for (i = 0; i < nt; ++i) {
             FL_NAME(sce_stat)(K, FL_LD(xk + i), GEN == 2 ? FL_LD(tk + i) : (FL_C)0, wk, mz[i],
                               xy[i], cap, inv_cap, CAP, GEN, EXTRA, zk + i, ek + i, &L->rest[i],
-                              &L->neq[i], &L->S1[i], &L->B[i], &L->Pn[i], &L->e2[i], &L->ed[i],
+                              &nq[i], &L->S1[i], &L->B[i], &L->Pn[i], &L->e2[i], &L->ed[i],
                               &L->cnt[i]);
         }
     }
     FL_SIMD
     for (i = 0; i < nt; ++i) {
         const int64_t y = L->y[i], yc = y >= 0 ? y : 0;
+        L->neq[i] = (double)nq[i];
         L->zy[i] = y >= 0 ? (CAP ? (double)zT[yc * nt + i] : L->xyr[i]) : 0.0;
         L->ey[i] = y >= 0 ? (double)eT[yc * nt + i] : 1.0;
     }
@@ -645,15 +675,25 @@ static void FL_NAME(sce_long_rows)(const fl_sce_call *Kp, const fl_rows_ctx *ctx
     const int stream = ctx->stream && G != NULL;
     double lsum = 0.0, top1 = 0.0, topk = 0.0;
     int64_t r;
+    /* The first row's max: from the cache when this thread ran the block
+     * before (whose last row read this one); the next row is read while a row
+     * computes also across the block's end (the thread's next block, as a
+     * static schedule gives; its max is found again then, from the cache),
+     * unless the gradient overwrites the logits (another thread may be
+     * writing that row). */
+    const int64_t r_end = ((const void *)G == (const void *)X || (const void *)H == (const void *)X)
+                              ? r1 : ctx->n_rows;
+    FL_C mx = r0 < r1 ? FL_NAME(sce_max)(X + r0 * C, C) : (FL_C)0, mxn;
     for (r = r0; r < r1; ++r) {
         const int64_t off = r * C;
-        const FL_T *xn = r + 1 < r1 ? X + off + C : NULL;
-#define FL_SCE_LONG(c_, g_, e_)                                                           \
-        FL_NAME(sce_long_row)(&K, X + off, T ? T + off : NULL, G ? G + off : NULL,          \
-                              H ? H + off : NULL, ebuf, zbuf, gbuf, xn, r, stream, &lsum,   \
-                              &top1, &topk, c_, g_, e_)
+        const FL_T *xn = r + 1 < r_end ? X + off + C : NULL;
+#define FL_SCE_LONG(c_, g_, e_)                                                              \
+        FL_NAME(sce_long_row)(&K, X + off, T ? T + off : NULL, G ? G + off : NULL,             \
+                              H ? H + off : NULL, ebuf, zbuf, gbuf, mx, xn, &mxn, r, stream,   \
+                              &lsum, &top1, &topk, c_, g_, e_)
         FL_SCE_VARIANTS(FL_SCE_LONG)
 #undef FL_SCE_LONG
+        mx = mxn;
     }
     if (stream) fl_stream_fence();
     part->loss = lsum;

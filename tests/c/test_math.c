@@ -30,6 +30,17 @@ int main(void){ double mx=0; double worst=0;
  check("log f64", mx, 2.5);
  if (!(isinf(fl_log_f64(-0.0)) && fl_log_f64(-0.0) < 0 && isnan(fl_log_f64(-INFINITY)) && fl_log_f64(1.0) == 0.0)) fails++;
  if (!(isinf(fl_log_f64(0.0)) && fl_log_f64(0.0) < 0 && isinf(fl_log_f64(INFINITY)) && isnan(fl_log_f64(-1.0)) && isnan(fl_log_f64(NAN)))) fails++;
+ /* the x <= 0 exps equal the general ones bit for bit on [-inf, 0] (every float
+  * in [-110, 0], doubles on a grid), and a NaN argument gives NaN */
+ { long bad = 0; float x; double d;
+   for (x = -110.0f; x <= 0.0f; x = nextafterf(x, 1.0f)) bad += fl_expn_f32(x) != fl_exp_f32(x);
+   bad += fl_expn_f32(-INFINITY) != 0.0f || fl_expn_f32(-0.0f) != 1.0f || !isnan(fl_expn_f32(NAN));
+   bad += fl_expn_f32(-1e30f) != fl_exp_f32(-1e30f);
+   for (d = -800.0; d <= 0.0; d += 0.000123) bad += fl_expn_f64(d) != fl_exp_f64(d);
+   bad += fl_expn_f64(-INFINITY) != 0.0 || fl_expn_f64(-0.0) != 1.0 || !isnan(fl_expn_f64(NAN));
+   bad += fl_expn_f64(-1e300) != fl_exp_f64(-1e300);
+   printf("%-14s %ld differences from exp\n", "expn f32/f64", bad);
+   if (bad) fails++; }
  printf("%s\n", fails ? "FAILED" : "ok");
  return fails != 0;
 }
