@@ -89,6 +89,73 @@ FL_INLINE void FL_NAME(sig_mask)(const FL_T *t, FL_T ign, FL_T *lo, FL_T *g, FL_
     }
 }
 
+/* Evaluation statistics (fastloss.h, fl_sigmoid_metrics) of n elements of one
+ * row, the first of label lab0 (per_elem: every element a row of its own, of
+ * label 0).  Reads x and t only, before the chunk writes anything (the
+ * gradient may overwrite x).  S: the block's sums (fl_internal.h, FL_SM_*);
+ * cnt: the thread's label counts; *valid, *wrong: the row's running counts.
+ * p in double, as 1 / (1 + exp(-x)); the calibration bin is floor(p n_bins)
+ * moved by at most one step to agree with numpy.linspace's edges j * (1 /
+ * n_bins) (p == 1 in bin n_bins, as numpy.searchsorted over those edges). */
+FL_INLINE void FL_NAME(sig_metrics)(const fl_sigmoid_metrics *M, const FL_T *x, const FL_T *t,
+                                    int has_ign, FL_T ign, int64_t n, int64_t lab0, int per_elem,
+                                    double *S, int64_t *cnt, int64_t *valid, int64_t *wrong)
+{
+    double p[FL_CHUNK];
+    int32_t jb[FL_CHUNK], hb[FL_CHUNK];
+    const double thr = M->threshold, nbd = (double)M->n_bins, step = 1.0 / nbd;
+    const int64_t NB = M->n_bins, B = M->auc_bins, stride = 3 + 2 * B;
+    const double Bm = (double)(B > 0 ? B - 1 : 0), Bd = (double)B;
+    double *Sn = S + FL_SM_BINS, *Sp = Sn + (NB + 1), *Sc = Sp + (NB + 1);
+    double br = 0.0;
+    int64_t i, nv = 0, nw = 0;
+    FL_SIMD_SUM(br)
+    for (i = 0; i < n; ++i) {
+        const double pv = 1.0 / (1.0 + fl_exp_f64(-(double)x[i]));
+        const int ok = !(has_ign && t[i] == ign);
+        const double d = pv - (t[i] == (FL_T)1 ? 1.0 : 0.0);
+        double jd = pv * nbd, hd = pv * Bd;
+        int64_t j;
+        br += ok ? d * d : 0.0;
+        jd = jd >= 0.0 ? (jd < nbd ? jd : nbd) : 0.0;          /* NaN: 0, fixed below */
+        j = (int64_t)jd;
+        {
+            const double ej = j >= NB ? 1.0 : (double)j * step;
+            const double ej1 = j + 1 >= NB ? 1.0 : (double)(j + 1) * step;
+            j = ej > pv ? j - 1 : ((j < NB && ej1 <= pv) ? j + 1 : j);
+        }
+        hd = hd >= 0.0 ? (hd < Bm ? hd : Bm) : 0.0;
+        jb[i] = (int32_t)(pv != pv ? NB : j);
+        hb[i] = pv != pv ? (int32_t)Bm : (int32_t)hd;
+        p[i] = pv;
+    }
+    for (i = 0; i < n; ++i) {
+        int64_t *lc;
+        int pos, pred;
+        if (has_ign && t[i] == ign) continue;
+        pos = t[i] == (FL_T)1;
+        pred = p[i] >= thr;
+        lc = cnt + (per_elem ? 0 : (lab0 + i) * stride);
+        lc[0] += pos & pred;
+        lc[1] += pos;
+        lc[2] += pred;
+        if (B) lc[3 + pos * B + hb[i]] += 1;
+        Sn[jb[i]] += 1.0;
+        Sp[jb[i]] += (double)pos;
+        Sc[jb[i]] += p[i];
+        nv += 1;
+        nw += pos != pred;
+    }
+    if (per_elem) {
+        S[FL_SM_ROWS] += (double)nv;
+        S[FL_SM_RIGHT] += (double)(nv - nw);
+    }
+    S[FL_SM_N] += (double)nv;
+    S[FL_SM_BRIER] += br;
+    *valid += nv;
+    *wrong += nw;
+}
+
 /* Prepass of the ignore mask: the number of ignored elements of a block
  * (the MEAN denominator is the number of the others). */
 void FL_NAME(fl_sig_ignored_block)(const void *vctx, int64_t b, fl_partial *part, void *scratch)
@@ -126,6 +193,8 @@ void FL_NAME(fl_sig_block)(const void *vctx, int64_t b, fl_partial *part, void *
     const double gam = a->focal_gamma, alpha = a->focal_alpha, eps = a->poly1_epsilon;
     const int opt = gam != 0.0 || alpha >= 0.0 || eps != 0.0;
     const FL_T ign = (FL_T)a->ignore_value;
+    const fl_sigmoid_metrics *M = part->sums ? a->metrics : NULL;
+    const int per_elem = M != NULL && M->n_labels == 1;
     FL_T ones[FL_CHUNK];
     int64_t r0, r1, c0, c1, r, i;
     double lsum = 0.0;
@@ -133,7 +202,7 @@ void FL_NAME(fl_sig_block)(const void *vctx, int64_t b, fl_partial *part, void *
     fl_elem_block_range(ctx, b, &r0, &r1, &c0, &c1);
     for (r = r0; r < r1; ++r) {
         const int64_t base = r * L;
-        int64_t cc = c0;
+        int64_t cc = c0, mvalid = 0, mwrong = 0;
         while (cc < c1) {
             /* absent weights read a row of ones: no pointer tests in the loops */
             const FL_T *x = X + base + cc, *t = T + base + cc;
@@ -142,6 +211,9 @@ void FL_NAME(fl_sig_block)(const void *vctx, int64_t b, fl_partial *part, void *
             FL_T buf[FL_CHUNK];
             FL_T *lo = OUT ? OUT + base + cc : buf;
             int64_t n = c1 - cc < FL_CHUNK ? c1 - cc : FL_CHUNK;
+            if (M)
+                FL_NAME(sig_metrics)(M, x, t, a->has_ignore, ign, n, part->col0 + cc, per_elem,
+                                     part->sums, part->counts, &mvalid, &mwrong);
             if (opt) {
                 /* options: one loop computes both (reads x before writing g) */
                 FL_T *g = G ? G + base + cc : NULL;
@@ -183,6 +255,11 @@ void FL_NAME(fl_sig_block)(const void *vctx, int64_t b, fl_partial *part, void *
                 if (a->has_ignore) FL_NAME(sig_mask)(t, ign, NULL, g, NULL, n);
             }
             cc += n;
+        }
+        if (M && !per_elem) {
+            part->sums[FL_SM_ROWS] += mvalid > 0 ? 1.0 : 0.0;
+            part->sums[FL_SM_RIGHT] += mvalid > 0 && mwrong == 0 ? 1.0 : 0.0;
+            part->sums[FL_SM_OK] += mwrong == 0 ? 1.0 : 0.0;
         }
     }
     part->loss = lsum;
