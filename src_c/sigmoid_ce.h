@@ -102,53 +102,95 @@ FL_INLINE void FL_NAME(sig_metrics)(const fl_sigmoid_metrics *M, const FL_T *x, 
                                     double *S, int64_t *cnt, int64_t *valid, int64_t *wrong)
 {
     double p[FL_CHUNK];
-    int32_t jb[FL_CHUNK], hb[FL_CHUNK];
+    int32_t jb[FL_CHUNK], hb[FL_CHUNK], okv[FL_CHUNK], posv[FL_CHUNK], predv[FL_CHUNK];
     const double thr = M->threshold, nbd = (double)M->n_bins, step = 1.0 / nbd;
     const int64_t NB = M->n_bins, B = M->auc_bins, stride = 3 + 2 * B;
     const double Bm = (double)(B > 0 ? B - 1 : 0), Bd = (double)B;
     double *Sn = S + FL_SM_BINS, *Sp = Sn + (NB + 1), *Sc = Sp + (NB + 1);
     double br = 0.0;
-    int64_t i, nv = 0, nw = 0;
-    FL_SIMD_SUM(br)
+    int64_t i, j, nv = 0, nw = 0;
+    /* vector pass: p, the flags, the bins (double selects only) */
+    FL_SIMD_SUM(br, nv, nw)
     for (i = 0; i < n; ++i) {
         const double pv = 1.0 / (1.0 + fl_exp_f64(-(double)x[i]));
-        const int ok = !(has_ign && t[i] == ign);
-        const double d = pv - (t[i] == (FL_T)1 ? 1.0 : 0.0);
-        double jd = pv * nbd, hd = pv * Bd;
-        int64_t j;
+        const int32_t ok = (has_ign && t[i] == ign) ? 0 : 1;
+        const int32_t pos = t[i] == (FL_T)1 ? ok : 0;
+        const int32_t pred = pv >= thr ? ok : 0;
+        const double d = pv - (pos ? 1.0 : 0.0);
+        double jd = pv * nbd, hd = pv * Bd, jf, ej, ej1;
         br += ok ? d * d : 0.0;
-        jd = jd >= 0.0 ? (jd < nbd ? jd : nbd) : 0.0;          /* NaN: 0, fixed below */
-        j = (int64_t)jd;
-        {
-            const double ej = j >= NB ? 1.0 : (double)j * step;
-            const double ej1 = j + 1 >= NB ? 1.0 : (double)(j + 1) * step;
-            j = ej > pv ? j - 1 : ((j < NB && ej1 <= pv) ? j + 1 : j);
-        }
-        hd = hd >= 0.0 ? (hd < Bm ? hd : Bm) : 0.0;
-        jb[i] = (int32_t)(pv != pv ? NB : j);
-        hb[i] = pv != pv ? (int32_t)Bm : (int32_t)hd;
+        nv += ok;
+        nw += pos != pred;
+        jd = jd >= 0.0 ? (jd < nbd ? jd : nbd) : 0.0;              /* NaN: 0, then nbd */
+        jf = (double)(int32_t)jd;
+        ej = jf >= nbd ? 1.0 : jf * step;
+        ej1 = jf + 1.0 >= nbd ? 1.0 : (jf + 1.0) * step;
+        jf = ej > pv ? jf - 1.0 : ((jf < nbd && ej1 <= pv) ? jf + 1.0 : jf);
+        jf = pv != pv ? nbd : jf;
+        hd = hd >= 0.0 ? (hd < Bm ? hd : Bm) : Bm;                  /* NaN: the top bin */
+        jb[i] = (int32_t)jf;
+        hb[i] = (int32_t)hd;
+        okv[i] = ok;
+        posv[i] = pos;
+        predv[i] = pred;
         p[i] = pv;
     }
-    for (i = 0; i < n; ++i) {
-        int64_t *lc;
-        int pos, pred;
-        if (has_ign && t[i] == ign) continue;
-        pos = t[i] == (FL_T)1;
-        pred = p[i] >= thr;
-        lc = cnt + (per_elem ? 0 : (lab0 + i) * stride);
-        lc[0] += pos & pred;
-        lc[1] += pos;
-        lc[2] += pred;
-        if (B) lc[3 + pos * B + hb[i]] += 1;
-        Sn[jb[i]] += 1.0;
-        Sp[jb[i]] += (double)pos;
-        Sc[jb[i]] += p[i];
-        nv += 1;
-        nw += pos != pred;
-    }
-    if (per_elem) {
+    /* label counts: distinct labels along a row (no conflicts); one label when
+     * every element is a row of its own */
+    if (!per_elem) {
+        int64_t *lc = cnt + lab0 * stride;
+        FL_SIMD
+        for (i = 0; i < n; ++i) {
+            lc[i * stride] += posv[i] & predv[i];
+            lc[i * stride + 1] += posv[i];
+            lc[i * stride + 2] += predv[i];
+        }
+        if (B) {
+            FL_SIMD
+            for (i = 0; i < n; ++i) lc[i * stride + 3 + posv[i] * B + hb[i]] += okv[i];
+        }
+    } else {
+        int64_t tp = 0, np_ = 0, npr = 0;
+        FL_SIMD_SUM(tp, np_, npr)
+        for (i = 0; i < n; ++i) {
+            tp += posv[i] & predv[i];
+            np_ += posv[i];
+            npr += predv[i];
+        }
+        cnt[0] += tp;
+        cnt[1] += np_;
+        cnt[2] += npr;
+        if (B)
+            for (i = 0; i < n; ++i) cnt[3 + posv[i] * B + hb[i]] += okv[i];
         S[FL_SM_ROWS] += (double)nv;
         S[FL_SM_RIGHT] += (double)(nv - nw);
+    }
+    /* calibration bins, in element order; few bins: four interleaved
+     * accumulators (no store-to-load chain when neighbours share a bin) */
+    if (NB < 64) {
+        double an[4][64], ap[4][64], ac[4][64];
+        int k;
+        for (k = 0; k < 4; ++k)
+            for (j = 0; j <= NB; ++j) an[k][j] = ap[k][j] = ac[k][j] = 0.0;
+        for (i = 0; i < n; ++i) {
+            const int k4 = (int)(i & 3);
+            const double o = (double)okv[i];
+            an[k4][jb[i]] += o;
+            ap[k4][jb[i]] += (double)posv[i];
+            ac[k4][jb[i]] += okv[i] ? p[i] : 0.0;
+        }
+        for (j = 0; j <= NB; ++j) {
+            Sn[j] += (an[0][j] + an[1][j]) + (an[2][j] + an[3][j]);
+            Sp[j] += (ap[0][j] + ap[1][j]) + (ap[2][j] + ap[3][j]);
+            Sc[j] += (ac[0][j] + ac[1][j]) + (ac[2][j] + ac[3][j]);
+        }
+    } else {
+        for (i = 0; i < n; ++i) {
+            if (!okv[i]) continue;
+            Sn[jb[i]] += 1.0;
+            Sp[jb[i]] += (double)posv[i];
+            Sc[jb[i]] += p[i];
+        }
     }
     S[FL_SM_N] += (double)nv;
     S[FL_SM_BRIER] += br;
