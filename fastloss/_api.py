@@ -729,9 +729,10 @@ softmax_cross_entropy_value_and_grad.__doc__ = _SOFTMAX_DOC.format(
 def _sigmoid(logits, target, *, weight=None, pos_weight=None, reduction="mean",
              n_threads=None, focal_gamma=0.0, focal_alpha=None, poly1_epsilon=0.0,
              ignore_index=None, out=None, hess_out=None, value=True, grad=False, hess=False,
-             top_k=0):
+             top_k=0, metrics_out=None):
     """The driver of every sigmoid cross-entropy form (``top_k`` is accepted and unused:
-    an elementwise loss counts no hits)."""
+    an elementwise loss counts no hits).  ``metrics_out``: the evaluation statistics of
+    the same pass (a request of ``fastloss.metrics.SigmoidMetrics.kernel_request``)."""
     x = _float_array(logits, "logits")
     red = _reduction(reduction)
     nt = _threads(n_threads)
@@ -778,7 +779,7 @@ def _sigmoid(logits, target, *, weight=None, pos_weight=None, reduction="mean",
                            loss=loss, grad=g, hess=h, n_threads=nt, focal_gamma=gam,
                            focal_alpha=alpha, poly1_epsilon=pe, target_dtype=tdt,
                            batch_size=_batch_size(x.shape), has_ignore=ign is not None,
-                           ignore_value=0.0 if ign is None else ign)
+                           ignore_value=0.0 if ign is None else ign, metrics=metrics_out)
     if res.status != _core.FL_STATUS_OK:
         _check(res, name, {"focal_gamma": focal_gamma, "focal_alpha": focal_alpha,
                            "poly1_epsilon": poly1_epsilon})

@@ -74,6 +74,7 @@ def sigmoid_ce(
     n_threads: int = 0, focal_gamma: float = 0.0, focal_alpha: float = -1.0,
     poly1_epsilon: float = 0.0, batch_size: int = 0, has_ignore: bool = False,
     ignore_value: float = 0.0, target_dtype: int = 0,
+    metrics: Optional[tuple[float, int, int, int, np.ndarray, np.ndarray, np.ndarray]] = None,
 ) -> Result: ...
 def hinge(
     *, scores: np.ndarray, labels: _Array = None, target: _Array = None,

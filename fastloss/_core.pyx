@@ -39,7 +39,7 @@ FIELDS = {
     FL_FIELD_POLY1_EPSILON: "poly1_epsilon", FL_FIELD_FOCAL_TARGET: "focal_target",
     FL_FIELD_HESS: "hess", FL_FIELD_MODE: "mode", FL_FIELD_WEIGHT_STRIDE: "weight_row_stride",
     FL_FIELD_FOCAL_ALPHA: "focal_alpha", FL_FIELD_IGNORE_VALUE: "ignore_value",
-    FL_FIELD_TARGET_DTYPE: "target_dtype",
+    FL_FIELD_TARGET_DTYPE: "target_dtype", FL_FIELD_METRICS: "metrics",
 }
 TARGET_SAME = FL_TARGET_SAME
 TARGET_F32 = FL_TARGET_F32
@@ -164,12 +164,27 @@ def sigmoid_ce(*, object logits, object target, object weight=None,
                int64_t row_len, int reduction=FL_REDUCE_MEAN, object loss=None,
                object grad=None, object hess=None, int n_threads=0, double focal_gamma=0.0,
                double focal_alpha=-1.0, double poly1_epsilon=0.0, int target_dtype=0,
-               int64_t batch_size=0, bint has_ignore=False, double ignore_value=0.0):
+               int64_t batch_size=0, bint has_ignore=False, double ignore_value=0.0,
+               object metrics=None):
+    """``metrics``: None, or (threshold, n_bins, auc_bins, n_labels, label_counts,
+    counts, sums), the fields of fl_sigmoid_metrics (int64 / float64 C-contiguous
+    outputs of the sizes fastloss.h gives; the caller checked them)."""
     cdef fl_sigmoid_ce_args a
+    cdef fl_sigmoid_metrics m
     cdef fl_result r
     cdef fl_status st
     cdef int k = _kind(logits)
     memset(&a, 0, sizeof(a))
+    if metrics is not None:
+        memset(&m, 0, sizeof(m))
+        m.threshold = metrics[0]
+        m.n_bins = metrics[1]
+        m.auc_bins = metrics[2]
+        m.n_labels = metrics[3]
+        m.label_counts = <int64_t *>_ptr(metrics[4])
+        m.counts = <int64_t *>_ptr(metrics[5])
+        m.sums = <double *>_ptr(metrics[6])
+        a.metrics = &m
     a.batch_size = batch_size
     a.has_ignore = has_ignore
     a.ignore_value = ignore_value

@@ -37,6 +37,7 @@ cdef extern from "fastloss.h" nogil:
         FL_FIELD_FOCAL_ALPHA
         FL_FIELD_IGNORE_VALUE
         FL_FIELD_TARGET_DTYPE
+        FL_FIELD_METRICS
 
     ctypedef enum fl_target_dtype:
         FL_TARGET_SAME
@@ -90,6 +91,15 @@ cdef extern from "fastloss.h" nogil:
         int64_t *argmax_out
         double *stats_out
 
+    ctypedef struct fl_sigmoid_metrics:
+        double threshold
+        int64_t n_bins
+        int64_t auc_bins
+        int64_t n_labels
+        int64_t *label_counts
+        int64_t *counts
+        double *sums
+
     ctypedef struct fl_sigmoid_ce_args:
         int64_t n_rows, row_len
         const void *logits
@@ -109,6 +119,7 @@ cdef extern from "fastloss.h" nogil:
         int has_ignore
         double ignore_value
         int target_dtype
+        fl_sigmoid_metrics *metrics
 
     ctypedef struct fl_hinge_args:
         int64_t outer, n_classes, inner

@@ -502,6 +502,10 @@ class Evaluator:
 
     def _metric_outputs(self, x, sig):
         """The per-row output arrays the kernel fills for the metrics."""
+        if self.metric_names and self.loss == "sigmoid_cross_entropy":
+            return {"metrics_out": _metrics.SigmoidMetrics.kernel_request(
+                self.metric_names, self._metric_width(sig), self.n_bins, self.threshold,
+                self.auc_bins)}
         if not self.metric_names or self.loss not in ("softmax_cross_entropy", "hinge"):
             return {}
         ax = self.options["axis"] % x.ndim
@@ -543,7 +547,7 @@ class Evaluator:
                          None if stats is None else stats.reshape(-1, 3),
                          None if nll is None else nll.ravel())
         elif self.loss == "sigmoid_cross_entropy":
-            state.update(x, t, self.options.get("ignore_index"))
+            state.update(mout["metrics_out"])
         else:
             plain = self.options["weight"] is None and not chunk_weighted   # unweighted sum
             state.update(x, t, ss_res=kstats["loss_sum"] if plain else None)

@@ -5,8 +5,9 @@ has (softmax cross-entropy and hinge write the row's argmax and, for softmax, it
 confidence ``max_k p_k``, ``sum_k p_k^2`` and entropy) plus counts and fixed histograms
 kept here: per-class counts, the confusion matrix, calibration bins, probability
 histograms.  Each update adds O(rows + classes) work (``np.bincount`` over per-row
-arrays), never O(rows * classes) beyond the kernel's own pass, except for sigmoid
-cross-entropy, whose statistics are per element (see :class:`SigmoidMetrics`).
+arrays), never O(rows * classes) beyond the kernel's own pass.  Sigmoid cross-entropy's
+statistics are per element: its kernel counts them in the loss's pass (see
+:class:`SigmoidMetrics`).
 
 States merge exactly: counts and histograms are integers, float sums are compensated
 (Neumaier) pairs, so the order of chunks, workers and merges changes a result only by the
@@ -56,6 +57,9 @@ axis holds rows; targets must be 0 or 1; predicted positive where ``p >= thresho
   ``p`` per label and class (Keras' ``AUC(num_thresholds)``).  See :func:`binned_auc` for
   the error bound.  NaN for a label without positives (and, for the AUC, without
   negatives).
+- ``p`` is ``1 / (1 + exp(-x))`` in float64, computed by the kernel in the loss's pass; a
+  NaN logit is predicted negative, falls in the last calibration bin and the top
+  histogram bin, and makes ``brier`` NaN.
 
 mse: ``rmse`` (``sqrt(mean((x - t)^2))``), ``mae``, ``r2``
 (``sklearn.metrics.r2_score`` on the flattened arrays), unweighted.
@@ -395,13 +399,16 @@ def binned_average_precision(pos, neg):
     return np.where(P[..., 0] > 0, ap, np.nan)
 
 
+_AUC = ("roc_auc", "average_precision", "macro_roc_auc", "macro_average_precision")
+
+
 class SigmoidMetrics(_State):
     """Sigmoid cross-entropy: per-label counts, calibration bins and per-label histograms
-    of ``p = sigmoid(x)`` for positives and negatives.
+    of ``p = sigmoid(x)`` (in float64) for positives and negatives.
 
-    The statistics are per element, so this state takes a pass over the chunk's
-    probabilities (computed once per chunk from the logits in float64); the kernel's
-    pass has no per-element output for them.
+    The kernel gathers them in the loss's pass (per-thread integer counts, per-block
+    float sums added in block order: the same bits for any n_threads); each chunk adds
+    O(labels * auc_bins) here.
     """
 
     _COMP = ("brier", "ece_conf")
@@ -415,8 +422,7 @@ class SigmoidMetrics(_State):
                "n_true": np.zeros(L, np.int64), "n_pred": np.zeros(L, np.int64),
                "brier": _comp(), "ece_count": np.zeros(n_bins + 1, np.int64),
                "ece_pos": np.zeros(n_bins + 1, np.int64), "ece_conf": np.zeros((2, n_bins + 1))}
-        self.auc = any(m in names for m in ("roc_auc", "average_precision", "macro_roc_auc",
-                                            "macro_average_precision"))
+        self.auc = any(m in names for m in _AUC)
         if self.auc:
             arr["hist"] = np.zeros((L, 2, auc_bins), np.int64)    # [label, negative/positive, bin]
         self.__dict__["_arrays"] = arr
@@ -434,53 +440,40 @@ class SigmoidMetrics(_State):
                              % ("" if ignore_index is None else " (or ignore_index)",
                                 bad.item()))
 
-    def update(self, x, t, ignore_index=None):
-        """One chunk; elements whose target is ignore_index are left out."""
+    @staticmethod
+    def kernel_request(names, n_labels, n_bins, threshold, auc_bins):
+        """The sigmoid kernel's metrics request for a chunk: (threshold, n_bins,
+        auc_bins, n_labels, label_counts, counts, sums), the fields of fastloss.h's
+        fl_sigmoid_metrics, with fresh output arrays.  n_labels is the last axis
+        (1 for 1-d predictions: every element a row of its own)."""
+        B = auc_bins if any(m in names for m in _AUC) else 0
+        nb1 = n_bins + 1
+        return (float(threshold), n_bins, B, n_labels,
+                np.empty(n_labels * (3 + 2 * B), np.int64), np.empty(3 + 2 * nb1, np.int64),
+                np.empty(1 + nb1, np.float64))
+
+    def update(self, outs):
+        """One chunk's statistics from the kernel's pass (a :meth:`kernel_request`
+        after the call)."""
+        self._own()
         a = self.arrays()
         L = self.n_labels
-        x = np.asarray(x, dtype=np.float64).reshape(-1, L)
-        t = np.asarray(t).reshape(-1, L)
-        valid = None if ignore_index is None else t != ignore_index
-        if valid is not None and valid.all():
-            valid = None
-        tb = t == 1
-        with np.errstate(over="ignore"):
-            p = 1.0 / (1.0 + np.exp(-x))
-        pred = p >= self.threshold
-        right = pred == tb
-        if valid is not None:
-            tb &= valid
-            pred &= valid
-            right |= ~valid
-            a["n"] += np.count_nonzero(valid)
-            a["n_rows"] += np.count_nonzero(valid.any(axis=1))
-            a["rows_right"] += np.count_nonzero(right.all(axis=1) & valid.any(axis=1))
-        else:
-            a["n"] += p.size
-            a["n_rows"] += p.shape[0]
-            a["rows_right"] += np.count_nonzero(right.all(axis=1))
-        a["tp"] += np.count_nonzero(pred & tb, axis=0)
-        a["n_true"] += np.count_nonzero(tb, axis=0)
-        a["n_pred"] += np.count_nonzero(pred, axis=0)
-        if valid is not None:
-            p, tf, tbf = p[valid], t[valid].astype(np.float64), tb[valid]
-            lab = np.broadcast_to(np.arange(L, dtype=np.int64), valid.shape)[valid]
-        else:
-            p, tf, tbf = p.ravel(), t.ravel(), tb.ravel()
-            lab = None
-        d = p - tf
-        _comp_add(a["brier"], np.sum(d * d))
-        b = _ece_bins(p, self.n_bins)
-        a["ece_count"] += np.bincount(b, minlength=self.n_bins + 1)
-        a["ece_pos"] += np.bincount(b[tbf], minlength=self.n_bins + 1)
-        _comp_add(a["ece_conf"], np.bincount(b, weights=p, minlength=self.n_bins + 1))
-        if self.auc and p.size:
-            B = self.auc_bins
-            hb = np.minimum((p * B).astype(np.int64), B - 1)
-            if lab is None:
-                lab = np.broadcast_to(np.arange(L, dtype=np.int64), (p.size // L, L)).ravel()
-            key = hb + lab * (2 * B) + tbf * B
-            a["hist"] += np.bincount(key, minlength=L * 2 * B).reshape(L, 2, B)
+        B = outs[2]
+        lc, cnt, sums = outs[4], outs[5], outs[6]
+        nb1 = self.n_bins + 1
+        lc = lc.reshape(-1, 3 + 2 * B)
+        a["tp"] += lc[:, 0]
+        a["n_true"] += lc[:, 1]
+        a["n_pred"] += lc[:, 2]
+        if self.auc:
+            a["hist"] += lc[:, 3:].reshape(L, 2, B)
+        a["n"] += cnt[0]
+        a["n_rows"] += cnt[1]
+        a["rows_right"] += cnt[2]
+        a["ece_count"] += cnt[3:3 + nb1]
+        a["ece_pos"] += cnt[3 + nb1:]
+        _comp_add(a["brier"], sums[0])
+        _comp_add(a["ece_conf"], sums[1:])
 
     def result(self, n_topk=None):
         a = self.arrays()

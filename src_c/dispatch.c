@@ -179,20 +179,37 @@ static int fl_threads_for(int n_threads, int64_t work, int64_t n_blocks)
     return nt < 1 ? 1 : (int)nt;
 }
 
+/* Evaluation metrics of a block loop (fl_partial.sums / counts): each block
+ * gets n_sums zeroed doubles of its own, each thread n_counts zeroed int64
+ * counts.  After the loop the threads' counts are added into counts_out
+ * (integers: exact in any order) and the blocks' sums are left in
+ * *block_sums, n_blocks rows of n_sums (the caller frees it). */
+typedef struct {
+    int64_t n_sums, n_counts;
+    int64_t *counts_out;
+    double *block_sums;
+} fl_block_ext;
+
 /* Run fn over blocks [0, n_blocks) and add the partials in block order.
  * The partition never depends on the thread count, so neither do the sums.
  * Each thread gets scratch_bytes of private scratch (64-byte aligned). */
-static fl_status fl_run_blocks(fl_block_fn fn, const void *ctx, int64_t n_blocks,
-                               int n_threads, int64_t work, size_t scratch_bytes,
-                               fl_partial *total)
+static fl_status fl_run_blocks_ext(fl_block_fn fn, const void *ctx, int64_t n_blocks,
+                                   int n_threads, int64_t work, size_t scratch_bytes,
+                                   fl_partial *total, fl_block_ext *ext)
 {
     fl_partial stack_parts[64];
     fl_partial *parts = stack_parts;
     char *scratch_mem = NULL, *scratch = NULL;
+    double *bsums = NULL;
+    int64_t *tcounts = NULL;
     int64_t b;
     int nt = fl_threads_for(n_threads, work, n_blocks);
     memset(total, 0, sizeof(*total));
     total->bad = -1;
+    if (ext) {
+        ext->block_sums = NULL;
+        if (ext->n_counts) memset(ext->counts_out, 0, (size_t)ext->n_counts * sizeof(int64_t));
+    }
     if (n_blocks <= 0) return FL_OK;
     scratch_bytes = (scratch_bytes + 63) & ~(size_t)63;
     if (n_blocks > 64) {
@@ -207,17 +224,37 @@ static fl_status fl_run_blocks(fl_block_fn fn, const void *ctx, int64_t n_blocks
         }
         scratch = scratch_mem + (64 - ((uintptr_t)scratch_mem & 63));
     }
+    if (ext) {
+        bsums = (double *)calloc((size_t)(n_blocks * ext->n_sums) + 1, sizeof(double));
+        tcounts = (int64_t *)calloc((size_t)(nt * ext->n_counts) + 1, sizeof(int64_t));
+        if (bsums == NULL || tcounts == NULL) {
+            free(bsums);
+            free(tcounts);
+            if (parts != stack_parts) free(parts);
+            free(scratch_mem);
+            return FL_ERR_NOMEM;
+        }
+    }
     for (b = 0; b < n_blocks; ++b) {
         memset(&parts[b], 0, sizeof(fl_partial));
         parts[b].bad = -1;
+        if (ext) {
+            parts[b].sums = bsums + b * ext->n_sums;
+            parts[b].counts = tcounts;
+        }
     }
 #ifdef _OPENMP
     if (nt > 1) {
 #pragma omp parallel num_threads(nt)
         {
-            void *mine = scratch ? scratch + scratch_bytes * (size_t)omp_get_thread_num() : NULL;
+            const int me = omp_get_thread_num();
+            void *mine = scratch ? scratch + scratch_bytes * (size_t)me : NULL;
+            int64_t *my_counts = ext ? tcounts + (int64_t)me * ext->n_counts : NULL;
 #pragma omp for schedule(static)
-            for (b = 0; b < n_blocks; ++b) fn(ctx, b, &parts[b], mine);
+            for (b = 0; b < n_blocks; ++b) {
+                if (ext) parts[b].counts = my_counts;
+                fn(ctx, b, &parts[b], mine);
+            }
         }
     } else
 #endif
@@ -232,9 +269,25 @@ static fl_status fl_run_blocks(fl_block_fn fn, const void *ctx, int64_t n_blocks
         total->ignored += parts[b].ignored;
         if (total->bad < 0 && parts[b].bad >= 0) total->bad = parts[b].bad;
     }
+    if (ext) {
+        int th;
+        int64_t k;
+        for (th = 0; th < nt; ++th)
+            for (k = 0; k < ext->n_counts; ++k)
+                ext->counts_out[k] += tcounts[(int64_t)th * ext->n_counts + k];
+        free(tcounts);
+        ext->block_sums = bsums;
+    }
     if (parts != stack_parts) free(parts);
     free(scratch_mem);
     return FL_OK;
+}
+
+static fl_status fl_run_blocks(fl_block_fn fn, const void *ctx, int64_t n_blocks,
+                               int n_threads, int64_t work, size_t scratch_bytes,
+                               fl_partial *total)
+{
+    return fl_run_blocks_ext(fn, ctx, n_blocks, n_threads, work, scratch_bytes, total, NULL);
 }
 
 /* ---------------------------------------------------------- label prepass */
@@ -356,7 +409,7 @@ static fl_status fl_half_class_run(const void *args, int loss, int kind, const f
                                    size_t kscratch, int n_threads, fl_partial *tot);
 static fl_status fl_half_elem_run(const void *args, int loss, int kind, const fl_elem_ctx *ctx,
                                   int64_t n_blocks, int target_half, int n_threads,
-                                  fl_partial *tot);
+                                  fl_partial *tot, fl_block_ext *ext);
 static fl_status fl_half_ignored_run(const fl_sigmoid_ce_args *a, int kind,
                                      const fl_elem_ctx *ctx, int64_t n_blocks, fl_partial *tot);
 
@@ -530,10 +583,61 @@ static void fl_elem_ctx_init(fl_elem_ctx *ctx, const void *args, int64_t n_rows,
     }
 }
 
+/* Bins of the sigmoid metrics at most this many (int32 bin codes in the kernel). */
+#define FL_SM_MAX_BINS ((int64_t)1 << 24)
+
+/* The sigmoid metrics' outputs from the blocks' sums, added in block order
+ * (and freed).  Blocks that are pieces of one row (long rows) are combined
+ * per row: a row counts when a piece has a counted element, and is right
+ * when no piece has a wrong one. */
+static void fl_sig_metrics_finish(fl_sigmoid_metrics *M, const fl_elem_ctx *ctx,
+                                  int64_t n_blocks, double *bs)
+{
+    const int64_t ns = fl_sm_sums(M->n_bins), nb1 = M->n_bins + 1;
+    const int pieces = ctx->rows_per_block == 0 && M->n_labels != 1;
+    double tot[FL_SM_BINS], rows = 0.0, right = 0.0;
+    int64_t b, k;
+    memset(tot, 0, sizeof(tot));
+    for (k = 0; k < 3 * nb1; ++k) {
+        double v = 0.0;
+        for (b = 0; b < n_blocks; ++b) v += bs[b * ns + FL_SM_BINS + k];
+        if (k < 2 * nb1)
+            M->counts[3 + k] = (int64_t)v;
+        else
+            M->sums[1 + k - 2 * nb1] = v;
+    }
+    for (b = 0; b < n_blocks; ++b) {
+        const double *s = bs + b * ns;
+        for (k = 0; k < FL_SM_BINS; ++k) tot[k] += s[k];
+    }
+    if (pieces) {
+        /* blocks b0 .. b0 + blocks_per_row - 1 are row r's pieces, in order */
+        for (b = 0; b < n_blocks; b += ctx->blocks_per_row) {
+            double any = 0.0, ok = 1.0;
+            for (k = b; k < b + ctx->blocks_per_row && k < n_blocks; ++k) {
+                any = bs[k * ns + FL_SM_ROWS] > 0.0 ? 1.0 : any;
+                ok = bs[k * ns + FL_SM_OK] > 0.0 ? ok : 0.0;
+            }
+            rows += any;
+            right += any * ok;
+        }
+    } else {
+        rows = tot[FL_SM_ROWS];
+        right = tot[FL_SM_RIGHT];
+    }
+    M->counts[0] = (int64_t)tot[FL_SM_N];
+    M->counts[1] = (int64_t)rows;
+    M->counts[2] = (int64_t)right;
+    M->sums[0] = tot[FL_SM_BRIER];
+    free(bs);
+}
+
 static fl_status fl_sigmoid_ce(const fl_sigmoid_ce_args *a, fl_result *res, int dt)
 {
     fl_elem_ctx ctx;
     fl_partial tot, ign;
+    fl_block_ext ext;
+    fl_sigmoid_metrics *M = a->metrics;
     fl_status st;
     int64_t n_blocks, n;
     double denom, n_ignored = 0.0;
@@ -550,6 +654,12 @@ static fl_status fl_sigmoid_ce(const fl_sigmoid_ce_args *a, fl_result *res, int 
                                  && a->poly1_epsilon == 0.0), FL_FIELD_HESS);
     FL_CHECK(dt < 2 || a->target_dtype == FL_TARGET_SAME || a->target_dtype == FL_TARGET_F32,
              FL_FIELD_TARGET_DTYPE);
+    FL_CHECK(M == NULL || (M->threshold >= 0.0 && M->threshold <= 1.0 && M->n_bins >= 1
+                           && M->n_bins <= FL_SM_MAX_BINS && M->auc_bins >= 0
+                           && M->auc_bins <= FL_SM_MAX_BINS
+                           && (M->n_labels == a->row_len || M->n_labels == 1)
+                           && M->label_counts != NULL && M->counts != NULL && M->sums != NULL),
+             FL_FIELD_METRICS);
     n = a->n_rows * a->row_len;
     fl_result_init(res, n);
     fl_elem_ctx_init(&ctx, a, a->n_rows, a->row_len, &n_blocks);
@@ -565,12 +675,19 @@ static fl_status fl_sigmoid_ce(const fl_sigmoid_ce_args *a, fl_result *res, int 
     }
     denom = fl_denominator(a->reduction, (double)n - n_ignored, a->batch_size, n);
     ctx.grad_scale = fl_grad_scale(a->reduction, denom);
+    if (M) {
+        ext.n_sums = fl_sm_sums(M->n_bins);
+        ext.n_counts = M->n_labels * (3 + 2 * M->auc_bins);
+        ext.counts_out = M->label_counts;
+    }
     if (dt >= 2)
         st = fl_half_elem_run(a, 2, dt - 2, &ctx, n_blocks, a->target_dtype == FL_TARGET_SAME,
-                              a->n_threads, &tot);
+                              a->n_threads, &tot, M ? &ext : NULL);
     else
-        st = fl_run_blocks(fl_table()->sigmoid_ce[dt], &ctx, n_blocks, a->n_threads, n, 0, &tot);
+        st = fl_run_blocks_ext(fl_table()->sigmoid_ce[dt], &ctx, n_blocks, a->n_threads, n, 0,
+                               &tot, M ? &ext : NULL);
     if (st != FL_OK) return st;
+    if (M) fl_sig_metrics_finish(M, &ctx, n_blocks, ext.block_sums);
     res->loss_sum = tot.loss;
     res->weight_sum = denom;
     res->value = fl_reduce_value(a->reduction, tot.loss, denom);
@@ -610,7 +727,7 @@ static fl_status fl_mse(const fl_mse_args *a, fl_result *res, int dt)
     ctx.grad_scale = fl_grad_scale(a->reduction, denom);
     if (dt >= 2)
         st = fl_half_elem_run(a, 3, dt - 2, &ctx, n_blocks, a->target_dtype == FL_TARGET_SAME,
-                              a->n_threads, &tot);
+                              a->n_threads, &tot, NULL);
     else
         st = fl_run_blocks(fl_table()->mse[dt], &ctx, n_blocks, a->n_threads, n, 0, &tot);
     if (st != FL_OK) return st;
@@ -821,6 +938,7 @@ static void fl_half_elem_tile(const void *vctx, int64_t b, fl_partial *part, voi
         s.hess = a->hess ? (void *)hs : NULL;
         s.n_threads = 1;
         sub.args = &s;
+        part->col0 = c0;                /* the metrics' label of the piece's first column */
         h->tab->sigmoid_ce[0](&sub, 0, part, NULL);
         if (a->grad) fl_half_scatter(h, xs, 1, n, 0, (uint16_t *)a->grad + off, h->stream);
         if (a->hess) h->tab->f32_to_half[h->kind](hs, (uint16_t *)a->hess + off, n);
@@ -915,7 +1033,7 @@ static fl_status fl_half_class_run(const void *args, int loss, int kind, const f
 
 static fl_status fl_half_elem_run(const void *args, int loss, int kind, const fl_elem_ctx *ctx,
                                   int64_t n_blocks, int target_half, int n_threads,
-                                  fl_partial *tot)
+                                  fl_partial *tot, fl_block_ext *ext)
 {
     fl_half_ctx h;
     int64_t tile_elems;
@@ -934,8 +1052,8 @@ static fl_status fl_half_elem_run(const void *args, int loss, int kind, const fl
     else
         tile_elems = ctx->cols_per_block;
     scratch = fl_half_scratch(&h, tile_elems);
-    return fl_run_blocks(fl_half_elem_tile, &h, n_blocks, n_threads, ctx->n_rows * ctx->row_len,
-                         scratch, tot);
+    return fl_run_blocks_ext(fl_half_elem_tile, &h, n_blocks, n_threads,
+                             ctx->n_rows * ctx->row_len, scratch, tot, ext);
 }
 
 /* The sigmoid ignore mask of a half call: elements whose target equals the

@@ -59,7 +59,9 @@ typedef enum {
     FL_FIELD_WEIGHT_STRIDE = 14,   /* weight_row_stride neither 0 nor row_len */
     FL_FIELD_FOCAL_ALPHA = 15,     /* > 1 or NaN (negative: off) */
     FL_FIELD_IGNORE_VALUE = 16,    /* has_ignore with a NaN ignore_value */
-    FL_FIELD_TARGET_DTYPE = 17     /* half entry points: target_dtype not an fl_target_dtype */
+    FL_FIELD_TARGET_DTYPE = 17,    /* half entry points: target_dtype not an fl_target_dtype */
+    FL_FIELD_METRICS = 18          /* fl_sigmoid_metrics: a field outside its domain, or an
+                                    * output NULL */
 } fl_field;
 
 /* Half entry points (*_f16, *_bf16): the dtype of the floating target
@@ -134,6 +136,32 @@ typedef struct {
                                    * p the softmax of the (capped) logits */
 } fl_softmax_ce_args;
 
+/* Evaluation statistics of sigmoid cross-entropy, gathered in the loss's pass
+ * (fl_sigmoid_ce_args.metrics).  Unweighted; elements whose target equals the
+ * ignore value are left out; a target of exactly 1 is a positive, any other a
+ * negative.  With p = 1 / (1 + exp(-x)) in double, an element is predicted
+ * positive where p >= threshold.  Calibration bin j (0 <= j <= n_bins) holds
+ * j / n_bins <= p < (j + 1) / n_bins, with the edges as numpy.linspace(0, 1,
+ * n_bins + 1) computes them; p == 1 falls in bin n_bins.  Histogram bin
+ * min(floor(p * auc_bins), auc_bins - 1).  A NaN logit gives p = NaN: predicted
+ * negative, calibration bin n_bins, the top histogram bin, and a NaN Brier sum.
+ * A "row" is n_labels consecutive elements.  Every output is overwritten by the
+ * call (counts from 0), and none depends on n_threads: counts are integers,
+ * sums are added in block order. */
+typedef struct {
+    double threshold;        /* in: in [0, 1] */
+    int64_t n_bins;          /* in: >= 1 calibration bins */
+    int64_t auc_bins;        /* in: >= 0 histogram bins per label and class (0: no histogram) */
+    int64_t n_labels;        /* in: row_len (labels on the last axis) or 1 (each element a row) */
+    int64_t *label_counts;   /* out: n_labels * (3 + 2 * auc_bins): per label, true positives,
+                              * positives, predicted positives, then the histogram of the
+                              * negatives' p, then of the positives' p */
+    int64_t *counts;         /* out: 3 + 2 * (n_bins + 1): elements counted, rows with an element
+                              * counted, such rows all predicted right; per calibration bin the
+                              * elements, then the positives */
+    double *sums;            /* out: 1 + (n_bins + 1): sum (p - t)^2, per calibration bin sum p */
+} fl_sigmoid_metrics;
+
 /* Sigmoid cross-entropy (binary and multi-label), elementwise over the
  * logits viewed as (n_rows, row_len).  l = w * (pw_c t softplus(-x) + (1 - t) softplus(x)).
  * MEAN divides by the number of elements (torch's rule). */
@@ -162,6 +190,7 @@ typedef struct {
     int has_ignore;
     double ignore_value;
     int target_dtype;             /* half entry points only: target's fl_target_dtype */
+    fl_sigmoid_metrics *metrics;  /* evaluation statistics of the same pass, or NULL */
 } fl_sigmoid_ce_args;
 
 /* Hinge losses over (outer, C, inner) scores.  Binary hinge is OVR with C == 1

@@ -98,7 +98,19 @@ typedef struct {
     double topk;      /* top-k hits */
     double ignored;   /* ignored rows */
     int64_t bad;      /* prepass: first bad label's row, or -1 */
+    /* Evaluation metrics (sigmoid cross-entropy), NULL when off: */
+    double *sums;     /* this block's float sums and counts, added in block order */
+    int64_t *counts;  /* the running thread's integer counts (exact in any order) */
+    int64_t col0;     /* a staging driver's piece of a row starts at this column */
 } fl_partial;
+
+/* Per-block sums of the sigmoid metrics (fl_partial.sums), in this order:
+ * sum (p - t)^2; whole-row blocks: rows with a counted element, those all
+ * right, rows without a wrong element (a block that is a piece of one row:
+ * the same three as 0 / 1 flags); elements counted; then per calibration bin
+ * (n_bins + 1 each) the elements, the positives and the sum of p. */
+enum { FL_SM_BRIER, FL_SM_ROWS, FL_SM_RIGHT, FL_SM_OK, FL_SM_N, FL_SM_BINS };
+static inline int64_t fl_sm_sums(int64_t n_bins) { return FL_SM_BINS + 3 * (n_bins + 1); }
 
 /* A block kernel.  scratch: scratch_bytes of 64-byte aligned memory private to
  * the calling thread (NULL when none was asked for). */

@@ -585,3 +585,134 @@ def test_against_torchmetrics_when_installed():
         p, yt, 10, n_bins=15, norm="max")), rel=1e-6)
     np.testing.assert_allclose(m["f1"], F.multiclass_f1_score(p, yt, 10, average=None).numpy(),
                                rtol=1e-6)
+
+
+# ------------------------------------- sigmoid CE: the kernel's pass vs NumPy
+
+def numpy_sigmoid_state(x, t, n_bins=15, threshold=0.5, auc_bins=1000, ignore_index=None):
+    """The sigmoid metric state from a NumPy pass over float64 probabilities (the
+    implementation the kernel's pass replaced): the same arrays as SigmoidMetrics,
+    the compensated pairs as plain float64 sums."""
+    L = x.shape[-1] if x.ndim >= 2 else 1
+    x = np.asarray(x, dtype=np.float64).reshape(-1, L)
+    t = np.asarray(t, dtype=np.float64).reshape(-1, L)
+    valid = np.ones(t.shape, bool) if ignore_index is None else t != ignore_index
+    tb = (t == 1) & valid
+    with np.errstate(over="ignore"):
+        p = 1.0 / (1.0 + np.exp(-x))
+    pred = (p >= threshold) & valid
+    right = (pred == tb) | ~valid
+    rows = valid.any(axis=1)
+    pv, tv, tbv = p[valid], t[valid], tb[valid]
+    lab = np.broadcast_to(np.arange(L), valid.shape)[valid]
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    b = np.clip(np.searchsorted(edges, pv, side="right") - 1, 0, n_bins)
+    hb = np.minimum((pv * auc_bins).astype(np.int64), auc_bins - 1)
+    key = hb + lab * (2 * auc_bins) + tbv * auc_bins
+    return {"n": np.count_nonzero(valid), "n_rows": np.count_nonzero(rows),
+            "rows_right": np.count_nonzero(right.all(axis=1) & rows),
+            "tp": np.count_nonzero(pred & tb, axis=0), "n_true": np.count_nonzero(tb, axis=0),
+            "n_pred": np.count_nonzero(pred, axis=0), "brier": np.sum((pv - tv) ** 2),
+            "ece_count": np.bincount(b, minlength=n_bins + 1),
+            "ece_pos": np.bincount(b[tbv], minlength=n_bins + 1),
+            "ece_conf": np.bincount(b, weights=pv, minlength=n_bins + 1),
+            "hist": np.bincount(key, minlength=L * 2 * auc_bins).reshape(L, 2, auc_bins)}
+
+
+def assert_state_equal(ev, ref):
+    """Counts exactly, float sums to float64 rounding."""
+    from fastloss.metrics import _comp_total
+    a = ev._mstate.arrays()
+    for k, v in ref.items():
+        got = a[k]
+        if k in ("brier", "ece_conf"):
+            np.testing.assert_allclose(_comp_total(got), v, rtol=1e-12, atol=1e-300, err_msg=k)
+        else:
+            np.testing.assert_array_equal(np.reshape(got, np.shape(v)), v, err_msg=k)
+
+
+def edge_logits(x):
+    """x with the values at the bins' edges and limits: 0 (p = 1/2), +-inf, +-40, +-800,
+    and logits whose p falls on a calibration edge j / 15 or next to it."""
+    x = x.copy()
+    j = np.arange(1, 15) / 15
+    special = np.concatenate([[0, np.inf, -np.inf, 40, -40, 800, -800],
+                              np.log(j / (1 - j)), np.nextafter(np.log(j / (1 - j)), 9)])
+    flat = x.reshape(-1)
+    flat[:special.size] = special.astype(x.dtype)
+    return x
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
+@pytest.mark.parametrize("shape", [(700, 5), (2100,), (40, 3, 7), (3, 20000)])
+def test_sigmoid_kernel_statistics_equal_the_numpy_pass(dtype, shape):
+    """Every count of the kernel's pass equals the NumPy pass exactly, the sums to
+    float64 rounding: rows of labels, 1-d binary (every element a row), a label axis
+    after other axes, and rows longer than a reduction block (pieces of one row)."""
+    rng = np.random.default_rng(31)
+    t = (rng.random(shape) < 0.35).astype(dtype)
+    x = edge_logits((rng.standard_normal(shape) * 2 + (2 * t - 1)).astype(dtype))
+    for kw in ({}, {"threshold": 0.3, "n_bins": 7, "auc_bins": 50}):
+        ev = Evaluator("sigmoid", metrics="all", **kw).update(x, t)
+        assert_state_equal(ev, numpy_sigmoid_state(x, t, **kw))
+        for nt in (1, 2, 3):
+            other = Evaluator("sigmoid", metrics="all", n_threads=nt, **kw).update(x, t)
+            assert np.array_equal(ev._state_vector(), other._state_vector())
+
+
+@pytest.mark.parametrize("shape", [(600, 4), (3, 20000), (5000,), (40000,)])
+def test_sigmoid_kernel_statistics_ignore_index(shape):
+    rng = np.random.default_rng(32)
+    t = (rng.random(shape) < 0.4).astype(np.float32)
+    t[rng.random(shape) < 0.25] = -1
+    if len(shape) == 2:
+        t[1] = -1                     # a row with every element ignored
+    x = (rng.standard_normal(shape) * 2).astype(np.float32)
+    ev = Evaluator("sigmoid", metrics="all", ignore_index=-1).update(x, t)
+    assert_state_equal(ev, numpy_sigmoid_state(x, t, ignore_index=-1))
+    e1 = Evaluator("sigmoid", metrics="all", ignore_index=-1, n_threads=1).update(x, t)
+    assert np.array_equal(ev._state_vector(), e1._state_vector())
+
+
+def test_sigmoid_kernel_statistics_long_rows_subset_accuracy():
+    """Rows split into several reduction blocks: a row is right only when every piece
+    is; a row whose only wrong element is in its last piece is wrong."""
+    n, L = 4, 40000
+    t = np.zeros((n, L), np.float64)
+    x = np.full((n, L), -3.0)
+    x[1, -1] = 3.0                    # row 1 wrong in its last piece only
+    x[2, 5] = 3.0                     # row 2 wrong in its first piece
+    ev = Evaluator("sigmoid", metrics=["subset_accuracy", "accuracy"]).update(x, t)
+    a = ev._mstate.arrays()
+    assert int(a["n_rows"][0]) == 4 and int(a["rows_right"][0]) == 2
+    assert ev.result().metrics["subset_accuracy"] == 0.5
+
+
+def test_sigmoid_kernel_statistics_nan_logits():
+    """A NaN logit: predicted negative, the last calibration bin, the top AUC bin, and a
+    NaN Brier score (the C API documents it)."""
+    x = np.array([[np.nan, 1.0], [-1.0, 2.0]])
+    t = np.array([[1.0, 1.0], [0.0, 1.0]])
+    ev = Evaluator("sigmoid", metrics="all", auc_bins=10).update(x, t)
+    a = ev._mstate.arrays()
+    np.testing.assert_array_equal(a["n_pred"], [0, 2])
+    np.testing.assert_array_equal(a["tp"], [0, 2])
+    assert a["ece_count"][15] == 1 and a["ece_count"].sum() == 4
+    assert a["hist"][0, 1, 9] == 1
+    assert np.isnan(ev.result().metrics["brier"])
+
+
+def test_sigmoid_kernel_metrics_c_api_checks():
+    """The kernel refuses a metrics request outside its domain (FL_FIELD_METRICS)."""
+    from fastloss import _core
+    from fastloss.metrics import SigmoidMetrics
+    x = np.zeros((3, 4), np.float32)
+    t = np.zeros((3, 4), np.float32)
+    good = SigmoidMetrics.kernel_request(("accuracy",), 4, 15, 0.5, 100)
+    r = _core.sigmoid_ce(logits=x, target=t, n_rows=3, row_len=4, metrics=good)
+    assert r.status == _core.FL_STATUS_OK
+    assert good[5][0] == 12 and good[5][1] == 3
+    for bad in (good[:3] + (2,) + good[4:],                 # n_labels neither row_len nor 1
+                (1.5,) + good[1:], (0.5, 0) + good[2:]):    # threshold, n_bins
+        r = _core.sigmoid_ce(logits=x, target=t, n_rows=3, row_len=4, metrics=bad)
+        assert r.status == _core.FL_STATUS_ARG and r.bad_field == "metrics"

@@ -834,6 +834,154 @@ static void test_sigmoid(int dt, int n_threads)
     }
 }
 
+/* Sigmoid evaluation metrics (fl_sigmoid_metrics) against a scalar reference:
+ * rows of labels, rows split into several blocks, every element a row of its
+ * own (n_labels 1), ignored elements; the same bits for 1 and 2 threads. */
+static void test_sigmoid_metrics(int dt)
+{
+    static const int64_t shapes[][3] = {{50, 7, 7}, {2, 40000, 40000}, {1, 30000, 1},
+                                        {0, 4, 4}, {9, 1, 1}};
+    const int64_t NB = 10, B = 20;
+    const double thr = 0.4;
+    int s, ig, th;
+    ctx_name = "sigmoid metrics";
+    for (s = 0; s < 5; ++s)
+        for (ig = 0; ig < 2; ++ig) {
+            const int64_t R = shapes[s][0], L = shapes[s][1], NL = shapes[s][2], n = R * L;
+            const int64_t S = 3 + 2 * B, nlc = NL * S;
+            double *x = (double *)malloc((size_t)(n + 1) * sizeof(double));
+            double *t = (double *)malloc((size_t)(n + 1) * sizeof(double));
+            int64_t *rlc = (int64_t *)calloc((size_t)nlc + 1, sizeof(int64_t));
+            int64_t rc[3 + 2 * 11] = {0};
+            double rs[1 + 11] = {0};
+            int64_t i, r, k;
+            void *X, *T;
+            for (i = 0; i < n; ++i) {
+                t[i] = urand() < 0.3 ? 1.0 : 0.0;
+                if (ig && urand() < 0.2) t[i] = -1.0;
+                x[i] = 2.0 * nrand() + (t[i] == 1.0 ? 1.0 : -0.5);
+                if (dt == 0) x[i] = (double)(float)x[i];
+            }
+            if (n > 2) {
+                x[0] = 0.0;                                  /* p = 1/2 */
+                x[1] = 800.0;                                /* p = 1: the last bin */
+            }
+            /* the reference, in the kernel's definitions */
+            for (r = 0; r < (NL == 1 ? n : R); ++r) {
+                const int64_t len = NL == 1 ? 1 : L;
+                int64_t nv = 0, nw = 0;
+                for (k = 0; k < len; ++k) {
+                    const int64_t e = r * len + k, lab = NL == 1 ? 0 : k;
+                    double p = 1.0 / (1.0 + exp(-x[e]));
+                    int pos, pred;
+                    int64_t j = 0, h;
+                    if (ig && t[e] == -1.0) continue;
+                    pos = t[e] == 1.0;
+                    pred = p >= thr;
+                    while (j < NB && (j + 1 == NB ? 1.0 : (double)(j + 1) * (1.0 / NB)) <= p) ++j;
+                    h = (int64_t)(p * B);
+                    if (h > B - 1) h = B - 1;
+                    rlc[lab * S + 0] += pos & pred;
+                    rlc[lab * S + 1] += pos;
+                    rlc[lab * S + 2] += pred;
+                    rlc[lab * S + 3 + pos * B + h] += 1;
+                    rc[3 + j] += 1;
+                    rc[3 + NB + 1 + j] += pos;
+                    rs[1 + j] += p;
+                    rs[0] += (p - pos) * (p - pos);
+                    nv += 1;
+                    nw += pos != pred;
+                }
+                rc[0] += nv;
+                rc[1] += nv > 0;
+                rc[2] += nv > 0 && nw == 0;
+            }
+            X = to_dt(x, n, dt);
+            T = to_dt(t, n, dt);
+            {
+                int64_t *glc[2], gc[2][3 + 2 * 11];
+                double gs[2][1 + 11];
+                for (th = 0; th < 2; ++th) {
+                    fl_sigmoid_ce_args a;
+                    fl_sigmoid_metrics m;
+                    fl_result res;
+                    glc[th] = (int64_t *)malloc((size_t)nlc * sizeof(int64_t) + 8);
+                    memset(&a, 0, sizeof a);
+                    memset(&m, 0, sizeof m);
+                    a.n_rows = R;
+                    a.row_len = L;
+                    a.logits = X;
+                    a.target = T;
+                    a.reduction = FL_REDUCE_SUM;
+                    a.n_threads = th + 1;
+                    a.has_ignore = ig;
+                    a.ignore_value = -1.0;
+                    a.focal_alpha = -1.0;
+                    m.threshold = thr;
+                    m.n_bins = NB;
+                    m.auc_bins = B;
+                    m.n_labels = NL;
+                    m.label_counts = glc[th];
+                    m.counts = gc[th];
+                    m.sums = gs[th];
+                    a.metrics = &m;
+                    CHECK(sig_call(dt, &a, &res) == FL_OK, "status %lldx%lld", (long long)R,
+                          (long long)L);
+                    CHECK(memcmp(glc[th], rlc, (size_t)nlc * sizeof(int64_t)) == 0,
+                          "label counts %lldx%lld ignore %d threads %d", (long long)R,
+                          (long long)L, ig, th + 1);
+                    CHECK(memcmp(gc[th], rc, sizeof rc) == 0,
+                          "counts %lldx%lld ignore %d threads %d: %lld %lld %lld vs %lld %lld %lld",
+                          (long long)R, (long long)L, ig, th + 1, (long long)gc[th][0],
+                          (long long)gc[th][1], (long long)gc[th][2], (long long)rc[0],
+                          (long long)rc[1], (long long)rc[2]);
+                    for (k = 0; k < 1 + NB + 1; ++k)
+                        CHECK(fabs(gs[th][k] - rs[k]) <= 1e-9 * (1.0 + fabs(rs[k])),
+                              "sum %lld: %.17g vs %.17g", (long long)k, gs[th][k], rs[k]);
+                }
+                CHECK(memcmp(gs[0], gs[1], sizeof gs[0]) == 0, "sums differ between 1 and 2 "
+                      "threads (%lldx%lld)", (long long)R, (long long)L);
+                free(glc[0]);
+                free(glc[1]);
+            }
+            free(X); free(T); free(x); free(t); free(rlc);
+        }
+    {   /* requests outside the domain */
+        fl_sigmoid_ce_args a;
+        fl_sigmoid_metrics m;
+        fl_result res;
+        int64_t lc[3 * 4], c[3 + 2 * 16];
+        double sm[1 + 16], xv[4] = {0, 0, 0, 0};
+        void *X = to_dt(xv, 4, dt);
+        memset(&a, 0, sizeof a);
+        memset(&m, 0, sizeof m);
+        a.n_rows = 1;
+        a.row_len = 4;
+        a.logits = X;
+        a.target = X;
+        a.reduction = FL_REDUCE_SUM;
+        a.focal_alpha = -1.0;
+        a.metrics = &m;
+        m.threshold = 0.5;
+        m.n_bins = 15;
+        m.n_labels = 4;
+        m.label_counts = lc;
+        m.counts = c;
+        m.sums = sm;
+        CHECK(sig_call(dt, &a, &res) == FL_OK && c[0] == 4 && c[1] == 1, "metrics 1x4");
+        m.n_labels = 2;
+        CHECK(sig_call(dt, &a, &res) == FL_ERR_ARG && res.bad_value == FL_FIELD_METRICS,
+              "metrics n_labels 2");
+        m.n_labels = 4;
+        m.threshold = NAN;
+        CHECK(sig_call(dt, &a, &res) == FL_ERR_ARG, "metrics threshold NaN");
+        m.threshold = 0.5;
+        m.sums = NULL;
+        CHECK(sig_call(dt, &a, &res) == FL_ERR_ARG, "metrics sums NULL");
+        free(X);
+    }
+}
+
 /* ================================================================= hinge */
 
 static fl_status hinge_call(int dt, const fl_hinge_args *a, fl_result *r)
@@ -1450,6 +1598,7 @@ int main(int argc, char **argv)
             test_softmax(dt, 0);
             test_softmax_special(dt);
             test_sigmoid(dt, 0);
+            test_sigmoid_metrics(dt);
             test_hinge(dt, 0);
             test_mse(dt, 0);
             test_errors(dt);
