@@ -18,7 +18,8 @@ from fastloss import bench
 
 # implementation name in fastloss.bench -> test id (no brackets, spaces or '=' for -k)
 IMPL_IDS = {bench.FASTLOSS: "fastloss", bench.FASTLOSS_OUT: "fastloss_out",
-            bench.FASTLOSS_1T: "fastloss_1thread", bench.MEMCPY: "memcpy",
+            bench.FASTLOSS_1T: "fastloss_1thread", bench.FASTLOSS_TORCH: "fastloss_torch",
+            bench.MEMCPY: "memcpy",
             bench.READ: "read_pass", bench.NPCALL: "numpy_call",
             **{b: b for b in bench.BASELINES}}
 
@@ -103,7 +104,8 @@ def test_cases_are_consistent():
             if case.target == "labels":   # the class count stays (but may shrink for check)
                 assert shape[ax] >= 2
         pred, target = bench.make_data(case, "check")
-        assert pred.shape == case.check_shape and pred.dtype == np.dtype(case.dtype)
+        assert pred.shape == case.check_shape and pred.dtype == bench.case_dtype(case)
+        assert target.dtype.kind in "iu" or target.dtype == pred.dtype
 
 
 def test_every_case_has_its_limit_and_torch():

@@ -61,8 +61,26 @@ def _bfloat16():
     return np.dtype(ml_dtypes.bfloat16)
 
 
+# bfloat16 bit patterns without ml_dtypes: a 2-byte void dtype with a tag in its metadata
+# (views, reshapes and np.empty of it keep the tag).  The torch drop-ins hand a bfloat16
+# tensor's storage to the kernels as this; it never reaches the user.
+_BF16_BITS = np.dtype((np.void, 2), metadata={"fastloss": "bfloat16"})
+
+
 def _is_bf16(dt):
-    return dt.kind == "V" and dt.itemsize == 2 and dt.name == "bfloat16"
+    """ml_dtypes' bfloat16, or the tagged bit-pattern dtype above."""
+    if dt.kind != "V" or dt.itemsize != 2:
+        return False
+    if dt.name == "bfloat16":
+        return True
+    md = dt.metadata
+    return md is not None and md.get("fastloss") == "bfloat16"
+
+
+def _bf16_as_f32(t):
+    """A bfloat16 array (either dtype) as float32 values (exact: the bits shifted up)."""
+    bits = np.ascontiguousarray(t).view(np.uint16)
+    return (bits.astype(np.uint32) << np.uint32(16)).view(np.float32)
 
 
 def _is_half(dt):
@@ -70,9 +88,11 @@ def _is_half(dt):
     return dt == _F16 or _is_bf16(dt)
 
 
-def _torch_half(x):
+def _torch_half(x, bits=False):
     """A torch CPU tensor of dtype bfloat16 / float16 as a NumPy view of its storage
-    (DLPack cannot carry bfloat16 into NumPy: view it as int16 and tag the dtype), or None."""
+    (DLPack cannot carry bfloat16 into NumPy: view it as int16 and tag the dtype), or None.
+    bfloat16 is tagged with ml_dtypes' dtype, or with ``bits``, the tagged bit-pattern
+    dtype (no ml_dtypes needed: for callers that turn results back into tensors)."""
     if type(x).__module__.split(".")[0] != "torch" or not hasattr(x, "dtype"):
         return None
     name = str(x.dtype)
@@ -86,7 +106,9 @@ def _torch_half(x):
     if x.is_conj() or x.is_neg():
         x = x.resolve_conj().resolve_neg()
     v = x.view(torch.int16).numpy()
-    return v.view(_bfloat16() if name == "torch.bfloat16" else _F16)
+    if name == "torch.float16":
+        return v.view(_F16)
+    return v.view(_BF16_BITS if bits else _bfloat16())
 
 
 def _array(x):
@@ -143,16 +165,18 @@ def _target_float(t, x, name="target"):
     dt = t.dtype
     if not _is_half(x.dtype):
         if _is_bf16(dt):
-            t = t.astype(np.float32)
+            t = _bf16_as_f32(t)
         return _as_dtype(t, x.dtype, name), 0
     if dt.kind == "f" and dt.byteorder not in "=|":
         t = t.astype(dt.newbyteorder("="))
         dt = t.dtype
-    if dt == x.dtype:
+    if dt == x.dtype or (_is_bf16(dt) and _is_bf16(x.dtype)):
         return np.require(t, requirements=["C", "A"]), _core.TARGET_SAME
     if dt == _F32:
         return np.require(t, requirements=["C", "A"]), _core.TARGET_F32
-    if _is_bf16(dt) or dt == _F16:
+    if _is_bf16(dt):
+        return np.require(_bf16_as_f32(t), requirements=["C", "A"]), _core.TARGET_F32
+    if dt == _F16:
         return np.require(t.astype(np.float32), requirements=["C", "A"]), _core.TARGET_F32
     return _as_dtype(t, _F32, name), _core.TARGET_F32
 
@@ -911,7 +935,7 @@ def _hinge(scores, target, *, margin=1.0, squared=False, multiclass="ovr", weigh
     margin = _margin(margin)
     t = _array(target)
     if _is_bf16(t.dtype):
-        t = t.astype(np.float32)    # +-1 / {0, 1} values: exact
+        t = _bf16_as_f32(t)         # +-1 / {0, 1} values: exact
     if t.dtype.kind not in "biuf":
         raise TypeError("target has dtype %s; expected class labels or +-1 / {0, 1} targets"
                         % t.dtype)

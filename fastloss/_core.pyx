@@ -90,8 +90,9 @@ cdef inline void *_ptr(object a):
 
 
 cdef inline int _kind(object a) except -1:
-    """0 float32, 1 float64, 2 float16, 3 bfloat16 (any other 2-byte type
-    reaching here is ml_dtypes' bfloat16: the Python layer checked it)."""
+    """0 float32, 1 float64, 2 float16, 3 bfloat16 (ml_dtypes' bfloat16, or the
+    2-byte void dtype tagged {"fastloss": "bfloat16"} that carries a torch bfloat16
+    tensor's bits without ml_dtypes)."""
     cdef int tn
     if type(a) is not cnp.ndarray:
         raise TypeError("expected an ndarray, not %s" % type(a).__name__)
@@ -102,8 +103,13 @@ cdef inline int _kind(object a) except -1:
         return 0
     if tn == cnp.NPY_FLOAT16:
         return 2
-    if cnp.PyArray_ITEMSIZE(<cnp.ndarray>a) == 2 and (<cnp.ndarray>a).dtype.name == "bfloat16":
-        return 3
+    if cnp.PyArray_ITEMSIZE(<cnp.ndarray>a) == 2:
+        dt = (<cnp.ndarray>a).dtype
+        if dt.name == "bfloat16":
+            return 3
+        if tn == cnp.NPY_VOID and dt.metadata is not None \
+                and dt.metadata.get("fastloss") == "bfloat16":
+            return 3
     raise TypeError("expected float32, float64, float16 or bfloat16, not %s" % (<cnp.ndarray>a).dtype)
 
 

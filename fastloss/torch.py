@@ -77,12 +77,13 @@ def _check_device(t, name):
 
 def _pred_array(t, name="input"):
     """A float32/float64/float16/bfloat16 CPU tensor as a NumPy array sharing its memory
-    (bfloat16 as an ml_dtypes.bfloat16 view of the storage: read directly, never upcast)."""
+    (bfloat16 as its bit patterns in a tagged 2-byte dtype: read directly, never upcast,
+    no ml_dtypes needed)."""
     if not isinstance(t, torch.Tensor):
         raise TypeError("%s must be a torch.Tensor, not %s" % (name, type(t).__name__))
     _check_device(t, name)
     if t.dtype in _HALF:
-        return _api._torch_half(t)
+        return _api._torch_half(t, bits=True)
     if t.dtype not in _FLOATS:
         raise TypeError(
             "%s has dtype %s; fastloss.torch takes float32, float64, float16 or bfloat16 "
@@ -101,7 +102,7 @@ def _aux_array(t, name, half_ok=False):
     _check_device(t, name)
     if t.dtype in _HALF:
         if half_ok:
-            return _api._torch_half(t)
+            return _api._torch_half(t, bits=True)
         return t.detach().float().numpy()
     return t.detach().resolve_conj().resolve_neg().numpy()
 

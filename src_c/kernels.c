@@ -131,8 +131,7 @@ FL_INLINE double FL_NAME(lane_sum)(const FL_T *v, int64_t n) { FL_LANE_SUM_BODY 
 /* ---- half <-> float32 ----
  * float16: AVX-512F's and F16C's conversion instructions where the target has
  * them (tails through the same instruction on a padded copy), the portable
- * bit-exact conversion of fl_internal.h otherwise.  bfloat16: integer
- * arithmetic the compiler vectorises, identical on every target. */
+ * bit-exact conversion of fl_internal.h otherwise.  bfloat16: below. */
 static void FL_CAT(fl_f16_to_f32, FL_TARGET)(const uint16_t *src, float *dst, int64_t n)
 {
     int64_t i = 0;
@@ -197,19 +196,93 @@ static void FL_CAT(fl_f32_to_f16, FL_TARGET)(const float *src, uint16_t *dst, in
 #endif
 }
 
+/* bfloat16 -> float32 is the 16-bit pattern shifted into the top half;
+ * float32 -> bfloat16 rounds to nearest even by adding 0x7fff plus the kept
+ * lowest bit and shifting down, NaN made quiet (0x40 set, payload's top bits
+ * kept).  AVX-512: 16 lanes, tails through masked loads and stores; AVX2: 16
+ * values per step (two 8-lane halves packed with unsigned saturation, exact:
+ * every lane is below 2^16), tails through the portable conversion (the same
+ * integer arithmetic); the baseline: a loop the compiler vectorises. */
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+static inline __m512i fl_bf16_round16(__m512i x)
+{
+    const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(x, 16), _mm512_set1_epi32(1));
+    const __m512i r = _mm512_srli_epi32(
+        _mm512_add_epi32(_mm512_add_epi32(x, _mm512_set1_epi32(0x7fff)), lsb), 16);
+    const __m512i q = _mm512_or_si512(_mm512_srli_epi32(x, 16), _mm512_set1_epi32(0x40));
+    const __mmask16 nan = _mm512_cmpgt_epu32_mask(
+        _mm512_and_si512(x, _mm512_set1_epi32(0x7fffffff)), _mm512_set1_epi32(0x7f800000));
+    return _mm512_mask_mov_epi32(r, nan, q);
+}
+#elif defined(__AVX2__)
+static inline __m256i fl_bf16_round8(__m256i x)
+{
+    const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(x, 16), _mm256_set1_epi32(1));
+    const __m256i r = _mm256_srli_epi32(
+        _mm256_add_epi32(_mm256_add_epi32(x, _mm256_set1_epi32(0x7fff)), lsb), 16);
+    const __m256i q = _mm256_or_si256(_mm256_srli_epi32(x, 16), _mm256_set1_epi32(0x40));
+    /* |x| as a signed int is >= 0: a signed compare is the unsigned one */
+    const __m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(x, _mm256_set1_epi32(0x7fffffff)),
+                                           _mm256_set1_epi32(0x7f800000));
+    return _mm256_blendv_epi8(r, q, nan);
+}
+#endif
+
 static void FL_CAT(fl_bf16_to_f32, FL_TARGET)(const uint16_t *src, float *dst, int64_t n)
 {
-    int64_t i;
+    int64_t i = 0;
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+    for (; i + 16 <= n; i += 16)
+        _mm512_storeu_si512((void *)(dst + i),
+                            _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(
+                                                  (const __m256i *)(src + i))), 16));
+    if (i < n) {
+        const __mmask16 m = (__mmask16)((1u << (n - i)) - 1u);
+        _mm512_mask_storeu_epi32((void *)(dst + i), m,
+                                 _mm512_slli_epi32(_mm512_cvtepu16_epi32(
+                                     _mm256_maskz_loadu_epi16(m, src + i)), 16));
+    }
+#elif defined(__AVX2__)
+    for (; i + 16 <= n; i += 16) {
+        const __m256i h = _mm256_loadu_si256((const __m256i *)(src + i));
+        _mm256_storeu_si256((__m256i *)(dst + i),
+                            _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm256_castsi256_si128(h)), 16));
+        _mm256_storeu_si256((__m256i *)(dst + i + 8),
+                            _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm256_extracti128_si256(h, 1)),
+                                              16));
+    }
+    for (; i < n; ++i) dst[i] = fl_bf16_to_f32_scalar(src[i]);
+#else
     FL_SIMD
     for (i = 0; i < n; ++i) {
         uint32_t u = (uint32_t)src[i] << 16;
         memcpy(dst + i, &u, 4);
     }
+#endif
 }
 
 static void FL_CAT(fl_f32_to_bf16, FL_TARGET)(const float *src, uint16_t *dst, int64_t n)
 {
-    int64_t i;
+    int64_t i = 0;
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+    for (; i + 16 <= n; i += 16)
+        _mm256_storeu_si256((__m256i *)(dst + i),
+                            _mm512_cvtepi32_epi16(fl_bf16_round16(_mm512_loadu_si512(
+                                (const void *)(src + i)))));
+    if (i < n) {
+        const __mmask16 m = (__mmask16)((1u << (n - i)) - 1u);
+        _mm512_mask_cvtepi32_storeu_epi16((void *)(dst + i), m,
+                                          fl_bf16_round16(_mm512_maskz_loadu_epi32(m, src + i)));
+    }
+#elif defined(__AVX2__)
+    for (; i + 16 <= n; i += 16) {
+        const __m256i a = fl_bf16_round8(_mm256_loadu_si256((const __m256i *)(src + i)));
+        const __m256i b = fl_bf16_round8(_mm256_loadu_si256((const __m256i *)(src + i + 8)));
+        _mm256_storeu_si256((__m256i *)(dst + i),
+                            _mm256_permute4x64_epi64(_mm256_packus_epi32(a, b), 0xd8));
+    }
+    for (; i < n; ++i) dst[i] = fl_f32_to_bf16_scalar(src[i]);
+#else
     FL_SIMD
     for (i = 0; i < n; ++i) {
         uint32_t x, r, q;
@@ -218,6 +291,7 @@ static void FL_CAT(fl_f32_to_bf16, FL_TARGET)(const float *src, uint16_t *dst, i
         q = (x >> 16) | 0x40u;
         dst[i] = (uint16_t)((x & 0x7fffffffu) > 0x7f800000u ? q : r);
     }
+#endif
 }
 
 /* The same conversions to half, written with non-temporal stores (the output

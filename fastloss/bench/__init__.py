@@ -26,16 +26,17 @@ import json
 import os
 import sys
 
-from .baselines import (BASELINES, FASTLOSS, FASTLOSS_1T, FASTLOSS_OUT, LIMITS, MEMCPY,
-                        NPCALL, READ, Impl, build_impl, compare, impl_names, moved_bytes)
-from .cases import (CASES, FORM_SHORT, FORMS, Case, Unavailable, loss_function, loss_options,
-                    make_data, select_cases)
+from .baselines import (BASELINES, FASTLOSS, FASTLOSS_1T, FASTLOSS_OUT, FASTLOSS_TORCH, LIMITS,
+                        MEMCPY, NPCALL, READ, Impl, build_impl, compare, impl_names, moved_bytes)
+from .cases import (CASES, FORM_SHORT, FORMS, HALF_DTYPES, Case, Unavailable, case_dtype,
+                    loss_function, loss_options, make_data, select_cases)
 from .harness import Settings, headline, jsonable, run
 from .report import format_table, write_plot
 
 __all__ = ["CASES", "FORMS", "FORM_SHORT", "BASELINES", "LIMITS", "FASTLOSS", "FASTLOSS_OUT",
-           "FASTLOSS_1T", "MEMCPY", "READ", "NPCALL", "Case", "Impl", "Unavailable",
-           "Settings", "loss_function", "loss_options", "make_data", "select_cases",
+           "FASTLOSS_1T", "FASTLOSS_TORCH", "HALF_DTYPES", "MEMCPY", "READ", "NPCALL", "Case",
+           "Impl", "Unavailable", "Settings", "loss_function", "loss_options", "make_data",
+           "case_dtype", "select_cases",
            "impl_names", "build_impl", "moved_bytes", "compare", "headline", "run",
            "format_table", "write_plot", "main"]
 

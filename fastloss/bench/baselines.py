@@ -7,7 +7,8 @@ convention, so that the harness can check each baseline against fastloss on the 
 fastloss
     ``fastloss`` (the default call: a fresh gradient), ``fastloss[out=]`` (the gradient written
     into a preallocated array) and ``fastloss[1 thread]`` (``n_threads=1``, with ``out=`` for
-    the gradient forms).
+    the gradient forms).  Half-precision cases also time ``fastloss.torch``, the PyTorch
+    drop-in on the same half tensor (forward + ``torch.autograd.grad``), beside ``torch``.
 limits (the machine, measured in the same process)
     ``memcpy``: ``fastloss._core.parallel_copy`` of the predictions into a preallocated array,
     split over the threads: the bytes a gradient pass must read and write at least.
@@ -38,15 +39,16 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .cases import Case, Unavailable, loss_function
+from .cases import HALF_DTYPES, Case, Unavailable, loss_function
 
-__all__ = ["FASTLOSS", "FASTLOSS_OUT", "FASTLOSS_1T", "MEMCPY", "READ", "NPCALL", "LIMITS",
-           "BASELINES", "Impl", "impl_names", "build_impl", "moved_bytes", "compare",
-           "cpu_count"]
+__all__ = ["FASTLOSS", "FASTLOSS_OUT", "FASTLOSS_1T", "FASTLOSS_TORCH", "MEMCPY", "READ",
+           "NPCALL", "LIMITS", "BASELINES", "Impl", "impl_names", "build_impl", "moved_bytes",
+           "compare", "cpu_count"]
 
 FASTLOSS = "fastloss"
 FASTLOSS_OUT = "fastloss[out=]"
 FASTLOSS_1T = "fastloss[1 thread]"
+FASTLOSS_TORCH = "fastloss.torch"
 MEMCPY = "memcpy"
 READ = "read pass"
 NPCALL = "numpy call"
@@ -88,6 +90,8 @@ def impl_names(case: Case, form: str, n_threads: int | None = None) -> list[str]
     else:
         names.append(READ if form == "value" else MEMCPY)
     names.extend(BASELINES)
+    if case.dtype in HALF_DTYPES and form == "value_and_grad":
+        names.append(FASTLOSS_TORCH)
     return names
 
 
@@ -100,8 +104,9 @@ def compare(result, expected, dtype) -> str | None:
     """None if (loss, grad) ``result`` agrees with ``expected``, else a description."""
     loss, grad = result
     eloss, egrad = expected
-    # loose: this catches a wrong function or loss; tests/ check accuracy
-    rtol = 1e-3 if np.dtype(dtype) == np.float32 else 1e-9
+    # loose: this catches a wrong function or loss; tests/ check accuracy.  Half precision:
+    # a baseline may compute in the half dtype itself (torch rounds its bfloat16 loss).
+    rtol = {"float64": 1e-9, "float32": 1e-3, "float16": 5e-3}.get(np.dtype(dtype).name, 2e-2)
     if not abs(loss - eloss) <= rtol * abs(eloss) + 1e-30:
         return f"loss {loss:.9g} != {eloss:.9g}"
     if egrad is not None and grad is not None:
@@ -361,11 +366,38 @@ def _torch_forward(case, torch, t):
     raise Unavailable(f"no torch baseline for {case.name}")
 
 
-def _torch_impl(case, form, pred, target, n_threads):
+def _to_torch(torch, a):
+    """An array as a tensor on the same memory; ml_dtypes' bfloat16 as torch.bfloat16."""
+    if a.dtype.kind == "V" and a.dtype.name == "bfloat16":
+        return torch.from_numpy(a.view(np.int16)).view(torch.bfloat16)
+    return torch.from_numpy(a)
+
+
+def _tensor_array(t):
+    """A result tensor as a float64 array (half tensors widened exactly)."""
+    return t.detach().double().numpy()
+
+
+def _torch_impl(case, form, pred, target, n_threads, dropin=False):
     torch = _import_torch(n_threads)
-    x = torch.from_numpy(pred)
-    fwd = _torch_forward(case, torch, torch.from_numpy(target))
-    note = f"torch.set_num_threads({torch.get_num_threads()})"
+    x = _to_torch(torch, pred)
+    t = _to_torch(torch, target)
+    if dropin:
+        if case.formula or case.options or case.axis != -1:
+            raise Unavailable(f"no fastloss.torch drop-in timed for {case.name}")
+        import fastloss.torch as flt
+        if case.loss == "softmax_cross_entropy":
+            def fwd(z):
+                return flt.cross_entropy(z, t)
+        elif case.loss == "sigmoid_cross_entropy":
+            def fwd(z):
+                return flt.binary_cross_entropy_with_logits(z, t)
+        else:
+            raise Unavailable(f"no fastloss.torch drop-in timed for {case.name}")
+        note = f"fastloss.torch drop-in on {x.dtype}, forward + autograd.grad"
+    else:
+        fwd = _torch_forward(case, torch, t)
+        note = f"torch.set_num_threads({torch.get_num_threads()})"
     if form == "value":
         no_grad = torch.no_grad
 
@@ -384,8 +416,10 @@ def _torch_impl(case, form, pred, target, n_threads):
         (g,) = grad(loss, xg)
         return loss.item(), g
 
-    return Impl("torch", fn, lambda r: (float(r[0]), r[1].numpy()), note=note + ", forward + "
-                "autograd.grad")
+    if dropin:
+        return Impl(FASTLOSS_TORCH, fn, lambda r: (float(r[0]), _tensor_array(r[1])), note=note)
+    return Impl("torch", fn, lambda r: (float(r[0]), _tensor_array(r[1])),
+                note=note + ", forward + autograd.grad")
 
 
 # ---- scikit-learn ----
@@ -395,6 +429,8 @@ def _sklearn_impl(case, form, pred, target, n_threads):
         raise Unavailable(f"scikit-learn has no {case.loss} with {sorted(dict(case.options))}")
     if case.loss == "hinge":
         raise Unavailable("scikit-learn has no multiclass hinge loss function")
+    if case.dtype in HALF_DTYPES:
+        raise Unavailable(f"sklearn._loss takes float32 / float64, not {case.dtype}")
     if case.loss == "softmax_cross_entropy" and case.axis not in (-1, pred.ndim - 1):
         raise Unavailable("sklearn._loss takes (n_samples, n_classes) rows; class axis 1 "
                           "would need a transposed copy")
@@ -506,6 +542,8 @@ def build_impl(name: str, case: Case, form: str, pred, target, n_threads=None) -
         return _python_impl(case, form, pred, target)
     if name == "torch":
         return _torch_impl(case, form, pred, target, n_threads)
+    if name == FASTLOSS_TORCH:
+        return _torch_impl(case, form, pred, target, n_threads, dropin=True)
     if name == "sklearn":
         return _sklearn_impl(case, form, pred, target, n_threads)
     if name == "jax":

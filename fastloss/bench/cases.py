@@ -13,11 +13,12 @@ from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["FORMS", "FORM_SHORT", "Case", "CASES", "Unavailable", "loss_function",
-           "select_cases", "make_data"]
+__all__ = ["FORMS", "FORM_SHORT", "HALF_DTYPES", "Case", "CASES", "Unavailable",
+           "loss_function", "select_cases", "make_data", "case_dtype"]
 
 FORMS = ("value_and_grad", "value")
 FORM_SHORT = {"value_and_grad": "v+g", "value": "value"}
+HALF_DTYPES = ("float16", "bfloat16")
 _M = 1 << 20
 
 
@@ -69,6 +70,8 @@ class Case:
     pairs so that a case is hashable), ``target`` the kind of target the data has
     (``"labels"``, ``"binary"`` or ``"real"``), ``axis`` the class axis. Shapes are the full
     size, the ``--quick`` size and the small size the smoke tests check against the reference.
+    ``dtype`` is pred's: float32, float64, float16 or bfloat16 (ml_dtypes' arrays; the case is
+    unavailable without ml_dtypes).
     ``formula`` marks options beyond PyTorch's own functions: the PyTorch baseline is then the
     same loss written with torch operations. ``scaling`` also times fastloss on one thread.
     ``default_call`` also reports the v+g call without ``out=`` (a fresh gradient) as its own
@@ -116,8 +119,16 @@ CASES: tuple[Case, ...] = (
          (2, 21, 3, 5), axis=1, scaling=True),
     Case("softmax_ce-channels_last", _SOFTMAX, (16, 256, 256, 21), (4, 128, 128, 21),
          (2, 3, 5, 21)),
+    Case("softmax_ce-f16-2048x32768", _SOFTMAX, (2048, 32768), (256, 32768), (6, 333),
+         dtype="float16"),
+    Case("softmax_ce-bf16-2048x32768", _SOFTMAX, (2048, 32768), (256, 32768), (6, 333),
+         dtype="bfloat16"),
     Case("sigmoid_ce-262144x100", _SIGMOID, (262144, 100), (32768, 100), (13, 100),
          target="binary", scaling=True),
+    Case("sigmoid_ce-f16-262144x100", _SIGMOID, (262144, 100), (32768, 100), (13, 100),
+         target="binary", dtype="float16"),
+    Case("sigmoid_ce-bf16-262144x100", _SIGMOID, (262144, 100), (32768, 100), (13, 100),
+         target="binary", dtype="bfloat16"),
     Case("sigmoid_focal-262144x100", _SIGMOID, (262144, 100), (32768, 100), (13, 100),
          target="binary", options=(("focal_gamma", 2.0), ("focal_alpha", 0.25)), formula=True),
     Case("softmax_ce-softcap30-zloss-2048x32768", _SOFTMAX, (2048, 32768), (256, 32768),
@@ -151,15 +162,30 @@ def select_cases(patterns: str | list | tuple | None = None) -> list[Case]:
     return chosen
 
 
+def case_dtype(case: Case) -> np.dtype:
+    """pred's NumPy dtype for ``case`` (bfloat16: ml_dtypes', :class:`Unavailable` without it)."""
+    if case.dtype == "bfloat16":
+        try:
+            import ml_dtypes
+        except ImportError:
+            raise Unavailable("bfloat16 arrays need the ml_dtypes package") from None
+        return np.dtype(ml_dtypes.bfloat16)
+    return np.dtype(case.dtype)
+
+
 def make_data(case: Case, size: str = "full", seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """(pred, target) for ``case`` at ``size`` ("full", "quick" or "check"), seeded."""
+    """(pred, target) for ``case`` at ``size`` ("full", "quick" or "check"), seeded.  Half
+    precision cases draw float32 values and round them (targets in pred's dtype too)."""
     rng = np.random.default_rng([seed, sum(map(ord, case.name))])
     shape = case.shape_for(size)
-    dtype = np.dtype(case.dtype)
-    pred = rng.standard_normal(shape, dtype=dtype)
+    dtype = case_dtype(case)
+    draw = np.float32 if case.dtype in HALF_DTYPES else dtype
+    pred = rng.standard_normal(shape, dtype=draw)
     if case.target == "real":
-        return pred, rng.standard_normal(shape, dtype=dtype)
+        return pred.astype(dtype, copy=False), rng.standard_normal(shape, dtype=draw).astype(
+            dtype, copy=False)
     pred *= 2
+    pred = pred.astype(dtype, copy=False)
     if case.target == "binary":
         return pred, (rng.random(shape, dtype=np.float32) < 0.3).astype(dtype)
     ax = case.axis % len(shape)

@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from .baselines import (BASELINES, FASTLOSS, FASTLOSS_1T, FASTLOSS_OUT, LIMITS, Impl,
-                        build_impl, compare, cpu_count, impl_names, moved_bytes)
+from .baselines import (BASELINES, FASTLOSS, FASTLOSS_1T, FASTLOSS_OUT, FASTLOSS_TORCH, LIMITS,
+                        Impl, build_impl, compare, cpu_count, impl_names, moved_bytes)
 from .cases import CASES, FORM_SHORT, Case, Unavailable, make_data, select_cases
 
 __all__ = ["Settings", "run", "BUSY", "headline"]
@@ -375,7 +375,17 @@ def run(cases=None, *, quick: bool = False, n_threads: int | None = None,
     t0 = time.perf_counter()
     try:
         for case in selected:
-            pred, target = make_data(case, size, seed)
+            try:
+                pred, target = make_data(case, size, seed)
+            except Unavailable as e:     # e.g. bfloat16 without ml_dtypes
+                for form in case.forms:
+                    prog.step(f"{case.name} {FORM_SHORT[form]}")
+                    results.append({
+                        "case": case.name, "loss": case.loss, "options": dict(case.options),
+                        "axis": case.axis, "form": form, "shape": list(case.shape_for(size)),
+                        "dtype": case.dtype, "impls": {headline(form): {"skipped": str(e)}}})
+                    prog.done_step()
+                continue
             for form in case.forms:
                 label = f"{case.name} {FORM_SHORT[form]} {'x'.join(map(str, pred.shape))}"
                 prog.step(label)
@@ -501,7 +511,7 @@ def _run_one(case: Case, form: str, pred, target, n_threads, baselines, settings
             info["gbps"] = row["bytes"] / info["best_s"] / 1e9
     prog.detail("memory")
     for impl in impls:
-        if impl.name in (FASTLOSS, FASTLOSS_OUT, "torch"):
+        if impl.name in (FASTLOSS, FASTLOSS_OUT, "torch", FASTLOSS_TORCH):
             peak, out = mem.measure(impl.fn)
             out = out if impl.fresh_output else 0
             row["impls"][impl.name].update(peak_extra_bytes=peak, output_bytes=out)
@@ -526,6 +536,11 @@ def _derive(row):
     row["x_limits"], row["ratios"] = _ratios(row, fl)
     one = _best(row, FASTLOSS_1T)
     row["scaling"] = one / fl if one else None
+    dropin, torch_t = _best(row, FASTLOSS_TORCH), _best(row, "torch")
+    if dropin:
+        row["dropin_s"] = dropin
+        # the PyTorch drop-in against torch's own function on the same half tensor
+        row["dropin_vs_torch"] = torch_t / dropin if torch_t else None
     default = _best(row, FASTLOSS) if row["form"] != "value" else None
     if default:
         lim, base = _ratios(row, default)

@@ -104,6 +104,9 @@ def _header(meta) -> list[str]:
         "or no equivalent",
         "  GB/s        bytes the call reads and writes (predictions + targets, + gradient for "
         "v+g) / time",
+        "  fl.torch    half-precision cases: torch's time / the fastloss.torch drop-in's time on "
+        "the same",
+        "              half tensor (forward + autograd.grad; above 1 the drop-in is faster)",
         "  +MiB        peak extra memory of the call beyond the gradient it returns, measured as",
         f"              {meta['memory_method']}",
         "",
@@ -122,9 +125,11 @@ def format_table(res: dict) -> str:
                                              b in r.get("default_call", {}).get("ratios", {})
                                              for r in timed)]
     scaling = any(r.get("scaling") for r in rows)
+    dropin = any(r.get("dropin_s") for r in rows)
     nt = meta["threads_used"]
     header = (["case", "shape", "dtype", "form", "fastloss", "GB/s"] + [t for _, t in limit_cols]
-              + ([f"1->{nt} thr"] if scaling else []) + base_cols + ["+MiB"])
+              + ([f"1->{nt} thr"] if scaling else []) + base_cols
+              + (["fl.torch"] if dropin else []) + ["+MiB"])
     table = [header]
     failed = []
     for row in rows:
@@ -148,6 +153,8 @@ def format_table(res: dict) -> str:
             if scaling:
                 cells.append(_fmt_x(row.get("scaling")) if k == 0 else "")
             cells += [_ratio_cell(row, ratios, b) for b in base_cols]
+            if dropin:
+                cells.append(_fmt_x(row.get("dropin_vs_torch"), 1) if k == 0 else "")
             cells.append(_mib(info))
             table.append(cells)
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
