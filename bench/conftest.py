@@ -1,7 +1,7 @@
 """pytest-benchmark suite of fastloss, generated from fastloss.bench.CASES.
 
     pytest bench/ --benchmark-only              time every case (the --quick sizes)
-    pytest bench/ --benchmark-only --bench-size=full    ... at the sizes of issue 3
+    pytest bench/ --benchmark-only --bench-size=full    ... at the full sizes of `fastloss bench`
     pytest bench/ --benchmark-disable           smoke: run each once on a small size and
                                                 check it against fastloss.reference (CI)
 

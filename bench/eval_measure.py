@@ -1,4 +1,4 @@
-"""The measures of issue 6 (batch evaluation at scale); a script, not a test.
+"""The measures of batch evaluation at scale (``fastloss eval``, Dask); a script, not a test.
 
     python bench/eval_measure.py                  # both measures, full size (needs ~9 GiB disk+RAM)
     python bench/eval_measure.py --smoke          # tiny sizes: checks that the script runs
@@ -193,7 +193,7 @@ def _gib(b):
 
 
 def report(out):
-    lines = ["fastloss eval measures (issue 6) on %s, %d CPUs, Python %s"
+    lines = ["fastloss eval measures on %s, %d CPUs, Python %s"
              % (platform.machine(), os.cpu_count(), platform.python_version())]
     f = out.get("file")
     if f:

@@ -8,7 +8,7 @@ For each shape, on the same float32 logits and int64 labels (best of ``--repeat`
 
 - ``loss only``: ``Evaluator("softmax_cross_entropy")`` (loss, accuracy, top-5: the kernel's
   hit counts), one ``update`` and ``result``;
-- ``metrics="all"``: the same with every metric of the SPEC (accuracy, top-5, nll,
+- ``metrics="all"``: the same with every softmax metric (accuracy, top-5, nll,
   perplexity, brier, ece, mce, entropy, per-class precision / recall / f1, macro-F1,
   balanced accuracy, and the confusion matrix for C <= 1024): target <= 1.3x loss only;
 - ``scikit-learn``: the same metrics from the same logits with scikit-learn (softmax in

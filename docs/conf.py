@@ -81,6 +81,10 @@ doctest_global_setup = """
 import numpy as np
 import fastloss
 np.set_printoptions(precision=6, suppress=True)
+try:                        # bfloat16 examples run where ml_dtypes is installed
+    import ml_dtypes
+except ImportError:
+    ml_dtypes = None
 """
 
 # -- gallery ---------------------------------------------------------------------------------
@@ -215,9 +219,13 @@ def _bench_table():
                 versions.get("jax", "-"), versions.get("python", "?"),
                 meta.get("cpu_count", 0), meta.get("cpu", "?"), meta.get("threads_used", "?")))
     _write("bench_table.rst", intro + "\n".join(lines))
-    png = os.path.join(ROOT, "bench", "results.png")
+
+
+def _copy_figure(src, name):
+    """A committed figure of bench/ (the source tree's) as docs/_gen/NAME."""
+    png = os.path.join(ROOT, "bench", src)
     if os.path.exists(png):
-        dst = os.path.join(GEN, "bench_results.png")
+        dst = os.path.join(GEN, name)
         if not os.path.exists(dst) or os.path.getmtime(dst) < os.path.getmtime(png):
             shutil.copyfile(png, dst)
 
@@ -283,7 +291,7 @@ def _resolve(full):
 
 
 API_MODULES = ["fastloss", "fastloss.torch", "fastloss.boosting", "fastloss.dask",
-               "fastloss.reference", "fastloss.evaluate"]
+               "fastloss.reference", "fastloss.evaluate", "fastloss.metrics"]
 
 
 def _check_api_pages():
@@ -327,6 +335,8 @@ def _generate(app):
     _check_api_pages()
     _cli_help()
     _bench_table()
+    _copy_figure("results.png", "bench_results.png")       # the committed benchmark run
+    _copy_figure("eval_report.png", "eval_report.png")     # fastloss eval --plot
     for name in ("fastloss.h", "fastloss_api.h"):
         _header(name)
     with open(os.path.join(ROOT, "fastloss", "capi.pxd"), encoding="utf-8") as f:

@@ -3,7 +3,8 @@
 Every loss comes in three forms: ``L`` (the value), ``L_grad`` (the gradient
 with respect to the predictions) and ``L_value_and_grad`` (both, in one pass).
 ``fastloss.losses`` describes every loss: its options and defaults, its target
-kinds and its functions by form.  See README.md.
+kinds and its functions by form.  The documentation (user guide, API
+reference, examples) is built from the repository's ``docs/`` with Sphinx.
 """
 from ._version import __version__
 from ._api import (
@@ -34,7 +35,8 @@ def get_include() -> str:
     pointers, int64 sizes, status codes); ``fastloss_api.h`` gives other
     extension modules the function table exported by ``fastloss._core``
     (``fl_import()`` then ``FL_API->softmax_ce_f64(&args, &result)``).
-    Compile with ``-I`` this directory.  See README "C and Cython".
+    Compile with ``-I`` this directory.  The documentation's "C and Cython
+    API" page describes the structs, the outputs and the statuses.
     """
     import os
 

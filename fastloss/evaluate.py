@@ -86,7 +86,7 @@ class EvalResult:
     loss_sum : float
         Weighted sum of the per-row (per-element) losses, float64.
     weight_sum : float
-        The ``mean`` denominator of the loss (see the README's "What ``mean``
+        The ``mean`` denominator of the loss (the user guide's "What ``mean``
         means").
     n_rows : int
         Rows seen (class losses: positions of the row shape; elementwise
@@ -173,10 +173,8 @@ class Evaluator:
     single call only by the float64 rounding of the chunk partials (a few
     ULP of float64; the loss itself is never computed in a lower precision
     than in the single call).  The top-1 and top-k hit counts of
-    ``softmax_cross_entropy`` come from the same pass over the logits as the
-    loss; for multi-class ``hinge`` (integer labels) the hinge kernel has no
-    hit counter yet and the counts are taken with NumPy in a second pass over
-    each chunk.
+    ``softmax_cross_entropy`` and of multi-class ``hinge`` (integer labels)
+    come from the kernel, in the same pass over the logits as the loss.
 
     Parameters
     ----------

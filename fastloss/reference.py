@@ -234,7 +234,7 @@ def _softmax_ce_regular_rows(x, a):
 
 
 def _softmax_ce_special_row(x, a):
-    """A row whose maximum is not finite, or that holds a NaN (SPEC edge cases)."""
+    """A row whose maximum is not finite, or that holds a NaN (the edge cases: the limit where one exists, else NaN)."""
     n_pos_inf = int(np.sum(x == np.inf))
     if np.any(np.isnan(x)) or n_pos_inf != 1:
         # NaN, all -inf, or two +inf: no limit exists.

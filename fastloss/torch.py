@@ -36,7 +36,7 @@ saved gradient, so its own gradient is exact (the first-order backward, and the
 values, stay the kernel's).  ``pos_weight`` must broadcast to the last
 dimension.  A floating target of the other float dtype is converted to the
 input's dtype (torch promotes the result to float64 instead).  Values at
-``+-inf`` logits follow fastloss's SPEC (the limits) where torch returns NaN.
+``+-inf`` logits are fastloss's (the limits, where they exist) where torch returns NaN.
 
 This module imports torch; ``import fastloss`` does not.
 """

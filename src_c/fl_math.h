@@ -5,7 +5,7 @@
  * -ffast-math: no libm calls, no data-dependent branches (only selects), no
  * float->int conversions (the integer part of x/ln2 is read from the bits of
  * a "magic number" sum), unsigned integer arithmetic only (no UB on NaN).
- * IEEE special values are handled explicitly, so the kernels keep the SPEC's
+ * IEEE special values are handled explicitly, so the kernels keep the documented
  * inf/NaN contract.
  *
  * Accuracy, measured by tests/c/test_math.c on dense grids against libm and

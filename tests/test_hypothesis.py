@@ -29,7 +29,8 @@ def _compare(loss, pred, target, kwargs, reduction):
     dtype = pred.dtype
     value, grad = call(public(), loss, "value_and_grad", pred, target, kwargs,
                        reduction=reduction)
-    # fastloss converts floating targets to pred's dtype (README: "Targets");
+    # fastloss converts floating targets to pred's dtype (the user guide's "Where PyTorch
+    # is silent or wrong": dtypes of targets and weights);
     # the float64 reference sees the same converted numbers.
     if np.asarray(target).dtype.kind == "f":
         target = np.asarray(target).astype(dtype)
