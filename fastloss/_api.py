@@ -32,13 +32,20 @@ _Reduction = Union[Literal["mean"], Literal["sum"], Literal["none"], Literal["ba
                    Literal["fullmean"]]
 _HingeMode = Union[Literal["ovr"], Literal["weston_watkins"], Literal["crammer_singer"]]
 
-# The default values of the public functions, as objects: an argument that IS one of them
-# was not given (or given as the same value), which is how the value functions recognise
-# the common call in a few identity tests before handing it to the fast path in C.
-_ZERO = 0.0
-_IGNORE = -100
-_MEAN: _Reduction = "mean"
-_LAST = -1
+# The common call (default options, C-contiguous float32 / float64 predictions) of every
+# form is recognised and computed in C: each public function hands its arguments as given
+# to _core's fast path, which passes any other call to the loss's general path
+# (``_softmax_form`` etc.: the driver, then the form's result).
+_VALUE, _GRAD, _BOTH = _core.FORM_VALUE, _core.FORM_GRAD, _core.FORM_VALUE_AND_GRAD
+
+
+def _form_result(form, r):
+    """A driver's _Out as the public function of `form` returns it."""
+    if form == _VALUE:
+        return r.value
+    if form == _GRAD:
+        return r.grad
+    return r.value, r.grad
 
 _REDUCTIONS = {"none": 0, "sum": 1, "mean": 2, "batchmean": 3, "fullmean": 4}
 _HINGE_MODES = {"ovr": 0, "weston_watkins": 1, "crammer_singer": 2}
@@ -678,27 +685,29 @@ _OUT_DOC = """
         the gradient; ``out=logits`` overwrites the logits in place."""
 
 
+def _softmax_form(form, logits, target, weight, sample_weight, ignore_index, label_smoothing,
+                  reduction, axis, n_threads, z_loss, softcap, lse_out, focal_gamma,
+                  poly1_epsilon, out):
+    """The general path of a softmax_cross_entropy form (what the fast path does not take)."""
+    return _form_result(form, _softmax(
+        logits, target, weight=weight, sample_weight=sample_weight, ignore_index=ignore_index,
+        label_smoothing=label_smoothing, reduction=reduction, axis=axis, n_threads=n_threads,
+        z_loss=z_loss, softcap=softcap, lse_out=lse_out, focal_gamma=focal_gamma,
+        poly1_epsilon=poly1_epsilon, out=out, value=form != _GRAD, grad=form != _VALUE))
+
+
 def softmax_cross_entropy(logits: ArrayLike, target: ArrayLike, *,
                           weight: Optional[ArrayLike] = None,
                           sample_weight: Optional[ArrayLike] = None,
-                          ignore_index: int = _IGNORE, label_smoothing: float = _ZERO,
-                          reduction: _Reduction = _MEAN, axis: int = _LAST,
-                          n_threads: Optional[int] = None, z_loss: float = _ZERO,
+                          ignore_index: int = -100, label_smoothing: float = 0.0,
+                          reduction: _Reduction = "mean", axis: int = -1,
+                          n_threads: Optional[int] = None, z_loss: float = 0.0,
                           softcap: Optional[float] = None,
                           lse_out: Optional[NDArray[np.float64]] = None,
-                          focal_gamma: float = _ZERO, poly1_epsilon: float = _ZERO) -> _Value:
-    if (weight is None and sample_weight is None and ignore_index is _IGNORE
-            and label_smoothing is _ZERO and reduction is _MEAN and axis is _LAST
-            and n_threads is None and z_loss is _ZERO and softcap is None and lse_out is None
-            and focal_gamma is _ZERO and poly1_epsilon is _ZERO):
-        v = _core.softmax_ce_value(logits, target)      # the common call, done in C
-        if v is not None:
-            return v
-    return _softmax(logits, target, weight=weight, sample_weight=sample_weight,
-                    ignore_index=ignore_index, label_smoothing=label_smoothing,
-                    reduction=reduction, axis=axis, n_threads=n_threads, z_loss=z_loss,
-                    softcap=softcap, lse_out=lse_out, focal_gamma=focal_gamma,
-                    poly1_epsilon=poly1_epsilon).value
+                          focal_gamma: float = 0.0, poly1_epsilon: float = 0.0) -> _Value:
+    return _core.softmax_ce_fast(_softmax_form, _VALUE, logits, target, weight, sample_weight,
+                                 ignore_index, label_smoothing, reduction, axis, n_threads,
+                                 z_loss, softcap, lse_out, focal_gamma, poly1_epsilon, None)
 
 
 def softmax_cross_entropy_grad(logits: ArrayLike, target: ArrayLike, *,
@@ -710,11 +719,9 @@ def softmax_cross_entropy_grad(logits: ArrayLike, target: ArrayLike, *,
                                z_loss: float = 0.0, softcap: Optional[float] = None,
                                lse_out: Optional[NDArray[np.float64]] = None,
                                focal_gamma: float = 0.0, poly1_epsilon: float = 0.0) -> Any:
-    return _softmax(logits, target, weight=weight, sample_weight=sample_weight,
-                    ignore_index=ignore_index, label_smoothing=label_smoothing,
-                    reduction=reduction, axis=axis, n_threads=n_threads, z_loss=z_loss,
-                    softcap=softcap, lse_out=lse_out, focal_gamma=focal_gamma,
-                    poly1_epsilon=poly1_epsilon, out=out, value=False, grad=True).grad
+    return _core.softmax_ce_fast(_softmax_form, _GRAD, logits, target, weight, sample_weight,
+                                 ignore_index, label_smoothing, reduction, axis, n_threads,
+                                 z_loss, softcap, lse_out, focal_gamma, poly1_epsilon, out)
 
 
 def softmax_cross_entropy_value_and_grad(logits: ArrayLike, target: ArrayLike, *,
@@ -728,12 +735,9 @@ def softmax_cross_entropy_value_and_grad(logits: ArrayLike, target: ArrayLike, *
                                          lse_out: Optional[NDArray[np.float64]] = None,
                                          focal_gamma: float = 0.0,
                                          poly1_epsilon: float = 0.0) -> Tuple[_Value, Any]:
-    r = _softmax(logits, target, weight=weight, sample_weight=sample_weight,
-                 ignore_index=ignore_index, label_smoothing=label_smoothing,
-                 reduction=reduction, axis=axis, n_threads=n_threads, z_loss=z_loss,
-                 softcap=softcap, lse_out=lse_out, focal_gamma=focal_gamma,
-                 poly1_epsilon=poly1_epsilon, out=out, value=True, grad=True)
-    return r.value, r.grad
+    return _core.softmax_ce_fast(_softmax_form, _BOTH, logits, target, weight, sample_weight,
+                                 ignore_index, label_smoothing, reduction, axis, n_threads,
+                                 z_loss, softcap, lse_out, focal_gamma, poly1_epsilon, out)
 
 
 softmax_cross_entropy.__doc__ = _SOFTMAX_DOC.format(
@@ -859,22 +863,26 @@ _SIGMOID_DOC = """{summary}
 """
 
 
+def _sigmoid_form(form, logits, target, weight, pos_weight, reduction, n_threads, focal_gamma,
+                  focal_alpha, poly1_epsilon, ignore_index, out):
+    """The general path of a sigmoid_cross_entropy form."""
+    return _form_result(form, _sigmoid(
+        logits, target, weight=weight, pos_weight=pos_weight, reduction=reduction,
+        n_threads=n_threads, focal_gamma=focal_gamma, focal_alpha=focal_alpha,
+        poly1_epsilon=poly1_epsilon, ignore_index=ignore_index, out=out, value=form != _GRAD,
+        grad=form != _VALUE))
+
+
 def sigmoid_cross_entropy(logits: ArrayLike, target: ArrayLike, *,
                           weight: Optional[ArrayLike] = None,
-                          pos_weight: Optional[ArrayLike] = None, reduction: _Reduction = _MEAN,
-                          n_threads: Optional[int] = None, focal_gamma: float = _ZERO,
+                          pos_weight: Optional[ArrayLike] = None, reduction: _Reduction = "mean",
+                          n_threads: Optional[int] = None, focal_gamma: float = 0.0,
                           focal_alpha: Optional[float] = None,
-                          poly1_epsilon: float = _ZERO,
+                          poly1_epsilon: float = 0.0,
                           ignore_index: Optional[float] = None) -> _Value:
-    if (weight is None and pos_weight is None and reduction is _MEAN and n_threads is None
-            and focal_gamma is _ZERO and focal_alpha is None and poly1_epsilon is _ZERO
-            and ignore_index is None):
-        v = _core.sigmoid_ce_value(logits, target)      # the common call, done in C
-        if v is not None:
-            return v
-    return _sigmoid(logits, target, weight=weight, pos_weight=pos_weight, reduction=reduction,
-                    n_threads=n_threads, focal_gamma=focal_gamma, focal_alpha=focal_alpha,
-                    poly1_epsilon=poly1_epsilon, ignore_index=ignore_index).value
+    return _core.sigmoid_ce_fast(_sigmoid_form, _VALUE, logits, target, weight, pos_weight,
+                                 reduction, n_threads, focal_gamma, focal_alpha, poly1_epsilon,
+                                 ignore_index, None)
 
 
 def sigmoid_cross_entropy_grad(logits: ArrayLike, target: ArrayLike, *,
@@ -885,10 +893,9 @@ def sigmoid_cross_entropy_grad(logits: ArrayLike, target: ArrayLike, *,
                                focal_alpha: Optional[float] = None,
                                poly1_epsilon: float = 0.0,
                                ignore_index: Optional[float] = None) -> Any:
-    return _sigmoid(logits, target, weight=weight, pos_weight=pos_weight, reduction=reduction,
-                    n_threads=n_threads, focal_gamma=focal_gamma, focal_alpha=focal_alpha,
-                    poly1_epsilon=poly1_epsilon, ignore_index=ignore_index, out=out,
-                    value=False, grad=True).grad
+    return _core.sigmoid_ce_fast(_sigmoid_form, _GRAD, logits, target, weight, pos_weight,
+                                 reduction, n_threads, focal_gamma, focal_alpha, poly1_epsilon,
+                                 ignore_index, out)
 
 
 def sigmoid_cross_entropy_value_and_grad(logits: ArrayLike, target: ArrayLike, *,
@@ -901,11 +908,9 @@ def sigmoid_cross_entropy_value_and_grad(logits: ArrayLike, target: ArrayLike, *
                                          poly1_epsilon: float = 0.0,
                                          ignore_index: Optional[float] = None
                                          ) -> Tuple[_Value, Any]:
-    r = _sigmoid(logits, target, weight=weight, pos_weight=pos_weight, reduction=reduction,
-                 n_threads=n_threads, focal_gamma=focal_gamma, focal_alpha=focal_alpha,
-                 poly1_epsilon=poly1_epsilon, ignore_index=ignore_index, out=out, value=True,
-                 grad=True)
-    return r.value, r.grad
+    return _core.sigmoid_ce_fast(_sigmoid_form, _BOTH, logits, target, weight, pos_weight,
+                                 reduction, n_threads, focal_gamma, focal_alpha, poly1_epsilon,
+                                 ignore_index, out)
 
 
 sigmoid_cross_entropy.__doc__ = _SIGMOID_DOC.format(
@@ -1167,29 +1172,29 @@ _MSE_DOC = """{summary}
 """
 
 
+def _mse_form(form, pred, target, weight, reduction, n_threads, out):
+    """The general path of an mse form."""
+    return _form_result(form, _mse(pred, target, weight=weight, reduction=reduction,
+                                   n_threads=n_threads, out=out, value=form != _GRAD,
+                                   grad=form != _VALUE))
+
+
 def mse(pred: ArrayLike, target: ArrayLike, *, weight: Optional[ArrayLike] = None,
-        reduction: _Reduction = _MEAN, n_threads: Optional[int] = None) -> _Value:
-    if weight is None and reduction is _MEAN and n_threads is None:
-        v = _core.mse_value(pred, target)               # the common call, done in C
-        if v is not None:
-            return v
-    return _mse(pred, target, weight=weight, reduction=reduction, n_threads=n_threads).value
+        reduction: _Reduction = "mean", n_threads: Optional[int] = None) -> _Value:
+    return _core.mse_fast(_mse_form, _VALUE, pred, target, weight, reduction, n_threads, None)
 
 
 def mse_grad(pred: ArrayLike, target: ArrayLike, *, weight: Optional[ArrayLike] = None,
              reduction: _Reduction = "mean", n_threads: Optional[int] = None,
              out: Optional[Any] = None) -> Any:
-    return _mse(pred, target, weight=weight, reduction=reduction, n_threads=n_threads, out=out,
-                value=False, grad=True).grad
+    return _core.mse_fast(_mse_form, _GRAD, pred, target, weight, reduction, n_threads, out)
 
 
 def mse_value_and_grad(pred: ArrayLike, target: ArrayLike, *,
                        weight: Optional[ArrayLike] = None, reduction: _Reduction = "mean",
                        n_threads: Optional[int] = None,
                        out: Optional[Any] = None) -> Tuple[_Value, Any]:
-    r = _mse(pred, target, weight=weight, reduction=reduction, n_threads=n_threads, out=out,
-             value=True, grad=True)
-    return r.value, r.grad
+    return _core.mse_fast(_mse_form, _BOTH, pred, target, weight, reduction, n_threads, out)
 
 
 mse.__doc__ = _MSE_DOC.format(summary="Mean squared error.", out_doc="",

@@ -17,7 +17,7 @@ floating target is of the predictions' half dtype (``TARGET_SAME``) or float32
 1 weston_watkins, 2 crammer_singer); ``n_threads`` <= 0 means the OpenMP
 default.  Each returns one :class:`Result`.
 """
-from typing import Dict, Optional, final
+from typing import Any, Callable, Dict, Optional, final
 
 import numpy as np
 
@@ -89,16 +89,33 @@ def mse(
     hess: _Array = None, n_threads: int = 0, batch_size: int = 0, target_dtype: int = 0,
 ) -> Result: ...
 
-# The fast path: the common call (C-contiguous aligned native float32/float64 predictions,
-# int64 labels of the row shape or a target of the predictions' dtype and shape, default
-# options, reduction "mean") computed in C; None for any other call, and for an error
-# (the general path then runs the same kernel and reports it).
-def softmax_ce_value(logits: object, target: object) -> Optional[float]:
-    """Mean softmax cross-entropy of the common call (class axis last), or None."""
-def sigmoid_ce_value(logits: object, target: object) -> Optional[float]:
-    """Mean sigmoid cross-entropy of the common call, or None."""
-def mse_value(pred: object, target: object) -> Optional[float]:
-    """Mean squared error of the common call, or None."""
+# The fast path: the common call of each form (C-contiguous aligned native float32/float64
+# predictions, int64 labels of the row shape or a target of the predictions' dtype and shape,
+# every option at its default value, no out) computed in C; any other call, and an error,
+# is handed to ``general`` with the same arguments (the general path then runs the same
+# kernel and reports the error).  The options are passed positionally, as the public
+# function received them.
+FORM_VALUE: int
+FORM_GRAD: int
+FORM_VALUE_AND_GRAD: int
+def softmax_ce_fast(
+    general: Callable[..., Any], form: int, logits: object, target: object, weight: object, sample_weight: object,
+    ignore_index: object, label_smoothing: object, reduction: object, axis: object,
+    n_threads: object, z_loss: object, softcap: object, lse_out: object, focal_gamma: object,
+    poly1_epsilon: object, out: object,
+) -> Any:
+    """A softmax_cross_entropy form: the common call here, any other by ``general``."""
+def sigmoid_ce_fast(
+    general: Callable[..., Any], form: int, logits: object, target: object, weight: object, pos_weight: object,
+    reduction: object, n_threads: object, focal_gamma: object, focal_alpha: object,
+    poly1_epsilon: object, ignore_index: object, out: object,
+) -> Any:
+    """A sigmoid_cross_entropy form: the common call here, any other by ``general``."""
+def mse_fast(
+    general: Callable[..., Any], form: int, pred: object, target: object, weight: object, reduction: object,
+    n_threads: object, out: object,
+) -> Any:
+    """An mse form: the common call here, any other by ``general``."""
 def parallel_copy(src: np.ndarray, dst: np.ndarray, n_threads: Optional[int] = None) -> None:
     """Copy C-contiguous src into dst (same byte size) with OpenMP threads."""
 def parallel_read(src: np.ndarray, n_threads: Optional[int] = None) -> int:

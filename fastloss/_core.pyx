@@ -12,14 +12,16 @@ fl_result and its status).  With ``status == FL_STATUS_ARG`` the result's
 ``bad_field`` names the argument C found outside its domain (``FIELDS``),
 so the Python layer formats the message without repeating C's checks.
 
-The fast path (``*_value`` below) is the common call with default options
-done in C: it returns None when its arguments are not that call, and the
-caller then takes the general path (which also reports every error).
+The fast path (``*_fast`` below) is the common call with default options,
+any form, done in C: it hands any other call to the general path the caller
+gives it (which also reports every error).
 """
 cimport cython
 cimport numpy as cnp
 from libc.stdint cimport int64_t, uint16_t, uint64_t
 from libc.string cimport memset
+from libc.math cimport signbit
+from cpython.float cimport PyFloat_AS_DOUBLE
 import numpy as np
 from fastloss.capi cimport *
 
@@ -300,11 +302,20 @@ def mse(*, object pred, object target, object weight=None, int64_t weight_row_st
 
 # ----------------------------------------------------------------- fast path
 #
-# The common call: C-contiguous, aligned, native float32 / float64 predictions,
-# int64 labels of the row shape or a target of the predictions' dtype and shape,
-# default options, reduction "mean".  Anything else returns None, and so does a
-# kernel error: the general path then runs the same kernel with the same
-# arguments (the same bits) and reports the error in full.
+# The common call of every form (FORM_VALUE, FORM_GRAD, FORM_VALUE_AND_GRAD):
+# C-contiguous, aligned, native float32 / float64 predictions, int64 labels of
+# the row shape or a target of the predictions' dtype and shape, every option
+# at its default value (None, 0.0, -100, "mean", the last axis), no ``out``.
+# The options arrive as the caller passed them, positionally, and are recognised
+# here in a few C comparisons.  Any other call, and a kernel error, goes to the
+# general path the caller passed (``general``, with the same arguments): it runs
+# the same kernel with the same arguments (the same bits) and reports the error
+# in full.  A gradient is allocated only
+# once the call is known to be the common one.
+
+FORM_VALUE = 0
+FORM_GRAD = 1
+FORM_VALUE_AND_GRAD = 2
 
 cdef int _FAST_FLAGS = cnp.NPY_ARRAY_C_CONTIGUOUS | cnp.NPY_ARRAY_ALIGNED
 
@@ -345,23 +356,60 @@ cdef inline bint _fast_same(cnp.ndarray x, object b, int typenum, int ndim_less)
     return True
 
 
-def softmax_ce_value(object logits, object target):
-    """Mean softmax cross-entropy of the common call (class axis last), or None."""
+cdef inline bint _zero(object o):
+    """o is the float +0.0 (a float option's default)."""
+    cdef double v
+    if type(o) is not float:
+        return False
+    v = PyFloat_AS_DOUBLE(o)
+    return v == 0.0 and not signbit(v)
+
+
+cdef inline bint _mean(object o):
+    return type(o) is str and o == "mean"
+
+
+cdef inline int64_t _batch(cnp.ndarray x, int ndim_less):
+    """The general path's batch_size: the first axis of the row shape, 1 without one."""
+    return cnp.PyArray_DIM(x, 0) if cnp.PyArray_NDIM(x) - ndim_less > 0 else 1
+
+
+cdef inline object _fast_grad(int form, cnp.ndarray x, void **data):
+    """The gradient array of a form that has one (x's shape and dtype), else None."""
+    cdef cnp.ndarray g
+    if form == FORM_VALUE:
+        data[0] = NULL
+        return None
+    g = cnp.PyArray_EMPTY(cnp.PyArray_NDIM(x), cnp.PyArray_DIMS(x), cnp.PyArray_TYPE(x), 0)
+    data[0] = cnp.PyArray_DATA(g)
+    return g
+
+
+cdef inline object _fast_return(int form, fl_status st, fl_result *r, object g):
+    if st != FL_OK:
+        return None
+    if form == FORM_VALUE:
+        return r.value
+    if form == FORM_GRAD:
+        return g
+    return (r.value, g)
+
+
+cdef object _softmax_ce_common(int form, object logits, object target, object axis):
     cdef int f64 = _fast_float(logits)
     cdef cnp.ndarray x
     cdef fl_softmax_ce_args a
     cdef fl_result r
     cdef fl_status st
     cdef int nd
-    memset(&a, 0, sizeof(a))      # batch_size 0, no ignore value: the defaults
     if f64 < 0:
         return None
     x = <cnp.ndarray>logits
     nd = cnp.PyArray_NDIM(x)
-    if nd < 1 or cnp.PyArray_DIM(x, nd - 1) < 1:
+    if nd < 1 or cnp.PyArray_DIM(x, nd - 1) < 1 or type(axis) is not int \
+            or not (axis == -1 or axis == nd - 1):
         return None
-    a.labels = NULL
-    a.probs = NULL
+    memset(&a, 0, sizeof(a))      # no weights, no outputs, no options: the defaults
     if _fast_same(x, target, cnp.NPY_INT64, 1):
         a.labels = <const int64_t *>cnp.PyArray_DATA(<cnp.ndarray>target)
     elif _fast_same(x, target, cnp.PyArray_TYPE(x), 0):
@@ -372,26 +420,33 @@ def softmax_ce_value(object logits, object target):
     a.outer = cnp.PyArray_SIZE(x) // a.n_classes
     a.inner = 1
     a.logits = cnp.PyArray_DATA(x)
-    a.class_weight = NULL
-    a.sample_weight = NULL
     a.ignore_index = -100
-    a.label_smoothing = 0.0
     a.reduction = FL_REDUCE_MEAN
-    a.top_k = 0
-    a.n_threads = 0
-    a.row_loss = NULL
-    a.grad = NULL
-    a.hess = NULL
-    a.z_loss = 0.0
-    a.softcap = 0.0
-    a.focal_gamma = 0.0
-    a.poly1_epsilon = 0.0
-    a.lse_out = NULL
+    a.batch_size = _batch(x, 1)
+    g = _fast_grad(form, x, &a.grad)
     with nogil:
         st = fl_softmax_ce_f64(&a, &r) if f64 else fl_softmax_ce_f32(&a, &r)
-    if st != FL_OK:
-        return None
-    return r.value
+    return _fast_return(form, st, &r, g)
+
+
+def softmax_ce_fast(object general, int form, object logits, object target, object weight,
+                    object sample_weight, object ignore_index, object label_smoothing,
+                    object reduction, object axis, object n_threads, object z_loss,
+                    object softcap, object lse_out, object focal_gamma, object poly1_epsilon,
+                    object out):
+    """A softmax_cross_entropy form: the common call (class axis last) here, any other
+    call (and an error) by ``general``, called with the same arguments but itself."""
+    cdef object res = None
+    if (weight is None and sample_weight is None and n_threads is None and softcap is None
+            and lse_out is None and out is None and type(ignore_index) is int
+            and ignore_index == -100 and _zero(label_smoothing) and _zero(z_loss)
+            and _zero(focal_gamma) and _zero(poly1_epsilon) and _mean(reduction)):
+        res = _softmax_ce_common(form, logits, target, axis)
+    if res is None:
+        return general(form, logits, target, weight, sample_weight, ignore_index,
+                       label_smoothing, reduction, axis, n_threads, z_loss, softcap, lse_out,
+                       focal_gamma, poly1_epsilon, out)
+    return res
 
 
 cdef inline bint _fast_elem(object pred, object target, int64_t *n_rows, int64_t *row_len):
@@ -410,58 +465,67 @@ cdef inline bint _fast_elem(object pred, object target, int64_t *n_rows, int64_t
     return True
 
 
-def sigmoid_ce_value(object logits, object target):
-    """Mean sigmoid cross-entropy of the common call, or None."""
+cdef object _sigmoid_ce_common(int form, object logits, object target):
     cdef int f64 = _fast_float(logits)
     cdef fl_sigmoid_ce_args a
     cdef fl_result r
     cdef fl_status st
-    memset(&a, 0, sizeof(a))      # batch_size 0, no ignore value: the defaults
+    memset(&a, 0, sizeof(a))      # no weights, no outputs, no ignore value: the defaults
     if f64 < 0 or not _fast_elem(logits, target, &a.n_rows, &a.row_len):
         return None
     a.logits = cnp.PyArray_DATA(<cnp.ndarray>logits)
     a.target = cnp.PyArray_DATA(<cnp.ndarray>target)
-    a.weight = NULL
-    a.weight_row_stride = 0
-    a.pos_weight = NULL
     a.reduction = FL_REDUCE_MEAN
-    a.n_threads = 0
-    a.loss = NULL
-    a.grad = NULL
-    a.hess = NULL
-    a.focal_gamma = 0.0
     a.focal_alpha = -1.0
-    a.poly1_epsilon = 0.0
+    a.batch_size = _batch(<cnp.ndarray>logits, 0)
+    g = _fast_grad(form, <cnp.ndarray>logits, &a.grad)
     with nogil:
         st = fl_sigmoid_ce_f64(&a, &r) if f64 else fl_sigmoid_ce_f32(&a, &r)
-    if st != FL_OK:
-        return None
-    return r.value
+    return _fast_return(form, st, &r, g)
 
 
-def mse_value(object pred, object target):
-    """Mean squared error of the common call, or None."""
+def sigmoid_ce_fast(object general, int form, object logits, object target, object weight,
+                    object pos_weight, object reduction, object n_threads, object focal_gamma,
+                    object focal_alpha, object poly1_epsilon, object ignore_index, object out):
+    """A sigmoid_cross_entropy form: the common call here, any other by ``general``."""
+    cdef object res = None
+    if (weight is None and pos_weight is None and n_threads is None and focal_alpha is None
+            and ignore_index is None and out is None and _zero(focal_gamma)
+            and _zero(poly1_epsilon) and _mean(reduction)):
+        res = _sigmoid_ce_common(form, logits, target)
+    if res is None:
+        return general(form, logits, target, weight, pos_weight, reduction, n_threads,
+                       focal_gamma, focal_alpha, poly1_epsilon, ignore_index, out)
+    return res
+
+
+cdef object _mse_common(int form, object pred, object target):
     cdef int f64 = _fast_float(pred)
     cdef fl_mse_args a
     cdef fl_result r
     cdef fl_status st
-    memset(&a, 0, sizeof(a))      # batch_size 0, no ignore value: the defaults
+    memset(&a, 0, sizeof(a))      # no weights, no outputs: the defaults
     if f64 < 0 or not _fast_elem(pred, target, &a.n_rows, &a.row_len):
         return None
     a.pred = cnp.PyArray_DATA(<cnp.ndarray>pred)
     a.target = cnp.PyArray_DATA(<cnp.ndarray>target)
-    a.weight = NULL
-    a.weight_row_stride = 0
     a.reduction = FL_REDUCE_MEAN
-    a.n_threads = 0
-    a.loss = NULL
-    a.grad = NULL
-    a.hess = NULL
+    a.batch_size = _batch(<cnp.ndarray>pred, 0)
+    g = _fast_grad(form, <cnp.ndarray>pred, &a.grad)
     with nogil:
         st = fl_mse_f64(&a, &r) if f64 else fl_mse_f32(&a, &r)
-    if st != FL_OK:
-        return None
-    return r.value
+    return _fast_return(form, st, &r, g)
+
+
+def mse_fast(object general, int form, object pred, object target, object weight,
+             object reduction, object n_threads, object out):
+    """An mse form: the common call here, any other by ``general``."""
+    cdef object res = None
+    if weight is None and n_threads is None and out is None and _mean(reduction):
+        res = _mse_common(form, pred, target)
+    if res is None:
+        return general(form, pred, target, weight, reduction, n_threads, out)
+    return res
 
 
 def parallel_copy(cnp.ndarray src, cnp.ndarray dst, n_threads=None):

@@ -300,8 +300,8 @@ FAST = [
     ("mse", (2, 3, 4), "same"),
     ("mse", (0, 3), "same"),
 ]
-FAST_CORE = {"softmax_cross_entropy": _core.softmax_ce_value,
-             "sigmoid_cross_entropy": _core.sigmoid_ce_value, "mse": _core.mse_value}
+FORMS = ("value", "grad", "value_and_grad")
+DRIVERS = {"softmax_cross_entropy": "_softmax", "sigmoid_cross_entropy": "_sigmoid", "mse": "_mse"}
 
 
 def _fast_inputs(loss, shape, kind, dtype):
@@ -315,22 +315,118 @@ def _fast_inputs(loss, shape, kind, dtype):
     return x, t
 
 
+def _public(loss, form):
+    return getattr(fastloss, loss if form == "value" else loss + "_" + form)
+
+
+def _general(loss, form, x, t):
+    """The general path's (value, grad) of a form (None where the form has none)."""
+    r = getattr(_api, DRIVERS[loss])(x, t, value=form != "grad", grad=form != "value")
+    return (r.value if form != "grad" else None), r.grad
+
+
+def _same_bits(got, expected):
+    if expected is None:
+        return got is None
+    if isinstance(expected, float):
+        return type(got) is float and np.float64(got).tobytes() == np.float64(expected).tobytes()
+    return (type(got) is np.ndarray and got.dtype == expected.dtype
+            and got.shape == expected.shape and got.tobytes() == expected.tobytes())
+
+
+def _split(form, result):
+    if form == "value":
+        return result, None
+    if form == "grad":
+        return None, result
+    assert type(result) is tuple and len(result) == 2
+    return result
+
+
+def _declined(*args):
+    """A general path for _core's fast path that says it was called."""
+    return "declined"
+
+
+def _no_general_path(monkeypatch, loss):
+    def refuse(*args, **kwargs):
+        raise AssertionError("the common call took the general path")
+    monkeypatch.setattr(_api, DRIVERS[loss], refuse)
+
+
+@pytest.mark.parametrize("form", FORMS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("loss, shape, kind", FAST)
-def test_fast_path_is_bitwise_the_general_path(loss, shape, kind, dtype):
+def test_fast_path_is_bitwise_the_general_path(loss, shape, kind, dtype, form, monkeypatch):
     x, t = _fast_inputs(loss, shape, kind, dtype)
-    fast = FAST_CORE[loss](x, t)
-    assert fast is not None, "the common call takes the fast path"
-    general = fastloss.losses[loss].driver(x, t).value
-    assert type(fast) is float and type(general) is float
-    assert np.float64(fast).tobytes() == np.float64(general).tobytes()
-    public = getattr(fastloss, loss)(x, t)
-    assert np.float64(public).tobytes() == np.float64(general).tobytes()
+    expected = _general(loss, form, x, t)
+    with monkeypatch.context() as m:
+        _no_general_path(m, loss)
+        got = _split(form, _public(loss, form)(x, t))
+    assert _same_bits(got[0], expected[0]) and _same_bits(got[1], expected[1])
+    if got[1] is not None:
+        assert got[1] is not x and not np.shares_memory(got[1], x)
     # the value form agrees with the fused form bitwise, as always
-    both = getattr(fastloss, loss + "_value_and_grad")(x, t)[0]
-    assert np.float64(both).tobytes() == np.float64(general).tobytes()
+    if form == "value_and_grad":
+        assert _same_bits(_public(loss, "value")(x, t), got[0])
 
 
+@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("loss", ["softmax_cross_entropy", "sigmoid_cross_entropy", "mse"])
+def test_fast_path_takes_options_given_at_their_default_values(loss, form, monkeypatch):
+    x, t = _fast_inputs(loss, (8, 10), "labels" if loss.startswith("softmax") else "same",
+                        np.float32)
+    expected = _general(loss, form, x, t)
+    defaults = {k: v for k, v in fastloss.losses[loss].options.items()
+                if k in inspect.signature(_public(loss, form)).parameters}
+    if loss.startswith("softmax"):
+        defaults["axis"] = 1            # the last axis, named from the front
+    defaults.update(reduction="mean", n_threads=None)
+    if form != "value":
+        defaults["out"] = None
+    with monkeypatch.context() as m:
+        _no_general_path(m, loss)
+        got = _split(form, _public(loss, form)(x, t, **defaults))
+    assert _same_bits(got[0], expected[0]) and _same_bits(got[1], expected[1])
+
+
+@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("loss, name, value", [
+    ("softmax_cross_entropy", "label_smoothing", -0.0),
+    ("softmax_cross_entropy", "label_smoothing", 0),
+    ("softmax_cross_entropy", "ignore_index", True),
+    ("softmax_cross_entropy", "ignore_index", np.int64(-100)),
+    ("softmax_cross_entropy", "axis", 0),
+    ("softmax_cross_entropy", "reduction", "sum"),
+    ("softmax_cross_entropy", "n_threads", 1),
+    ("sigmoid_cross_entropy", "focal_gamma", np.float64(0.0)),
+    ("sigmoid_cross_entropy", "ignore_index", -1),
+    ("mse", "reduction", np.str_("mean")),
+    ("mse", "weight", 1.0),
+])
+def test_fast_path_declines_another_option(loss, name, value, form, monkeypatch):
+    x, t = _fast_inputs(loss, (8, 10), "labels" if loss.startswith("softmax") else "same",
+                        np.float32)
+    core = {"softmax_cross_entropy": _core.softmax_ce_fast,
+            "sigmoid_cross_entropy": _core.sigmoid_ce_fast, "mse": _core.mse_fast}[loss]
+    params = [p for p in inspect.signature(fastloss.losses[loss].functions["value"]).parameters
+              if p not in ("logits", "target", "pred")]
+    args = {p: inspect.signature(_public(loss, "value")).parameters[p].default for p in params}
+    args[name] = value
+    assert core(_declined, _core.FORM_VALUE_AND_GRAD if form == "value_and_grad" else
+                _core.FORM_GRAD if form == "grad" else _core.FORM_VALUE,
+                x, t, *args.values(), None) == "declined"
+    calls = []
+    real = getattr(_api, DRIVERS[loss])
+    monkeypatch.setattr(_api, DRIVERS[loss], lambda *a, **k: calls.append(1) or real(*a, **k))
+    try:
+        _public(loss, form)(x, t, **{name: value})
+    except (TypeError, ValueError):
+        pass
+    assert calls == [1]
+
+
+@pytest.mark.parametrize("form", FORMS)
 @pytest.mark.parametrize("make", [
     lambda x, t: (np.asfortranarray(x), t),
     lambda x, t: (x[:, ::2], t),
@@ -341,28 +437,54 @@ def test_fast_path_is_bitwise_the_general_path(loss, shape, kind, dtype):
     lambda x, t: (x, t.tolist()),
     lambda x, t: (x.astype(np.float16), t),
     lambda x, t: (x, np.full(x.shape, 0.1, dtype=np.float64)),       # probs of another dtype
+    lambda x, t: (x, t.astype(np.float32)),                           # float labels
+    lambda x, t: (x[:, :0], t),                                       # no classes
 ], ids=["fortran", "strided", "big-endian", "int32-labels", "short-target", "list", "list-target",
-        "float16", "probs-float64"])
-def test_fast_path_declines_other_calls_and_the_general_path_answers(make):
+        "float16", "probs-float64", "float-labels", "no-classes"])
+def test_fast_path_declines_other_calls_and_the_general_path_answers(make, form):
     x, t = _fast_inputs("softmax_cross_entropy", (8, 10), "labels", np.float32)
     x2, t2 = make(x, t)
-    assert _core.softmax_ce_value(x2, t2) is None
+    assert _core.softmax_ce_fast(_declined, _api._GRAD if form == "grad" else _api._VALUE, x2,
+                                 t2, None, None, -100, 0.0, "mean", -1, None, 0.0, None, None,
+                                 0.0, 0.0, None) == "declined"
     try:
-        expected = _api._softmax(x2, t2).value
+        expected = _general("softmax_cross_entropy", form, x2, t2)
     except (TypeError, ValueError) as e:
-        with pytest.raises(type(e), match=str(e)[:20].replace("(", r"\(").replace(")", r"\)")):
-            fastloss.softmax_cross_entropy(x2, t2)
+        with pytest.raises(type(e)) as got:
+            _public("softmax_cross_entropy", form)(x2, t2)
+        assert str(got.value) == str(e)
         return
-    value = fastloss.softmax_cross_entropy(x2, t2)
-    assert np.float64(value).tobytes() == np.float64(expected).tobytes()
+    got = _split(form, _public("softmax_cross_entropy", form)(x2, t2))
+    assert _same_bits(got[0], expected[0]) and _same_bits(got[1], expected[1])
 
 
-def test_fast_path_leaves_errors_to_the_general_path():
+@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("loss, x, t", [
+    ("softmax_cross_entropy", np.zeros((3, 4), np.float32), np.array([0, 9, 1])),
+    ("softmax_cross_entropy", np.zeros((3, 4), np.float64), np.array([0, -1, 1])),
+    ("sigmoid_cross_entropy", np.zeros((3, 4), np.float32), np.zeros((3, 5), np.float32)),
+    ("mse", np.zeros((3, 4), np.float32), np.zeros(4, np.float32)),
+])
+def test_fast_path_leaves_errors_to_the_general_path(loss, x, t, form):
+    try:
+        _general(loss, form, x, t)
+    except (TypeError, ValueError) as e:
+        expected = e
+    else:
+        raise AssertionError("the case is no error")
+    with pytest.raises(type(expected)) as got:
+        _public(loss, form)(x, t)
+    assert str(got.value) == str(expected)
+
+
+def test_fast_path_refuses_a_bad_label_before_writing_a_gradient():
     x = np.zeros((3, 4), dtype=np.float32)
     labels = np.array([0, 9, 1])
-    assert _core.softmax_ce_value(x, labels) is None        # a bad label: not answered here
+    for form in (_core.FORM_VALUE, _core.FORM_GRAD, _core.FORM_VALUE_AND_GRAD):
+        assert _core.softmax_ce_fast(_declined, form, x, labels, None, None, -100, 0.0, "mean",
+                                     -1, None, 0.0, None, None, 0.0, 0.0, None) == "declined"
     with pytest.raises(ValueError, match="label 9 at position"):
-        fastloss.softmax_cross_entropy(x, labels)
+        fastloss.softmax_cross_entropy_value_and_grad(x, labels)
 
 
 def test_any_option_takes_the_general_path(monkeypatch):
