@@ -9,6 +9,7 @@ small size: the CI smoke mode). There are no timing assertions.
 import functools
 import inspect
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -229,3 +230,16 @@ def test_parallel_read_reads_every_byte():
                 assert _core.parallel_read(b, 2) != ref, (n, i)
     with pytest.raises(ValueError, match="C-contiguous"):
         _core.parallel_read(np.zeros((4, 4))[:, ::2])
+
+
+def test_cli_case_without_its_optional_package_is_not_a_failure(monkeypatch, capsys):
+    """A bfloat16 case without ml_dtypes is listed as not run, and the run still succeeds
+    (the README's main command runs every case in whatever environment it finds)."""
+    monkeypatch.setitem(sys.modules, "ml_dtypes", None)      # import ml_dtypes fails
+    status = bench.main(["--quick", "--cases", "softmax_ce-bf16", "--no-progress",
+                         "--baselines", "numpy"])
+    out = capsys.readouterr().out
+    assert status == 0
+    assert "NOT RUN (an optional package is not installed):" in out
+    assert "bfloat16 arrays need the ml_dtypes package" in out
+    assert "FAILED" not in out

@@ -132,14 +132,18 @@ def format_table(res: dict) -> str:
               + (["fl.torch"] if dropin else []) + ["+MiB"])
     table = [header]
     failed = []
+    skipped = []
     for row in rows:
         base = [row["case"], "x".join(map(str, row["shape"])), row["dtype"].replace("float", "f")]
         fl = row.get("fastloss_s")
         name = headline(row["form"])
         if fl is None:
             info = row["impls"].get(name, {})
-            failed.append(f"  {row['case']} {FORM_SHORT[row['form']]}: FAILED: "
-                          + (info.get("error") or info.get("skipped") or "not timed"))
+            if "skipped" in info and "error" not in info:   # an optional package is missing
+                skipped.append(f"  {row['case']} {FORM_SHORT[row['form']]}: {info['skipped']}")
+            else:
+                failed.append(f"  {row['case']} {FORM_SHORT[row['form']]}: FAILED: "
+                              + (info.get("error") or "not timed"))
             continue
         views = [(FORM_SHORT[row["form"]], name, fl, row["x_limits"], row["ratios"])]
         d = row.get("default_call")
@@ -187,6 +191,8 @@ def format_table(res: dict) -> str:
             if "error" in info:
                 problems.append(f"  {row['case']} {FORM_SHORT[row['form']]}: {name} failed: "
                                 f"{info['error']}")
+    if skipped:
+        lines += ["", "NOT RUN (an optional package is not installed):", *skipped]
     if problems:
         lines += ["", "PROBLEMS:", *problems]
     return "\n".join(lines)
