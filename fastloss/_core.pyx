@@ -374,13 +374,40 @@ cdef inline int64_t _batch(cnp.ndarray x, int ndim_less):
     return cnp.PyArray_DIM(x, 0) if cnp.PyArray_NDIM(x) - ndim_less > 0 else 1
 
 
-cdef inline object _fast_grad(int form, cnp.ndarray x, void **data):
-    """The gradient array of a form that has one (x's shape and dtype), else None."""
+cdef object _DECLINE = object()      # a fast-path check failed: the general path decides
+
+
+cdef inline int _bytes_meet(cnp.ndarray a, cnp.ndarray b):
+    """overlap() for two C-contiguous arrays: 0 disjoint, 1 overlapping, 2 the same buffer."""
+    cdef char *pa = <char *>cnp.PyArray_DATA(a)
+    cdef char *pb = <char *>cnp.PyArray_DATA(b)
+    cdef Py_ssize_t na = cnp.PyArray_NBYTES(a), nb = cnp.PyArray_NBYTES(b)
+    if na == 0 or nb == 0:
+        return 0
+    if pa == pb and na == nb:
+        return 2
+    return 1 if pa < pb + nb and pb < pa + na else 0
+
+
+cdef inline object _fast_grad(int form, cnp.ndarray x, object target, object out, void **data):
+    """The gradient array of a form that has one (x's shape and dtype), else None.
+    A caller's `out` is taken when it is a plain, writable, C-contiguous, aligned,
+    native array of x's shape and dtype that is x itself (in place) or shares no byte
+    with x or the target; any other `out` gives _DECLINE (the general path accepts it
+    or says what is wrong with it)."""
     cdef cnp.ndarray g
     if form == FORM_VALUE:
         data[0] = NULL
         return None
-    g = cnp.PyArray_EMPTY(cnp.PyArray_NDIM(x), cnp.PyArray_DIMS(x), cnp.PyArray_TYPE(x), 0)
+    if out is None:
+        g = cnp.PyArray_EMPTY(cnp.PyArray_NDIM(x), cnp.PyArray_DIMS(x), cnp.PyArray_TYPE(x), 0)
+    else:
+        if not _fast_same(x, out, cnp.PyArray_TYPE(x), 0) \
+                or not cnp.PyArray_CHKFLAGS(<cnp.ndarray>out, cnp.NPY_ARRAY_WRITEABLE):
+            return _DECLINE
+        g = <cnp.ndarray>out
+        if _bytes_meet(g, x) == 1 or _bytes_meet(g, <cnp.ndarray>target) != 0:
+            return _DECLINE
     data[0] = cnp.PyArray_DATA(g)
     return g
 
@@ -395,7 +422,8 @@ cdef inline object _fast_return(int form, fl_status st, fl_result *r, object g):
     return (r.value, g)
 
 
-cdef object _softmax_ce_common(int form, object logits, object target, object axis):
+cdef object _softmax_ce_common(int form, object logits, object target, object axis,
+                               object out):
     cdef int f64 = _fast_float(logits)
     cdef cnp.ndarray x
     cdef fl_softmax_ce_args a
@@ -423,7 +451,9 @@ cdef object _softmax_ce_common(int form, object logits, object target, object ax
     a.ignore_index = -100
     a.reduction = FL_REDUCE_MEAN
     a.batch_size = _batch(x, 1)
-    g = _fast_grad(form, x, &a.grad)
+    g = _fast_grad(form, x, target, out, &a.grad)
+    if g is _DECLINE:
+        return None
     with nogil:
         st = fl_softmax_ce_f64(&a, &r) if f64 else fl_softmax_ce_f32(&a, &r)
     return _fast_return(form, st, &r, g)
@@ -438,10 +468,10 @@ def softmax_ce_fast(object general, int form, object logits, object target, obje
     call (and an error) by ``general``, called with the same arguments but itself."""
     cdef object res = None
     if (weight is None and sample_weight is None and n_threads is None and softcap is None
-            and lse_out is None and out is None and type(ignore_index) is int
+            and lse_out is None and type(ignore_index) is int
             and ignore_index == -100 and _zero(label_smoothing) and _zero(z_loss)
             and _zero(focal_gamma) and _zero(poly1_epsilon) and _mean(reduction)):
-        res = _softmax_ce_common(form, logits, target, axis)
+        res = _softmax_ce_common(form, logits, target, axis, out)
     if res is None:
         return general(form, logits, target, weight, sample_weight, ignore_index,
                        label_smoothing, reduction, axis, n_threads, z_loss, softcap, lse_out,
@@ -465,7 +495,7 @@ cdef inline bint _fast_elem(object pred, object target, int64_t *n_rows, int64_t
     return True
 
 
-cdef object _sigmoid_ce_common(int form, object logits, object target):
+cdef object _sigmoid_ce_common(int form, object logits, object target, object out):
     cdef int f64 = _fast_float(logits)
     cdef fl_sigmoid_ce_args a
     cdef fl_result r
@@ -478,7 +508,9 @@ cdef object _sigmoid_ce_common(int form, object logits, object target):
     a.reduction = FL_REDUCE_MEAN
     a.focal_alpha = -1.0
     a.batch_size = _batch(<cnp.ndarray>logits, 0)
-    g = _fast_grad(form, <cnp.ndarray>logits, &a.grad)
+    g = _fast_grad(form, <cnp.ndarray>logits, target, out, &a.grad)
+    if g is _DECLINE:
+        return None
     with nogil:
         st = fl_sigmoid_ce_f64(&a, &r) if f64 else fl_sigmoid_ce_f32(&a, &r)
     return _fast_return(form, st, &r, g)
@@ -490,16 +522,16 @@ def sigmoid_ce_fast(object general, int form, object logits, object target, obje
     """A sigmoid_cross_entropy form: the common call here, any other by ``general``."""
     cdef object res = None
     if (weight is None and pos_weight is None and n_threads is None and focal_alpha is None
-            and ignore_index is None and out is None and _zero(focal_gamma)
+            and ignore_index is None and _zero(focal_gamma)
             and _zero(poly1_epsilon) and _mean(reduction)):
-        res = _sigmoid_ce_common(form, logits, target)
+        res = _sigmoid_ce_common(form, logits, target, out)
     if res is None:
         return general(form, logits, target, weight, pos_weight, reduction, n_threads,
                        focal_gamma, focal_alpha, poly1_epsilon, ignore_index, out)
     return res
 
 
-cdef object _mse_common(int form, object pred, object target):
+cdef object _mse_common(int form, object pred, object target, object out):
     cdef int f64 = _fast_float(pred)
     cdef fl_mse_args a
     cdef fl_result r
@@ -511,7 +543,9 @@ cdef object _mse_common(int form, object pred, object target):
     a.target = cnp.PyArray_DATA(<cnp.ndarray>target)
     a.reduction = FL_REDUCE_MEAN
     a.batch_size = _batch(<cnp.ndarray>pred, 0)
-    g = _fast_grad(form, <cnp.ndarray>pred, &a.grad)
+    g = _fast_grad(form, <cnp.ndarray>pred, target, out, &a.grad)
+    if g is _DECLINE:
+        return None
     with nogil:
         st = fl_mse_f64(&a, &r) if f64 else fl_mse_f32(&a, &r)
     return _fast_return(form, st, &r, g)
@@ -521,8 +555,8 @@ def mse_fast(object general, int form, object pred, object target, object weight
              object reduction, object n_threads, object out):
     """An mse form: the common call here, any other by ``general``."""
     cdef object res = None
-    if weight is None and n_threads is None and out is None and _mean(reduction):
-        res = _mse_common(form, pred, target)
+    if weight is None and n_threads is None and _mean(reduction):
+        res = _mse_common(form, pred, target, out)
     if res is None:
         return general(form, pred, target, weight, reduction, n_threads, out)
     return res
@@ -617,16 +651,7 @@ def set_simd(str name):
 def overlap(cnp.ndarray a, cnp.ndarray b):
     """For C-contiguous arrays: 0 if their bytes are disjoint, 1 if they
     overlap, 2 if they are the same buffer (same start and size)."""
-    cdef char *pa = <char *>cnp.PyArray_DATA(a)
-    cdef char *pb = <char *>cnp.PyArray_DATA(b)
-    cdef Py_ssize_t na = cnp.PyArray_NBYTES(a), nb = cnp.PyArray_NBYTES(b)
-    if na == 0 or nb == 0:
-        return 0
-    if pa == pb and na == nb:
-        return 2
-    if pa < pb + nb and pb < pa + na:
-        return 1
-    return 0
+    return _bytes_meet(a, b)
 
 
 # ---- the C API for other extensions (src_c/fastloss_api.h): a capsule of function pointers

@@ -503,3 +503,75 @@ def test_any_option_takes_the_general_path(monkeypatch):
         if o.examples and opt != "axis":
             fastloss.softmax_cross_entropy(x, t, **{opt: o.examples[0]})
     assert len(calls) >= 6
+
+
+class _Sub(np.ndarray):
+    pass
+
+
+@pytest.mark.parametrize("in_place", [False, True], ids=["buffer", "in-place"])
+@pytest.mark.parametrize("form", ["grad", "value_and_grad"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("loss, shape, kind", FAST)
+def test_fast_path_writes_the_callers_out(loss, shape, kind, dtype, form, in_place, monkeypatch):
+    x, t = _fast_inputs(loss, shape, kind, dtype)
+    expected = _general(loss, form, x.copy(), t)
+    out = x if in_place else np.full_like(x, np.nan)
+    with monkeypatch.context() as m:
+        _no_general_path(m, loss)
+        got = _split(form, _public(loss, form)(x, t, out=out))
+    assert got[1] is out
+    assert _same_bits(got[0], expected[0]) and _same_bits(got[1], expected[1])
+
+
+def _outs(x, t):
+    """`out` arguments the fast path must leave to the general path, by name."""
+    big = np.zeros(x.size + 1, dtype=x.dtype)
+    shared = np.zeros(x.size * 2, dtype=x.dtype)
+    ro = np.empty_like(x)
+    ro.flags.writeable = False
+    return {
+        "read-only": (x, t, ro),
+        "fortran": (x, t, np.asfortranarray(np.empty_like(x))),
+        "other-dtype": (x, t, np.empty(x.shape, np.float64)),
+        "other-shape": (x, t, np.empty(x.shape[:-1] + (x.shape[-1] + 1,), x.dtype)),
+        "big-endian": (x, t, np.empty(x.shape, x.dtype.newbyteorder())),
+        "list": (x, t, x.tolist()),
+        "subclass": (x, t, np.empty_like(x).view(_Sub)),
+        # shifted by one element over the logits: overlapping without being them
+        "overlaps-logits": (big[:-1].reshape(x.shape), t, big[1:].reshape(x.shape)),
+        # the target's own buffer
+        "is-target": (x, x.copy(), None),
+        "overlaps-target": (shared[:x.size].reshape(x.shape),
+                            shared[x.size // 2:x.size // 2 + x.size].reshape(x.shape), None),
+    }
+
+
+@pytest.mark.parametrize("form", ["grad", "value_and_grad"])
+@pytest.mark.parametrize("case", list(_outs(np.zeros((8, 10), np.float32), None)))
+@pytest.mark.parametrize("loss", ["softmax_cross_entropy", "sigmoid_cross_entropy", "mse"])
+def test_fast_path_declines_an_out_it_cannot_take(loss, case, form, monkeypatch):
+    x, t = _fast_inputs(loss, (8, 10), "probs" if loss.startswith("softmax") else "same",
+                        np.float32)
+    x, tt, out = _outs(x, t)[case]
+    if case == "overlaps-logits":
+        x[...] = _fast_inputs(loss, (8, 10), "same", np.float32)[0]
+    if tt is not t:
+        tt[...] = t
+    if out is None:                      # the target's bytes as out
+        out = tt
+    core = {"softmax_cross_entropy": _core.softmax_ce_fast,
+            "sigmoid_cross_entropy": _core.sigmoid_ce_fast, "mse": _core.mse_fast}[loss]
+    params = [p for p in inspect.signature(fastloss.losses[loss].functions["value"]).parameters
+              if p not in ("logits", "target", "pred")]
+    args = [inspect.signature(_public(loss, "value")).parameters[p].default for p in params]
+    code = _core.FORM_VALUE_AND_GRAD if form == "value_and_grad" else _core.FORM_GRAD
+    assert core(_declined, code, x, tt, *args, out) == "declined"
+    calls = []
+    real = getattr(_api, DRIVERS[loss])
+    monkeypatch.setattr(_api, DRIVERS[loss], lambda *a, **k: calls.append(1) or real(*a, **k))
+    try:
+        _public(loss, form)(x, tt, out=out)
+    except (TypeError, ValueError):
+        pass
+    assert calls == [1]
