@@ -179,6 +179,69 @@ static int fl_threads_for(int n_threads, int64_t work, int64_t n_blocks)
     return nt < 1 ? 1 : (int)nt;
 }
 
+/* The calling thread's scratch, kept between calls.  A small call (its cost is
+ * mostly fixed) would otherwise malloc and free up to a few hundred KB each
+ * time.  Each thread keeps one buffer of FL_SCRATCH_KEEP bytes (pages it never
+ * touches cost nothing), freed when the thread ends; larger scratch is
+ * allocated per call.  A call takes the buffer
+ * out of the thread's slot while it runs, so a nested call finds the slot
+ * empty and allocates its own.  Without POSIX threads every call allocates. */
+#define FL_SCRATCH_KEEP ((size_t)1 << 20)
+#if defined(__unix__) || defined(__APPLE__)
+#include <pthread.h>
+#define FL_HAVE_SCRATCH_CACHE 1
+static pthread_key_t fl_scratch_key;
+static pthread_once_t fl_scratch_once = PTHREAD_ONCE_INIT;
+static int fl_scratch_key_ok;
+
+/* A kept buffer holds FL_SCRATCH_KEEP in its first 8 bytes (any other holds 0)
+ * and its scratch 64 bytes in. */
+static void fl_scratch_drop(void *mem) { free(mem); }
+static void fl_scratch_key_init(void)
+{
+    fl_scratch_key_ok = pthread_key_create(&fl_scratch_key, fl_scratch_drop) == 0;
+}
+#endif
+
+/* 64-byte aligned scratch of n > 0 bytes; *mem is what fl_scratch_put takes back. */
+static char *fl_scratch_get(size_t n, void **mem)
+{
+    char *m;
+#ifdef FL_HAVE_SCRATCH_CACHE
+    if (n <= FL_SCRATCH_KEEP) {
+        pthread_once(&fl_scratch_once, fl_scratch_key_init);
+        if (fl_scratch_key_ok) {
+            m = (char *)pthread_getspecific(fl_scratch_key);
+            if (m != NULL) {
+                pthread_setspecific(fl_scratch_key, NULL);
+            } else {
+                if (posix_memalign((void **)&m, 64, FL_SCRATCH_KEEP + 64) != 0) return NULL;
+                *(size_t *)m = FL_SCRATCH_KEEP;
+            }
+            *mem = m;
+            return m + 64;
+        }
+    }
+#endif
+    m = (char *)malloc(n + 64);
+    *mem = m;
+    if (m == NULL) return NULL;
+    *(size_t *)m = 0;              /* not a kept buffer (malloc aligns to >= 8 bytes) */
+    return m + (64 - ((uintptr_t)m & 63));
+}
+
+static void fl_scratch_put(void *mem)
+{
+#ifdef FL_HAVE_SCRATCH_CACHE
+    /* a kept buffer goes back to an empty slot (a nested call's may be there) */
+    if (mem != NULL && fl_scratch_key_ok && *(size_t *)mem == FL_SCRATCH_KEEP
+            && pthread_getspecific(fl_scratch_key) == NULL
+            && pthread_setspecific(fl_scratch_key, mem) == 0)
+        return;
+#endif
+    free(mem);
+}
+
 /* Evaluation metrics of a block loop (fl_partial.sums / counts): each block
  * gets n_sums zeroed doubles of its own, each thread n_counts zeroed int64
  * counts.  After the loop the threads' counts are added into counts_out
@@ -199,7 +262,8 @@ static fl_status fl_run_blocks_ext(fl_block_fn fn, const void *ctx, int64_t n_bl
 {
     fl_partial stack_parts[64];
     fl_partial *parts = stack_parts;
-    char *scratch_mem = NULL, *scratch = NULL;
+    void *scratch_mem = NULL;
+    char *scratch = NULL;
     double *bsums = NULL;
     int64_t *tcounts = NULL;
     int64_t b;
@@ -217,12 +281,11 @@ static fl_status fl_run_blocks_ext(fl_block_fn fn, const void *ctx, int64_t n_bl
         if (parts == NULL) return FL_ERR_NOMEM;
     }
     if (scratch_bytes) {
-        scratch_mem = (char *)malloc(scratch_bytes * (size_t)nt + 64);
-        if (scratch_mem == NULL) {
+        scratch = fl_scratch_get(scratch_bytes * (size_t)nt, &scratch_mem);
+        if (scratch == NULL) {
             if (parts != stack_parts) free(parts);
             return FL_ERR_NOMEM;
         }
-        scratch = scratch_mem + (64 - ((uintptr_t)scratch_mem & 63));
     }
     if (ext) {
         bsums = (double *)calloc((size_t)(n_blocks * ext->n_sums) + 1, sizeof(double));
@@ -231,7 +294,7 @@ static fl_status fl_run_blocks_ext(fl_block_fn fn, const void *ctx, int64_t n_bl
             free(bsums);
             free(tcounts);
             if (parts != stack_parts) free(parts);
-            free(scratch_mem);
+            fl_scratch_put(scratch_mem);
             return FL_ERR_NOMEM;
         }
     }
@@ -279,7 +342,7 @@ static fl_status fl_run_blocks_ext(fl_block_fn fn, const void *ctx, int64_t n_bl
         ext->block_sums = bsums;
     }
     if (parts != stack_parts) free(parts);
-    free(scratch_mem);
+    fl_scratch_put(scratch_mem);
     return FL_OK;
 }
 
