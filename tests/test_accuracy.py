@@ -1,4 +1,4 @@
-"""Accuracy at scale (issue 4): the float32 mean over 10**8 elements is within 1e-7 relative of
+"""Accuracy at scale: the float32 mean over 10**8 elements is within 1e-7 relative of
 the float64 truth (SPEC: sums and means accumulate in float64 whatever the input dtype).
 
 The truth is computed in float64 from the same float32 inputs, chunk by chunk (np.sum is

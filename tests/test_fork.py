@@ -1,4 +1,4 @@
-"""Fork and threads (issue 4): a child made by os.fork() or by multiprocessing's "fork" start
+"""Fork and threads: a child made by os.fork() or by multiprocessing's "fork" start
 method after the parent has used the OpenMP thread pool computes every loss (no hang, the same
 bits); 8 Python threads at once get the bits of serial calls; threadpoolctl's
 threadpool_limits(1) is honoured.
@@ -164,7 +164,7 @@ def test_fork_before_the_pool_is_used_control():
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="no os.fork on this platform")
 def test_os_fork_child_after_the_parent_used_the_pool():
-    """SPEC/issue 4: calling any loss in a child made by os.fork() after the parent has used
+    """calling any loss in a child made by os.fork() after the parent has used
     the thread pool completes, with the parent's bits (n_threads 2, default and 1)."""
     _needs_openmp()
     rc, out = _run(OS_FORK, use_parent_pool=True)

@@ -1,4 +1,4 @@
-"""Any array in, no copy (issue 5): objects that speak DLPack, the buffer protocol or
+"""Any array in, no copy: objects that speak DLPack, the buffer protocol or
 __array__ are used as they are, and `out` may be such an object when it is writable."""
 
 import numpy as np

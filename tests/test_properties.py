@@ -1,4 +1,4 @@
-"""Property tests (issue 4) that tests/test_hypothesis.py (values against the reference) does not
+"""Property tests that tests/test_hypothesis.py (values against the reference) does not
 already make: the three forms agree bitwise, softmax cross-entropy is invariant to adding a
 constant to a row and its gradient rows sum to 0, sigmoid cross-entropy of (x, t) equals that of
 (-x, 1 - t), reduction="sum" of a concatenation is the sum of the parts, and every gradient

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Sanitizer pass over the C kernels (issue 4): compiles src_c/dispatch.c and
+# Sanitizer pass over the C kernels: compiles src_c/dispatch.c and
 # src_c/kernels.c (baseline, plus the AVX2 and AVX-512 targets when the CPU
 # runs them, so that the run-time dispatch is exercised) with the driver
 # tests/c/test_kernels.c under AddressSanitizer + UndefinedBehaviorSanitizer,

@@ -1,4 +1,4 @@
-"""Regression tests for what the hardening work of issue 4 found (tests/fuzz/fuzz_api.py, the
+"""Regression tests for what the hardening work found (tests/fuzz/fuzz_api.py, the
 sanitizer driver tests/c/test_kernels.c): each failed when written; the fix is the lead's.
 
 The SPEC contract they hold the API to: a call either returns the right numbers or raises
