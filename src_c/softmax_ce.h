@@ -745,12 +745,16 @@ static void FL_NAME(sce_tiles)(const fl_sce_call *Kp, const fl_rows_ctx *ctx, in
             }
         } else {
             const FL_T *xr = X + r * C;
-            for (i = 0; i < nt; ++i)
-                for (k = 0; k < C; ++k) xT[k * nt + i] = xr[i * C + k];
+            for (k = 0; k < C; ++k) {
+                FL_SIMD
+                for (i = 0; i < nt; ++i) xT[k * nt + i] = xr[i * C + k];
+            }
             if (T) {
                 const FL_T *tr = T + r * C;
-                for (i = 0; i < nt; ++i)
-                    for (k = 0; k < C; ++k) tT[k * nt + i] = tr[i * C + k];
+                for (k = 0; k < C; ++k) {
+                    FL_SIMD
+                    for (i = 0; i < nt; ++i) tT[k * nt + i] = tr[i * C + k];
+                }
             }
             cs = gcs = nt;
             xs = xT;
@@ -770,8 +774,10 @@ static void FL_NAME(sce_tiles)(const fl_sce_call *Kp, const fl_rows_ctx *ctx, in
         if (inner == 1 && G) {
             /* streamed: transposed into xT (the logits are consumed), then written out */
             FL_T *gr = stream ? xT : G + r * C;
-            for (i = 0; i < nt; ++i)
-                for (k = 0; k < C; ++k) gr[i * C + k] = gT[k * nt + i];
+            for (k = 0; k < C; ++k) {
+                FL_SIMD
+                for (i = 0; i < nt; ++i) gr[i * C + k] = gT[k * nt + i];
+            }
             if (stream) FL_STREAM(G + r * C, xT, nt * C);
         }
         if (inner == 1 && H) {
