@@ -40,6 +40,8 @@ except ImportError:          # run from a source tree that is not installed
 
 import fastloss
 from fastloss import Evaluator
+from fastloss.bench.metric_impls import sklearn_metrics
+from fastloss.bench.metric_impls import torchmetrics_metrics as _tm_metrics
 
 SHAPES = ((16384, 1000), (2048, 32768))
 SMOKE_SHAPES = ((512, 100), (64, 2048))
@@ -54,58 +56,9 @@ def best_of(fn, repeat):
     return best
 
 
-def sklearn_metrics(x, y, n_bins=15, top_k=5):
-    """The same metrics with scikit-learn (and NumPy where it has none)."""
-    from sklearn import metrics as M
-    C = x.shape[1]
-    labels = np.arange(C)
-    xd = x.astype(np.float64)
-    p = np.exp(xd - xd.max(axis=1, keepdims=True))
-    p /= p.sum(axis=1, keepdims=True)
-    pred = p.argmax(axis=1)
-    out = {"accuracy": M.accuracy_score(y, pred),
-           "top_k_accuracy": M.top_k_accuracy_score(y, p, k=top_k, labels=labels),
-           "nll": M.log_loss(y, p, labels=labels)}
-    out["perplexity"] = np.exp(out["nll"])
-    py = p[np.arange(len(y)), y]
-    out["brier"] = float(np.mean(np.sum(p * p, axis=1) - 2 * py + 1))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out["entropy"] = float(np.mean(-np.sum(np.where(p > 0, p * np.log(p), 0.0), axis=1)))
-    conf = p.max(axis=1)
-    b = np.clip(np.searchsorted(np.linspace(0, 1, n_bins + 1), conf, side="right") - 1, 0,
-                n_bins)
-    cnt = np.bincount(b, minlength=n_bins + 1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        acc = np.nan_to_num(np.bincount(b, weights=pred == y, minlength=n_bins + 1) / cnt)
-        cb = np.nan_to_num(np.bincount(b, weights=conf, minlength=n_bins + 1) / cnt)
-    out["ece"] = float(np.sum(np.abs(acc - cb) * cnt / cnt.sum()))
-    out["mce"] = float(np.max(np.abs(acc - cb)))
-    prec, rec, f1, _ = M.precision_recall_fscore_support(y, pred, labels=labels, average=None,
-                                                         zero_division=0)
-    out.update(precision=prec, recall=rec, f1=f1,
-               macro_f1=M.f1_score(y, pred, average="macro", zero_division=0),
-               balanced_accuracy=M.balanced_accuracy_score(y, pred))
-    if C <= 1024:
-        out["confusion_matrix"] = M.confusion_matrix(y, pred, labels=labels)
-    return out
-
-
-def torchmetrics_metrics(x, y, n_bins=15, top_k=5):
+def torchmetrics_metrics(x, y):
     import torch
-    from torchmetrics.functional import classification as F
-    C = x.shape[1]
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-    p = xt.softmax(dim=1)
-    out = {"accuracy": F.multiclass_accuracy(p, yt, C, average="micro"),
-           "top_k_accuracy": F.multiclass_accuracy(p, yt, C, average="micro", top_k=top_k),
-           "ece": F.multiclass_calibration_error(p, yt, C, n_bins=n_bins, norm="l1"),
-           "mce": F.multiclass_calibration_error(p, yt, C, n_bins=n_bins, norm="max"),
-           "precision": F.multiclass_precision(p, yt, C, average=None),
-           "recall": F.multiclass_recall(p, yt, C, average=None),
-           "f1": F.multiclass_f1_score(p, yt, C, average=None)}
-    if C <= 1024:
-        out["confusion_matrix"] = F.multiclass_confusion_matrix(p, yt, C)
-    return out
+    return _tm_metrics(torch, torch.from_numpy(x), torch.from_numpy(y))
 
 
 def measure(n, c, repeat, with_refs=True):

@@ -22,6 +22,7 @@ IMPL_IDS = {bench.FASTLOSS: "fastloss", bench.FASTLOSS_OUT: "fastloss_out",
             bench.FASTLOSS_1T: "fastloss_1thread", bench.FASTLOSS_TORCH: "fastloss_torch",
             bench.MEMCPY: "memcpy",
             bench.READ: "read_pass", bench.NPCALL: "numpy_call",
+            bench.EVAL_LOSS: "evaluator_loss_only",
             **{b: b for b in bench.BASELINES}}
 
 PARAMS = [
@@ -115,6 +116,9 @@ def test_every_case_has_its_limit_and_torch():
             names = bench.impl_names(case, form, n_threads=2)
             assert names[0] == bench.headline(form)
             limits = [n for n in names if n in bench.LIMITS]
+            if case.metrics:     # the loss-only Evaluator is the yardstick; sklearn beside it
+                assert limits == [bench.EVAL_LOSS] and "sklearn" in names, case.name
+                continue
             want = bench.NPCALL if case.tiny else (bench.READ if form == "value"
                                                    else bench.MEMCPY)
             assert limits == [want], (case.name, form)
@@ -243,3 +247,53 @@ def test_cli_case_without_its_optional_package_is_not_a_failure(monkeypatch, cap
     assert "NOT RUN (an optional package is not installed):" in out
     assert "bfloat16 arrays need the ml_dtypes package" in out
     assert "FAILED" not in out
+
+
+def test_metrics_cases_compute_the_same_metrics_as_sklearn():
+    """The metrics family at its small size: Evaluator(metrics="all") (the headline), the
+    loss-only Evaluator and the scikit-learn baseline run, agree on the loss, and the
+    baseline's metrics are fastloss's."""
+    pytest.importorskip("sklearn")
+    cases = [c for c in bench.CASES if c.metrics]
+    assert {c.shape for c in cases} == {(16384, 1000), (2048, 32768)}
+    for case in cases:
+        pred, target = bench.make_data(case, "check")
+        assert pred.dtype == np.float32
+        impls = {n: bench.build_impl(n, case, "value", pred, target)
+                 for n in (bench.FASTLOSS, bench.EVAL_LOSS, "sklearn")}
+        res = {n: impl.fn() for n, impl in impls.items()}
+        loss = impls[bench.FASTLOSS].convert(res[bench.FASTLOSS])
+        for n in (bench.EVAL_LOSS, "sklearn"):
+            assert bench.compare(impls[n].convert(res[n]), loss, pred.dtype) is None, n
+        mine, ref = res[bench.FASTLOSS].metrics, res["sklearn"]
+        assert set(ref) <= set(mine) and "confusion_matrix" in ref
+        for k, v in ref.items():
+            if k == "confusion_matrix":
+                np.testing.assert_array_equal(mine[k], v)
+            else:
+                np.testing.assert_allclose(mine[k], v, rtol=1e-5, atol=1e-6, err_msg=k)
+        assert res[bench.EVAL_LOSS].metrics == {}
+        with pytest.raises(bench.Unavailable):
+            bench.build_impl("torch", case, "value", pred, target)
+
+
+def test_metrics_case_table_shows_the_ratios():
+    """A metrics row reports x loss only (fastloss / the loss-only Evaluator) and the
+    baselines' ratios; a missing torchmetrics is a skipped baseline, not a failure."""
+    case = next(c for c in bench.CASES if c.metrics)
+    row = {"case": case.name, "loss": case.loss, "options": {}, "axis": -1, "form": "value",
+           "shape": [8, 10], "dtype": "float32", "bytes": 1000,
+           "impls": {bench.FASTLOSS: {"best_s": 0.013, "gbps": 1.0},
+                     bench.EVAL_LOSS: {"best_s": 0.010},
+                     "sklearn": {"best_s": 0.52},
+                     "torchmetrics": {"skipped": "torchmetrics is not installed"}}}
+    from fastloss.bench.harness import _derive
+    _derive(row)
+    assert row["x_limits"] == {bench.EVAL_LOSS: pytest.approx(1.3)}
+    assert row["ratios"] == {"sklearn": pytest.approx(40.0)}
+    meta = {"quick": True, "date": "-", "cpu": "-", "cpu_count": 2, "n_threads": None,
+            "threads_used": 2, "versions": {"python": "3", "fastloss": "x", "numpy": "y"},
+            "memory_method": "-", "wall_s": 1.0}
+    text = bench.format_table({"meta": meta, "results": [row]})
+    assert "x loss only" in text and "1.30" in text and "40.0" in text
+    assert "FAILED" not in text

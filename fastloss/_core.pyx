@@ -20,7 +20,7 @@ cimport cython
 cimport numpy as cnp
 from libc.stdint cimport int64_t, uint16_t, uint64_t
 from libc.string cimport memset
-from libc.math cimport signbit
+from libc.math cimport signbit, fabs, isfinite, exp
 from cpython.float cimport PyFloat_AS_DOUBLE
 import numpy as np
 from fastloss.capi cimport *
@@ -676,3 +676,90 @@ _api_table.hinge_bf16 = fl_hinge_bf16
 _api_table.mse_f16 = fl_mse_f16
 _api_table.mse_bf16 = fl_mse_bf16
 _C_API = PyCapsule_New(<void *>&_api_table, b"fastloss._core._C_API", NULL)
+
+
+cdef inline void _neumaier(double *s, double *c, double x) noexcept nogil:
+    cdef double t = s[0] + x
+    if fabs(s[0]) >= fabs(x):
+        c[0] += (s[0] - t) + x
+    else:
+        c[0] += (x - t) + s[0]
+    s[0] = t
+
+
+cdef inline double _neumaier_total(double s, double c) noexcept nogil:
+    return s + c if isfinite(s) else s
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def class_counts(const int64_t[::1] y, const int64_t[::1] pred, int64_t[::1] tp,
+                 int64_t[::1] n_true, int64_t[::1] n_pred, int64_t[::1] confusion=None,
+                 const double[:, ::1] stats=None, const double[::1] nll=None,
+                 const double[::1] edges=None, int64_t[::1] bin_count=None,
+                 int64_t[::1] bin_correct=None, double[::1] bin_conf=None):
+    """One pass over a chunk's rows for the class metrics (fastloss.metrics.ClassMetrics).
+
+    Adds to the per-class counts ``tp``, ``n_true``, ``n_pred`` (and the flattened
+    C x C ``confusion``, rows true) from the labels ``y`` and the predictions ``pred``.
+    With the kernel's per-row ``stats`` (max_k p_k, sum_k p_k^2, entropy): adds to the
+    calibration bins of the confidence, ``edges`` being np.linspace(0, 1, n_bins + 1)
+    (the bin j with edges[j] <= conf < edges[j + 1]; conf >= 1 and NaN in bin n_bins):
+    ``bin_count``, ``bin_correct`` (rows with pred == y) and ``bin_conf`` (the confidence
+    sums of this chunk, added in row order); and returns the chunk's sums of the entropy,
+    of ``nll`` (-log p_y) and of the Brier terms sum_k p_k^2 - 2 p_y + 1 (p_y = exp(-nll)),
+    compensated (Neumaier), NaN when not asked for.
+    """
+    cdef Py_ssize_t n = y.shape[0], i
+    cdef int64_t C = tp.shape[0], nb = 0, b, yi, pi
+    cdef int h
+    cdef double conf, t, ent_s = 0, ent_c = 0, nll_s = 0, nll_c = 0, br_s = 0, br_c = 0, v
+    cdef bint has_cm = confusion is not None, has_st = stats is not None
+    cdef bint has_nll = nll is not None
+    if pred.shape[0] != n or n_true.shape[0] != C or n_pred.shape[0] != C \
+            or (has_cm and confusion.shape[0] != C * C):
+        raise ValueError("class_counts: sizes disagree")
+    if has_st:
+        nb = edges.shape[0] - 1
+        if stats.shape[0] != n or stats.shape[1] != 3 or nb < 1 \
+                or bin_count.shape[0] != nb + 1 or bin_correct.shape[0] != nb + 1 \
+                or bin_conf.shape[0] != nb + 1 or (has_nll and nll.shape[0] != n):
+            raise ValueError("class_counts: sizes disagree")
+    for i in range(n):
+        if not (0 <= y[i] < C and 0 <= pred[i] < C):
+            raise ValueError("class_counts: a label or prediction outside [0, %d)" % C)
+    with nogil:
+        for i in range(n):
+            yi = y[i]
+            pi = pred[i]
+            h = yi == pi
+            n_true[yi] += 1
+            n_pred[pi] += 1
+            tp[yi] += h
+            if has_cm:
+                confusion[yi * C + pi] += 1
+            if has_st:
+                conf = stats[i, 0]
+                t = conf * nb
+                if t != t or t >= nb:
+                    b = nb
+                elif t <= 0:
+                    b = 0
+                else:
+                    b = <int64_t>t        # the bin up to rounding: one edge either side
+                    if b > 0 and edges[b] > conf:
+                        b -= 1
+                    elif b < nb and edges[b + 1] <= conf:
+                        b += 1
+                bin_count[b] += 1
+                bin_correct[b] += h
+                bin_conf[b] += conf
+                _neumaier(&ent_s, &ent_c, stats[i, 2])
+                if has_nll:
+                    v = nll[i]
+                    _neumaier(&nll_s, &nll_c, v)
+                    _neumaier(&br_s, &br_c, stats[i, 1] - 2.0 * exp(-v) + 1.0)
+    nan = float("nan")
+    return (_neumaier_total(ent_s, ent_c) if has_st else nan,
+            _neumaier_total(nll_s, nll_c) if has_nll else nan,
+            _neumaier_total(br_s, br_c) if has_nll else nan)

@@ -512,10 +512,9 @@ class Evaluator:
         row_shape = x.shape[:ax] + x.shape[ax + 1:]
         out = {"argmax_out": np.empty(row_shape, np.int64)}
         if self.loss == "softmax_cross_entropy":
-            probe = self._new_metric_state(1)
-            if probe.probs:
+            if _metrics.ClassMetrics.wants_probs(self.metric_names):
                 out["stats_out"] = np.empty(row_shape + (3,), np.float64)
-            if probe.needs_lse:
+            if _metrics.ClassMetrics.wants_nll(self.metric_names):
                 out["lse_out"] = np.empty(row_shape, np.float64)
         return out
 
@@ -532,8 +531,7 @@ class Evaluator:
             nll = None
             if "lse_out" in mout:
                 ysafe = yv if valid is None else np.where(valid, yv, 0)
-                zy = np.take_along_axis(x, np.expand_dims(ysafe, ax), ax)
-                zy = np.squeeze(zy, ax).astype(np.float64)
+                zy = _target_logits(x, ysafe, ax).astype(np.float64)
                 cap = self.options.get("softcap")
                 if cap:
                     zy = cap * np.tanh(zy / cap)
@@ -665,6 +663,18 @@ class Evaluator:
                           n_ignored=self.n_ignored, accuracy=acc,
                           top_k=self.top_k if acc is not None else None,
                           top_k_accuracy=topk, metrics=metrics)
+
+
+def _target_logits(x, y, ax):
+    """x[..., y, ...]: each row's logit of its label y (class axis ax), in x's dtype.
+    Rows of a C-contiguous (n, C) x are gathered from the flat array: n reads, no index
+    arrays of x's shape."""
+    if ax == x.ndim - 1 and x.ndim == 2 and x.flags.c_contiguous:
+        C = x.shape[1]
+        idx = np.arange(0, x.shape[0] * C, C, dtype=np.intp)
+        idx += y
+        return x.reshape(-1).take(idx)
+    return np.squeeze(np.take_along_axis(x, np.expand_dims(y, ax), ax), ax)
 
 
 def _same_array(a, b):

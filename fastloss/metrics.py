@@ -4,8 +4,9 @@ Every metric is a function of a few per-row numbers that the loss's kernel pass 
 has (softmax cross-entropy and hinge write the row's argmax and, for softmax, its
 confidence ``max_k p_k``, ``sum_k p_k^2`` and entropy) plus counts and fixed histograms
 kept here: per-class counts, the confusion matrix, calibration bins, probability
-histograms.  Each update adds O(rows + classes) work (``np.bincount`` over per-row
-arrays), never O(rows * classes) beyond the kernel's own pass.  Sigmoid cross-entropy's
+histograms.  Each update adds O(rows) work (one pass over the per-row arrays,
+``fastloss._core.class_counts``, into the state's own counts), never O(rows * classes)
+beyond the kernel's own pass, and no temporary of the classes' size.  Sigmoid cross-entropy's
 statistics are per element: its kernel counts them in the loss's pass (see
 :class:`SigmoidMetrics`).
 
@@ -70,6 +71,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
+from . import _core
 
 __all__ = ["METRICS", "CONFUSION_MATRIX_MAX_CLASSES", "binned_auc", "binned_average_precision"]
 
@@ -145,12 +148,17 @@ def _f(x):
 
 
 def _div(a, b):
-    """a / b elementwise, 0 where b == 0 (scikit-learn's zero_division=0)."""
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
+    """a / b elementwise in float64, 0 where b == 0 (scikit-learn's zero_division=0)."""
     out = np.zeros(np.broadcast(a, b).shape)
-    np.divide(a, b, out=out, where=b != 0)
+    np.divide(a, b, out=out, where=np.asarray(b) != 0)
     return out
+
+
+def _per_class_scores(tp, n_true, n_pred):
+    """(precision, recall, f1) per class or label from the true positives, the true and
+    the predicted counts: scikit-learn's ``precision_recall_fscore_support(average=None,
+    zero_division=0)``."""
+    return _div(tp, n_pred), _div(tp, n_true), _div(2 * tp, n_true + n_pred)
 
 
 def _calibration(count, conf_sum, acc_sum):
@@ -162,12 +170,9 @@ def _calibration(count, conf_sum, acc_sum):
     return float(np.sum(gap * (count / n))), float(np.max(gap))
 
 
-def _ece_bins(conf, n_bins):
-    """Bin of each confidence: j / n_bins <= conf < (j + 1) / n_bins, conf >= 1 in bin
-    n_bins (torch.bucketize(conf, linspace(0, 1, n_bins + 1), right=True) - 1)."""
-    edges = np.linspace(0.0, 1.0, n_bins + 1)
-    b = np.searchsorted(edges, conf, side="right") - 1
-    return np.clip(b, 0, n_bins)
+def _bin_edges(n_bins):
+    """The calibration bin edges, np.linspace(0, 1, n_bins + 1)."""
+    return np.linspace(0.0, 1.0, n_bins + 1)
 
 
 # ------------------------------------------------------------------ states
@@ -252,7 +257,13 @@ class _State:
 
 class ClassMetrics(_State):
     """Softmax cross-entropy / multi-class hinge: per-row argmax (and softmax statistics)
-    of the kernel's pass -> counts, calibration bins and sums."""
+    of the kernel's pass -> counts, calibration bins and sums.
+
+    An update is one pass over the chunk's per-row arrays (``_core.class_counts``: the
+    counts, the confusion matrix and the calibration bins added in place, the float sums
+    compensated), no temporary of the classes' size; the per-class scores are formed in
+    :meth:`result`.
+    """
 
     _COMP = ("nll", "brier", "entropy", "ece_conf")
 
@@ -264,8 +275,9 @@ class ClassMetrics(_State):
                "n_true": np.zeros(C, np.int64), "n_pred": np.zeros(C, np.int64)}
         if confusion:
             arr["confusion"] = np.zeros((C, C), np.int64)
-        self.probs = any(m in names for m in _PROB)
+        self.probs = self.wants_probs(names)
         if self.probs:
+            self._edges = _bin_edges(n_bins)
             for k in ("nll", "brier", "entropy"):
                 arr[k] = _comp()
             arr["ece_count"] = np.zeros(n_bins + 1, np.int64)
@@ -273,61 +285,59 @@ class ClassMetrics(_State):
             arr["ece_conf"] = np.zeros((2, n_bins + 1))
         self.__dict__["_arrays"] = arr
 
+    @staticmethod
+    def wants_probs(names):
+        """Whether metrics `names` need the softmax statistics of each row."""
+        return any(m in names for m in _PROB)
+
+    @staticmethod
+    def wants_nll(names):
+        """Whether metrics `names` need -log p_y of each row (the kernel's log-sum-exp)."""
+        return any(m in names for m in ("nll", "perplexity", "brier"))
+
     @property
     def needs_lse(self):
-        return any(m in self.names for m in ("nll", "perplexity", "brier"))
+        return self.wants_nll(self.names)
 
     def update(self, y, pred, stats=None, nll_rows=None):
         """One chunk: valid labels y and predictions (int64, rows kept), stats (n, 3) of
         the kept rows (softmax), nll_rows = -log p_y of the kept rows."""
         self._own()
         a = self.arrays()
-        C = self.n_classes
-        n = y.size
-        a["n"] += n
-        hit = pred == y
-        a["tp"] += np.bincount(y[hit], minlength=C)
-        a["n_true"] += np.bincount(y, minlength=C)
-        a["n_pred"] += np.bincount(pred, minlength=C)
-        if "confusion" in a:
-            keys = y * C + pred
-            if 16 * n < C * C:       # few rows for the matrix: no C x C temporary
-                np.add.at(a["confusion"].reshape(-1), keys, 1)
-            else:
-                a["confusion"] += np.bincount(keys, minlength=C * C).reshape(C, C)
-        if self.probs and n:
-            conf = stats[:, 0]
-            b = _ece_bins(conf, self.n_bins)
-            a["ece_count"] += np.bincount(b, minlength=self.n_bins + 1)
-            a["ece_correct"] += np.bincount(b[hit], minlength=self.n_bins + 1)
-            _comp_add(a["ece_conf"], np.bincount(b, weights=conf, minlength=self.n_bins + 1))
-            _comp_add(a["entropy"], np.sum(stats[:, 2]))
-            if nll_rows is not None:
-                _comp_add(a["nll"], np.sum(nll_rows))
-                with np.errstate(over="ignore", invalid="ignore"):
-                    py = np.exp(-nll_rows)
-                    _comp_add(a["brier"], np.sum(stats[:, 1] - 2.0 * py + 1.0))
+        a["n"] += y.size
+        cm = a.get("confusion")
+        cm = None if cm is None else cm.reshape(-1)
+        if not (self.probs and y.size):
+            _core.class_counts(y, pred, a["tp"], a["n_true"], a["n_pred"], cm)
+            return
+        conf_sums = np.zeros(self.n_bins + 1)
+        ent, nll, brier = _core.class_counts(
+            y, pred, a["tp"], a["n_true"], a["n_pred"], cm, stats, nll_rows, self._edges,
+            a["ece_count"], a["ece_correct"], conf_sums)
+        _comp_add(a["ece_conf"], conf_sums)
+        _comp_add(a["entropy"], ent)
+        if nll_rows is not None:
+            _comp_add(a["nll"], nll)
+            _comp_add(a["brier"], brier)
 
     def result(self, n_topk=None):
         a = self.arrays()
         n = int(a["n"][0])
         tp, nt, npred = a["tp"], a["n_true"], a["n_pred"]
+        scores = None
+        if any(m in self.names for m in ("precision", "recall", "f1", "macro_f1")):
+            scores = dict(zip(("precision", "recall", "f1"), _per_class_scores(tp, nt, npred)))
         out = {}
         for m in self.names:
             if m == "accuracy":
                 out[m] = tp.sum() / n if n else math.nan
             elif m == "top_k_accuracy":
                 out[m] = n_topk / n if n else math.nan
-            elif m == "precision":
-                out[m] = _div(tp, npred)
-            elif m == "recall":
-                out[m] = _div(tp, nt)
-            elif m == "f1":
-                out[m] = _div(2 * tp, nt + npred)
+            elif m in ("precision", "recall", "f1"):
+                out[m] = scores[m]
             elif m == "macro_f1":
                 present = (nt + npred) > 0
-                out[m] = float(_div(2 * tp, nt + npred)[present].mean()) if present.any() \
-                    else math.nan
+                out[m] = float(scores["f1"][present].mean()) if present.any() else math.nan
             elif m == "balanced_accuracy":
                 present = nt > 0
                 out[m] = float((tp[present] / nt[present]).mean()) if present.any() \
@@ -480,6 +490,7 @@ class SigmoidMetrics(_State):
         n = int(a["n"][0])
         tp, nt, npred = a["tp"], a["n_true"], a["n_pred"]
         right = n - int((nt + npred - 2 * tp).sum())         # elements predicted right
+        scores = dict(zip(("precision", "recall", "f1"), _per_class_scores(tp, nt, npred)))
         out = {}
         auc = ap = None
         if self.auc:
@@ -493,16 +504,12 @@ class SigmoidMetrics(_State):
             elif m == "subset_accuracy":
                 rows = int(a["n_rows"][0])
                 out[m] = int(a["rows_right"][0]) / rows if rows else math.nan
-            elif m == "precision":
-                out[m] = _div(tp, npred)
-            elif m == "recall":
-                out[m] = _div(tp, nt)
-            elif m == "f1":
-                out[m] = _div(2 * tp, nt + npred)
+            elif m in ("precision", "recall", "f1"):
+                out[m] = scores[m]
             elif m == "micro_f1":
                 out[m] = float(_div(2 * tp.sum(), nt.sum() + npred.sum()))
             elif m == "macro_f1":
-                out[m] = float(_div(2 * tp, nt + npred).mean()) if tp.size else math.nan
+                out[m] = float(scores["f1"].mean()) if tp.size else math.nan
             elif m == "brier":
                 out[m] = float(_comp_total(a["brier"])) / n if n else math.nan
             elif m == "ece":

@@ -716,3 +716,68 @@ def test_sigmoid_kernel_metrics_c_api_checks():
                 (1.5,) + good[1:], (0.5, 0) + good[2:]):    # threshold, n_bins
         r = _core.sigmoid_ce(logits=x, target=t, n_rows=3, row_len=4, metrics=bad)
         assert r.status == _core.FL_STATUS_ARG and r.bad_field == "metrics"
+
+
+def test_class_counts_bins_are_a_search_over_the_edges():
+    """_core.class_counts puts each confidence in the bin a search over
+    np.linspace(0, 1, n_bins + 1) gives (torch.bucketize(right=True) - 1, clipped), at the
+    edges and one ULP either side too; counts are exact and the sums are those of the rows."""
+    from fastloss import _core
+    rng = np.random.default_rng(5)
+    for n_bins in (1, 3, 7, 10, 15, 100):
+        edges = np.linspace(0.0, 1.0, n_bins + 1)
+        conf = np.concatenate([edges, np.nextafter(edges, -1), np.nextafter(edges, 2),
+                               rng.random(500), [0.0, 1.0, np.nan, 1.5, -0.0]])
+        n, C = conf.size, 7
+        y = rng.integers(0, C, n)
+        pred = np.where(rng.random(n) < 0.4, y, rng.integers(0, C, n))
+        stats = np.stack([conf, rng.random(n), rng.random(n)], axis=1)
+        nll = rng.random(n) * 3
+        tp, nt, npr = (np.zeros(C, np.int64) for _ in range(3))
+        cm = np.zeros(C * C, np.int64)
+        cnt, hit = np.zeros(n_bins + 1, np.int64), np.zeros(n_bins + 1, np.int64)
+        csum = np.zeros(n_bins + 1)
+        ent, nll_sum, brier = _core.class_counts(y, pred, tp, nt, npr, cm, stats, nll, edges,
+                                                 cnt, hit, csum)
+        want = np.clip(np.searchsorted(edges, conf, side="right") - 1, 0, n_bins)
+        np.testing.assert_array_equal(cnt, np.bincount(want, minlength=n_bins + 1))
+        np.testing.assert_array_equal(hit, np.bincount(want[pred == y], minlength=n_bins + 1))
+        finite = ~np.isnan(conf)
+        np.testing.assert_allclose(csum[:-1], np.bincount(want[finite], conf[finite],
+                                                          minlength=n_bins + 1)[:-1], rtol=1e-14)
+        assert np.isnan(csum[-1])                          # the NaN confidence's bin
+        np.testing.assert_array_equal(tp, np.bincount(y[pred == y], minlength=C))
+        np.testing.assert_array_equal(nt, np.bincount(y, minlength=C))
+        np.testing.assert_array_equal(npr, np.bincount(pred, minlength=C))
+        np.testing.assert_array_equal(cm.reshape(C, C), M.confusion_matrix(y, pred,
+                                                                           labels=range(C)))
+        assert ent == pytest.approx(np.sum(stats[:, 2]), rel=1e-14)
+        assert nll_sum == pytest.approx(np.sum(nll), rel=1e-14)
+        assert brier == pytest.approx(np.sum(stats[:, 1] - 2 * np.exp(-nll) + 1), rel=1e-13)
+    with pytest.raises(ValueError, match="outside"):
+        _core.class_counts(np.array([0, 7]), np.array([0, 1]), tp, nt, npr)
+    np.testing.assert_array_equal(nt, np.bincount(y, minlength=C))    # nothing written
+
+
+def test_chunked_class_counts_equal_one_shot():
+    """Counts, the confusion matrix and the calibration bins from many small chunks (some
+    rows ignored) equal one update's exactly, and the float metrics to rounding."""
+    rng = np.random.default_rng(11)
+    n, C = 3001, 37
+    x = rng.standard_normal((n, C)).astype(np.float32) * 2
+    y = rng.integers(0, C, n)
+    y[rng.random(n) < 0.1] = -100
+    one = Evaluator("softmax_cross_entropy", metrics="all").update(x, y)
+    many = Evaluator("softmax_cross_entropy", metrics="all")
+    for i in range(0, n, 97):
+        many.update(x[i:i + 97], y[i:i + 97])
+    a, b = one._mstate.arrays(), many._mstate.arrays()
+    for k in ("n", "tp", "n_true", "n_pred", "confusion", "ece_count", "ece_correct"):
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    r1, r2 = one.result().metrics, many.result().metrics
+    for k, v in r1.items():
+        np.testing.assert_allclose(r2[k], v, rtol=1e-12, atol=1e-15, err_msg=k)
+    keep = y != -100
+    np.testing.assert_array_equal(r1["confusion_matrix"],
+                                  M.confusion_matrix(y[keep], x[keep].argmax(1),
+                                                     labels=range(C)))

@@ -7,7 +7,10 @@ each form, in one process, beside:
   threads for gradient forms, a read-only pass over them for value-only forms, and one NumPy
   ufunc call on the same array for the tiny call (:mod:`.baselines`);
 * the baselines that are installed: PyTorch, JAX, scikit-learn, the NumPy reference and plain
-  Python loops.
+  Python loops;
+* the metrics cases (``metrics-*``): ``Evaluator(metrics="all")`` beside the loss-only
+  Evaluator (its yardstick, "x loss only"), scikit-learn and torchmetrics computing the same
+  metrics (:mod:`.metric_impls`).
 
 The table reports fastloss's time, its ratio to the limit (fastloss / limit: 1 is the limit)
 and each baseline's ratio to it (baseline / fastloss: above 1 fastloss is faster). The same
@@ -26,15 +29,15 @@ import json
 import os
 import sys
 
-from .baselines import (BASELINES, FASTLOSS, FASTLOSS_1T, FASTLOSS_OUT, FASTLOSS_TORCH, LIMITS,
-                        MEMCPY, NPCALL, READ, Impl, build_impl, compare, impl_names, moved_bytes)
+from .baselines import (BASELINES, EVAL_LOSS, FASTLOSS, FASTLOSS_1T, FASTLOSS_OUT,
+                        FASTLOSS_TORCH, LIMITS, MEMCPY, NPCALL, READ, Impl, build_impl, compare, impl_names, moved_bytes)
 from .cases import (CASES, FORM_SHORT, FORMS, HALF_DTYPES, Case, Unavailable, case_dtype,
                     loss_function, loss_options, make_data, select_cases)
 from .harness import Settings, headline, jsonable, run
 from .report import format_table, write_plot
 
-__all__ = ["CASES", "FORMS", "FORM_SHORT", "BASELINES", "LIMITS", "FASTLOSS", "FASTLOSS_OUT",
-           "FASTLOSS_1T", "FASTLOSS_TORCH", "HALF_DTYPES", "MEMCPY", "READ", "NPCALL", "Case",
+__all__ = ["CASES", "FORMS", "FORM_SHORT", "BASELINES", "LIMITS", "EVAL_LOSS", "FASTLOSS",
+           "FASTLOSS_OUT", "FASTLOSS_1T", "FASTLOSS_TORCH", "HALF_DTYPES", "MEMCPY", "READ", "NPCALL", "Case",
            "Impl", "Unavailable", "Settings", "loss_function", "loss_options", "make_data",
            "case_dtype", "select_cases",
            "impl_names", "build_impl", "moved_bytes", "compare", "headline", "run",

@@ -24,6 +24,10 @@ baselines
     (``HalfMultinomialLoss``, ``HalfBinomialLoss``, ``HalfSquaredError``). ``numpy``:
     ``fastloss.reference``, the readable NumPy twins (one thread). ``python``: plain-Python
     loops over lists, small sizes only.
+metrics cases (:mod:`.metric_impls`)
+    ``fastloss`` is ``Evaluator(metrics="all")``, ``evaluator loss only`` the loss-only
+    Evaluator (the row's yardstick, a limit), ``sklearn`` and ``torchmetrics`` the same
+    metrics from the same logits.
 """
 
 from __future__ import annotations
@@ -40,9 +44,10 @@ from typing import Any, Callable
 import numpy as np
 
 from .cases import HALF_DTYPES, Case, Unavailable, loss_function
+from .metric_impls import EVAL_LOSS, METRIC_BASELINES, build_metric_impl
 
 __all__ = ["FASTLOSS", "FASTLOSS_OUT", "FASTLOSS_1T", "FASTLOSS_TORCH", "MEMCPY", "READ",
-           "NPCALL", "LIMITS", "BASELINES", "Impl", "impl_names", "build_impl", "moved_bytes",
+           "NPCALL", "EVAL_LOSS", "LIMITS", "BASELINES", "Impl", "impl_names", "build_impl", "moved_bytes",
            "compare", "cpu_count"]
 
 FASTLOSS = "fastloss"
@@ -52,8 +57,8 @@ FASTLOSS_TORCH = "fastloss.torch"
 MEMCPY = "memcpy"
 READ = "read pass"
 NPCALL = "numpy call"
-LIMITS = (MEMCPY, READ, NPCALL)
-BASELINES = ("torch", "jax", "sklearn", "numpy", "python")
+LIMITS = (MEMCPY, READ, NPCALL, EVAL_LOSS)
+BASELINES = ("torch", "jax", "sklearn", "numpy", "python", "torchmetrics")
 
 
 @dataclasses.dataclass
@@ -80,6 +85,8 @@ def cpu_count() -> int:
 def impl_names(case: Case, form: str, n_threads: int | None = None) -> list[str]:
     """The implementations timed for ``case`` and ``form``: fastloss first (the headline call:
     ``out=`` for gradient forms), then the limit, then the baselines."""
+    if case.metrics:       # Evaluator(metrics="all"), its loss-only yardstick, the baselines
+        return [FASTLOSS, EVAL_LOSS, *METRIC_BASELINES]
     names = [FASTLOSS]
     if form != "value":
         names = [FASTLOSS_OUT] + ([FASTLOSS] if case.default_call else [])
@@ -89,7 +96,7 @@ def impl_names(case: Case, form: str, n_threads: int | None = None) -> list[str]
         names.append(NPCALL)
     else:
         names.append(READ if form == "value" else MEMCPY)
-    names.extend(BASELINES)
+    names.extend(b for b in BASELINES if b != "torchmetrics")     # metrics cases only
     if case.dtype in HALF_DTYPES and form == "value_and_grad":
         names.append(FASTLOSS_TORCH)
     return names
@@ -536,6 +543,8 @@ def build_impl(name: str, case: Case, form: str, pred, target, n_threads=None) -
 
     Raises :class:`Unavailable` when it cannot run here (missing package, unsupported case).
     """
+    if case.metrics:
+        return build_metric_impl(name, case, pred, target, n_threads)
     if name in (FASTLOSS, FASTLOSS_OUT, FASTLOSS_1T):
         return _fastloss_impl(name, case, form, pred, target, n_threads)
     if name in LIMITS:

@@ -75,7 +75,9 @@ class Case:
     ``formula`` marks options beyond PyTorch's own functions: the PyTorch baseline is then the
     same loss written with torch operations. ``scaling`` also times fastloss on one thread.
     ``default_call`` also reports the v+g call without ``out=`` (a fresh gradient) as its own
-    line.
+    line.  ``metrics`` makes the case one of the metrics family: ``Evaluator(metrics="all")``
+    (the headline) beside the loss-only Evaluator, scikit-learn and torchmetrics
+    (:mod:`.metric_impls`).
     """
 
     name: str
@@ -92,6 +94,7 @@ class Case:
     scaling: bool = False
     default_call: bool = False
     tiny: bool = False
+    metrics: bool = False
 
     @property
     def kwargs(self) -> dict[str, Any]:
@@ -136,6 +139,10 @@ CASES: tuple[Case, ...] = (
     Case("mse-16M", "mse", (16 * _M,), (2 * _M,), (1001,), target="real", scaling=True),
     Case("hinge_ww-65536x100", "hinge", (65536, 100), (16384, 100), (17, 100),
          options=(("multiclass", "weston_watkins"),), scaling=True),
+    Case("metrics-softmax_ce-16384x1000", _SOFTMAX, (16384, 1000), (4096, 1000), (37, 1000),
+         forms=("value",), metrics=True),
+    Case("metrics-softmax_ce-2048x32768", _SOFTMAX, (2048, 32768), (256, 32768), (6, 333),
+         forms=("value",), metrics=True),
     Case("tiny-softmax_ce-8x10", _SOFTMAX, (8, 10), (8, 10), (8, 10),
          forms=("value", "value_and_grad"), tiny=True, default_call=True),
 )

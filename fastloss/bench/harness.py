@@ -232,7 +232,7 @@ def _versions() -> dict:
     except Exception:  # noqa: BLE001 - a version lookup must never stop the bench
         out["fastloss"] = "unknown"
     for dist, key in (("torch", "torch"), ("scikit-learn", "sklearn"), ("jax", "jax"),
-                      ("jaxlib", "jaxlib")):
+                      ("jaxlib", "jaxlib"), ("torchmetrics", "torchmetrics")):
         try:
             out[key] = metadata.version(dist)
         except metadata.PackageNotFoundError:

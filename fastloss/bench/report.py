@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import textwrap
 
-from .baselines import BASELINES, FASTLOSS, MEMCPY, NPCALL, READ
+from .baselines import BASELINES, EVAL_LOSS, FASTLOSS, MEMCPY, NPCALL, READ
 from .cases import FORM_SHORT
 from .harness import BUSY, _config_line, headline
 
 __all__ = ["format_table", "write_plot"]
 
 _MIB = 1 << 20
-_LIMIT_COLS = ((MEMCPY, "x memcpy"), (READ, "x read"), (NPCALL, "x np call"))
+_LIMIT_COLS = ((MEMCPY, "x memcpy"), (READ, "x read"), (NPCALL, "x np call"),
+               (EVAL_LOSS, "x loss only"))
 
 
 def _fmt_time(s):
@@ -107,6 +108,12 @@ def _header(meta) -> list[str]:
         "  fl.torch    half-precision cases: torch's time / the fastloss.torch drop-in's time on "
         "the same",
         "              half tensor (forward + autograd.grad; above 1 the drop-in is faster)",
+        "  metrics-*   fastloss = Evaluator(metrics=\"all\") (construction, one update, result);",
+        "              x loss only = its time / the loss-only Evaluator's (loss, accuracy, top-5);",
+        "              sklearn = the same metrics with sklearn.metrics (+ NumPy for Brier, "
+        "entropy,",
+        "              ECE/MCE), torchmetrics = its classification metrics, each / fastloss's "
+        "time",
         "  +MiB        peak extra memory of the call beyond the gradient it returns, measured as",
         f"              {meta['memory_method']}",
         "",
@@ -217,7 +224,7 @@ def write_plot(res: dict, path: str) -> None:
     meta = res["meta"]
     fig, axes = plt.subplots(1, 2, figsize=(13, 0.32 * len(rows) + 1.8), sharey=True)
     ys = list(range(len(rows)))[::-1]
-    colors = {MEMCPY: "tab:blue", READ: "tab:green", NPCALL: "tab:purple"}
+    colors = {MEMCPY: "tab:blue", READ: "tab:green", NPCALL: "tab:purple", EVAL_LOSS: "tab:gray"}
     ax = axes[0]
     for y, r in zip(ys, rows):
         for name, x in r["x_limits"].items():
