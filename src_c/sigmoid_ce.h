@@ -286,26 +286,27 @@ FL_INLINE void FL_NAME(sig_acc)(double *acc, const FL_T *v, int64_t n)
     for (j = 0; i + j < n; ++j) acc[j] += (double)v[i + j];
 }
 
-/* n <= FL_CHUNK elements at flat offset e of x, t, with weights w and pw
- * (already per element): the losses (into the output or buf), the gradient
- * and Hessian, the ignore mask, the sum into acc.  Every loop reads x[i]
- * before it writes g[i] (the gradient may overwrite x). */
-FL_INLINE void FL_NAME(sig_chunk)(const FL_NAME(sig_par) *P, const FL_T *X, const FL_T *T,
-                                  int64_t e, const FL_T *w, const FL_T *pw, int64_t n,
-                                  FL_T *buf, FL_T *gbuf, double *acc)
+/* The element loops over n elements, n a multiple of FL_SIG_LANES (so that
+ * every element goes through the same vector code: with FMA contraction a
+ * remainder loop may round differently, and an element's value must not
+ * depend on its position).  Not inlined: the chunk's body and its padded
+ * tail run the same machine code.  scr: n elements of scratch.  Every loop
+ * reads x[i] before it writes g[i] (the gradient may overwrite x). */
+#if defined(__GNUC__) || defined(__clang__)
+__attribute__((noinline))
+#endif
+static void FL_NAME(sig_run)(const FL_NAME(sig_par) *P, const FL_T *x, const FL_T *t,
+                             const FL_T *w, const FL_T *pw, FL_T *lo, FL_T *g, FL_T *h,
+                             FL_T *scr, int64_t n)
 {
-    const FL_T *x = X + e, *t = T + e;
-    FL_T *lo = P->out ? P->out + e : buf;
-    FL_T *g = P->grad ? (P->stream ? gbuf : P->grad + e) : NULL;
-    FL_T *h = P->hess ? P->hess + e : NULL;
     const FL_T scale = P->scale;
     int64_t i;
     if (P->opt && P->ipow) {
         const FL_T kb[6] = {P->kb[0], P->kb[1], P->kb[2], P->kb[3], P->kb[4], P->kb[5]};
         const FL_T gam = P->gamf, alpha = P->alphaf, eps = P->epsf;
         /* one loop for the value and the gradient forms (the same bits): without a
-         * gradient it goes to gbuf */
-        FL_T *gg = g ? g : gbuf;
+         * gradient it goes to scr */
+        FL_T *gg = g ? g : scr;
         FL_SIMD
         for (i = 0; i < n; ++i) {
             FL_T gi, l = FL_NAME(sig_opti)(x[i], t[i], pw[i], kb, gam, alpha, eps, &gi);
@@ -344,6 +345,40 @@ FL_INLINE void FL_NAME(sig_chunk)(const FL_NAME(sig_par) *P, const FL_T *X, cons
             lo[i] = w[i] * FL_NAME(sig_elem)(x[i], t[i], pw[i], &sg, &om);
         }
     }
+}
+
+/* n <= FL_CHUNK elements at flat offset e of x, t, with weights w and pw
+ * (already per element): the losses (into the output or buf), the gradient
+ * and Hessian, the ignore mask, the sum into acc.  The last n % FL_SIG_LANES
+ * elements run through padded copies. */
+FL_INLINE void FL_NAME(sig_chunk)(const FL_NAME(sig_par) *P, const FL_T *X, const FL_T *T,
+                                  int64_t e, const FL_T *w, const FL_T *pw, int64_t n,
+                                  FL_T *buf, FL_T *gbuf, FL_T *scr, double *acc)
+{
+    const FL_T *x = X + e, *t = T + e;
+    FL_T *lo = P->out ? P->out + e : buf;
+    FL_T *g = P->grad ? (P->stream ? gbuf : P->grad + e) : NULL;
+    FL_T *h = P->hess ? P->hess + e : NULL;
+    const int64_t n0 = n - n % FL_SIG_LANES, m = n - n0;
+    int64_t j;
+    if (n0) FL_NAME(sig_run)(P, x, t, w, pw, lo, g, h, scr, n0);
+    if (m) {
+        FL_T px[FL_SIG_LANES], pt[FL_SIG_LANES], pwt[FL_SIG_LANES], ppw[FL_SIG_LANES];
+        FL_T pl[FL_SIG_LANES], pg[FL_SIG_LANES], ph[FL_SIG_LANES];
+        for (j = 0; j < FL_SIG_LANES; ++j) {
+            px[j] = j < m ? x[n0 + j] : (FL_T)0;
+            pt[j] = j < m ? t[n0 + j] : (FL_T)0;
+            pwt[j] = j < m ? w[n0 + j] : (FL_T)1;
+            ppw[j] = j < m ? pw[n0 + j] : (FL_T)1;
+        }
+        FL_NAME(sig_run)(P, px, pt, pwt, ppw, pl, g ? pg : NULL, h ? ph : NULL, scr,
+                         FL_SIG_LANES);
+        for (j = 0; j < m; ++j) lo[n0 + j] = pl[j];
+        if (g)
+            for (j = 0; j < m; ++j) g[n0 + j] = pg[j];
+        if (h)
+            for (j = 0; j < m; ++j) h[n0 + j] = ph[j];
+    }
     if (P->has_ign) FL_NAME(sig_mask)(t, P->ign, lo, g, h, n);
     FL_NAME(sig_acc)(acc, lo, n);
     if (g && P->stream) FL_STREAM(P->grad + e, gbuf, n);
@@ -378,7 +413,8 @@ void FL_NAME(fl_sig_block)(const void *vctx, int64_t b, fl_partial *part, void *
     const fl_sigmoid_metrics *M = part->sums ? a->metrics : NULL;
     const int per_elem = M != NULL && M->n_labels == 1;
     FL_NAME(sig_par) P;
-    FL_T ones[FL_CHUNK], buf[FL_CHUNK], gbuf[FL_CHUNK], wbuf[FL_CHUNK], pwbuf[FL_CHUNK];
+    FL_T ones[FL_CHUNK], buf[FL_CHUNK], gbuf[FL_CHUNK], scr[FL_CHUNK], wbuf[FL_CHUNK];
+    FL_T pwbuf[FL_CHUNK];
     double acc[FL_SIG_LANES], lsum = 0.0;
     int64_t r0, r1, c0, c1, r, i;
     P.scale = (FL_T)ctx->grad_scale;
@@ -421,7 +457,7 @@ void FL_NAME(fl_sig_block)(const void *vctx, int64_t b, fl_partial *part, void *
             const FL_T *w = !W ? ones : (a->weight_row_stride ? W + e
                                                                 : FL_NAME(sig_cols)(W, L, c, n, wbuf));
             const FL_T *pw = PW ? FL_NAME(sig_cols)(PW, L, c, n, pwbuf) : ones;
-            FL_NAME(sig_chunk)(&P, X, T, e, w, pw, n, buf, gbuf, acc);
+            FL_NAME(sig_chunk)(&P, X, T, e, w, pw, n, buf, gbuf, scr, acc);
             e += n;
         }
     } else {
@@ -437,7 +473,7 @@ void FL_NAME(fl_sig_block)(const void *vctx, int64_t b, fl_partial *part, void *
                 FL_NAME(sig_metrics)(M, X + base + cc, T + base + cc, a->has_ignore, ign, n,
                                      part->col0 + cc, per_elem, part->sums, part->counts,
                                      &mvalid, &mwrong);
-                FL_NAME(sig_chunk)(&P, X, T, base + cc, w, pw, n, buf, gbuf, acc);
+                FL_NAME(sig_chunk)(&P, X, T, base + cc, w, pw, n, buf, gbuf, scr, acc);
                 cc += n;
             }
             if (!per_elem) {

@@ -164,3 +164,24 @@ def test_streamed_gradient_equals_in_place(opts):
                                                reduction="sum", **opts) / x.size
     tol = tolerance(np.float32)
     np.testing.assert_allclose(g1[k], g64, rtol=tol, atol=tol * np.max(np.abs(g64)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("opts", [{}, {"poly1_epsilon": -0.5}, {"focal_gamma": 2.0},
+                                  {"focal_gamma": 2.5, "focal_alpha": 0.25}],
+                         ids=["ce", "poly1", "focal2", "focal2.5"])
+def test_element_values_do_not_depend_on_their_position(opts, dtype):
+    """The same (x, t) gives the same bits wherever it sits in the array (the kernel's vector
+    body and its remainder must not round differently): what makes the sum of a split equal
+    the split of the sum."""
+    fl = public()
+    rng = np.random.default_rng(2)
+    x = (rng.standard_normal(600) * 3).astype(dtype)
+    t = rng.random(600).astype(dtype)
+    loss = fl.sigmoid_cross_entropy(x, t, reduction="none", **opts)
+    grad = fl.sigmoid_cross_entropy_grad(x, t, reduction="sum", **opts)
+    for off in range(1, 34):
+        assert np.array_equal(fl.sigmoid_cross_entropy(x[off:], t[off:], reduction="none",
+                                                       **opts), loss[off:]), off
+        assert np.array_equal(fl.sigmoid_cross_entropy_grad(x[off:], t[off:], reduction="sum",
+                                                            **opts), grad[off:]), off
