@@ -38,16 +38,15 @@ FL_INLINE float fl_from_bits_f32(uint32_t u) { float x; memcpy(&x, &u, 4); retur
 FL_INLINE uint64_t fl_bits_f64(double x) { uint64_t u; memcpy(&u, &x, 8); return u; }
 FL_INLINE double fl_from_bits_f64(uint64_t u) { double x; memcpy(&x, &u, 8); return x; }
 
-/* exp(x) in float.  exp(-inf) = 0, exp(+inf) = inf, exp(NaN) = NaN. */
-FL_INLINE float fl_exp_f32(float x)
+/* The exp of an argument already clamped to the range where the scaling below
+ * is valid (float: [-104, 89]; double: [-746, 710]; NaN passes through to a
+ * NaN).  fl_exp_* and fl_expn_* differ only in the clamps they apply first. */
+FL_INLINE float fl_exp_core_f32(float xc)
 {
     const float magic = 12582912.0f;              /* 1.5 * 2^23 */
     const float log2e = 1.44269504088896341f;
     const float ln2_hi = 0.693359375f;            /* 9 significant bits: n * ln2_hi exact */
     const float ln2_lo = -2.12194440e-4f;
-    float xc = x < -104.0f ? -104.0f : x;
-    xc = xc > 89.0f ? 89.0f : xc;
-    xc = (x != x) ? 0.0f : xc;                    /* NaN: compute anything, select at the end */
     float t = xc * log2e + magic;                 /* round to nearest integer */
     float n = t - magic;
     uint32_t nb = fl_bits_f32(t) - fl_bits_f32(magic);   /* n as two's complement */
@@ -65,107 +64,74 @@ FL_INLINE float fl_exp_f32(float x)
     uint32_t n2 = nb - n1;
     float s1 = fl_from_bits_f32((n1 + 127u) << 23);
     float s2 = fl_from_bits_f32((n2 + 127u) << 23);
-    float y = (p * s1) * s2;
+    return (p * s1) * s2;
+}
+
+FL_INLINE double fl_exp_core_f64(double xc)
+{
+    const double magic = 6755399441055744.0;      /* 1.5 * 2^52 */
+    const double log2e = 1.4426950408889634074;
+    const double ln2_hi = 6.93147180369123816490e-01;   /* 32 significant bits */
+    const double ln2_lo = 1.90821492927058770002e-10;
+    double t = xc * log2e + magic;
+    double n = t - magic;
+    uint64_t nb = fl_bits_f64(t) - fl_bits_f64(magic);
+    double r = (xc - n * ln2_hi) - n * ln2_lo;
+    double p = 1.0 / 6227020800.0;
+    p = p * r + 1.0 / 479001600.0;
+    p = p * r + 1.0 / 39916800.0;
+    p = p * r + 1.0 / 3628800.0;
+    p = p * r + 1.0 / 362880.0;
+    p = p * r + 1.0 / 40320.0;
+    p = p * r + 1.0 / 5040.0;
+    p = p * r + 1.0 / 720.0;
+    p = p * r + 1.0 / 120.0;
+    p = p * r + 1.0 / 24.0;
+    p = p * r + 1.0 / 6.0;
+    p = p * r + 0.5;
+    p = p * r + 1.0;
+    p = p * r + 1.0;
+    uint64_t n1 = (uint64_t)((int64_t)nb >> 1);
+    uint64_t n2 = nb - n1;
+    double s1 = fl_from_bits_f64((n1 + 1023u) << 52);
+    double s2 = fl_from_bits_f64((n2 + 1023u) << 52);
+    return (p * s1) * s2;
+}
+
+/* exp(x) in float.  exp(-inf) = 0, exp(+inf) = inf, exp(NaN) = NaN. */
+FL_INLINE float fl_exp_f32(float x)
+{
+    float xc = x < -104.0f ? -104.0f : x;
+    xc = xc > 89.0f ? 89.0f : xc;
+    xc = (x != x) ? 0.0f : xc;                    /* NaN: compute anything, select at the end */
+    float y = fl_exp_core_f32(xc);
     return (x != x) ? x : y;
 }
 
 /* exp(x) in double.  Same contract as fl_exp_f32. */
 FL_INLINE double fl_exp_f64(double x)
 {
-    const double magic = 6755399441055744.0;      /* 1.5 * 2^52 */
-    const double log2e = 1.4426950408889634074;
-    const double ln2_hi = 6.93147180369123816490e-01;   /* 32 significant bits */
-    const double ln2_lo = 1.90821492927058770002e-10;
     double xc = x < -746.0 ? -746.0 : x;
     xc = xc > 710.0 ? 710.0 : xc;
     xc = (x != x) ? 0.0 : xc;
-    double t = xc * log2e + magic;
-    double n = t - magic;
-    uint64_t nb = fl_bits_f64(t) - fl_bits_f64(magic);
-    double r = (xc - n * ln2_hi) - n * ln2_lo;
-    double p = 1.0 / 6227020800.0;
-    p = p * r + 1.0 / 479001600.0;
-    p = p * r + 1.0 / 39916800.0;
-    p = p * r + 1.0 / 3628800.0;
-    p = p * r + 1.0 / 362880.0;
-    p = p * r + 1.0 / 40320.0;
-    p = p * r + 1.0 / 5040.0;
-    p = p * r + 1.0 / 720.0;
-    p = p * r + 1.0 / 120.0;
-    p = p * r + 1.0 / 24.0;
-    p = p * r + 1.0 / 6.0;
-    p = p * r + 0.5;
-    p = p * r + 1.0;
-    p = p * r + 1.0;
-    uint64_t n1 = (uint64_t)((int64_t)nb >> 1);
-    uint64_t n2 = nb - n1;
-    double s1 = fl_from_bits_f64((n1 + 1023u) << 52);
-    double s2 = fl_from_bits_f64((n2 + 1023u) << 52);
-    double y = (p * s1) * s2;
+    double y = fl_exp_core_f64(xc);
     return (x != x) ? x : y;
 }
 
-/* exp(x) for x <= 0 (the softmax's z - max z, tanh's exp(-2|u|)): the same
- * arithmetic as fl_exp_* with the lower clamp only.  No upper clamp (x <= 0
- * cannot overflow) and no NaN select: a NaN argument propagates through the
- * arithmetic to a NaN result (its payload is not kept).  Equal to fl_exp_* bit
- * for bit on [-inf, 0] (tests/c/test_math.c); about a third fewer instructions. */
+/* exp(x) for x <= 0 (the softmax's z - max z, tanh's exp(-2|u|), the sigmoid's
+ * exp(-|x|)): the same core as fl_exp_* with the lower clamp only.  No upper
+ * clamp (x <= 0 cannot overflow) and no NaN select: a NaN argument propagates
+ * through the arithmetic to a NaN result (its payload is not kept).  Equal to
+ * fl_exp_* bit for bit on [-inf, 0] (tests/c/test_math.c); about a third fewer
+ * instructions. */
 FL_INLINE float fl_expn_f32(float x)
 {
-    const float magic = 12582912.0f;
-    const float log2e = 1.44269504088896341f;
-    const float ln2_hi = 0.693359375f;
-    const float ln2_lo = -2.12194440e-4f;
-    float xc = x < -104.0f ? -104.0f : x;         /* NaN stays NaN */
-    float t = xc * log2e + magic;
-    float n = t - magic;
-    uint32_t nb = fl_bits_f32(t) - fl_bits_f32(magic);
-    float r = (xc - n * ln2_hi) - n * ln2_lo;
-    float p = 1.0f / 5040.0f;
-    p = p * r + 1.0f / 720.0f;
-    p = p * r + 1.0f / 120.0f;
-    p = p * r + 1.0f / 24.0f;
-    p = p * r + 1.0f / 6.0f;
-    p = p * r + 0.5f;
-    p = p * r + 1.0f;
-    p = p * r + 1.0f;
-    uint32_t n1 = (uint32_t)((int32_t)nb >> 1);
-    uint32_t n2 = nb - n1;
-    float s1 = fl_from_bits_f32((n1 + 127u) << 23);
-    float s2 = fl_from_bits_f32((n2 + 127u) << 23);
-    return (p * s1) * s2;
+    return fl_exp_core_f32(x < -104.0f ? -104.0f : x);    /* NaN stays NaN */
 }
 
 FL_INLINE double fl_expn_f64(double x)
 {
-    const double magic = 6755399441055744.0;
-    const double log2e = 1.4426950408889634074;
-    const double ln2_hi = 6.93147180369123816490e-01;
-    const double ln2_lo = 1.90821492927058770002e-10;
-    double xc = x < -746.0 ? -746.0 : x;
-    double t = xc * log2e + magic;
-    double n = t - magic;
-    uint64_t nb = fl_bits_f64(t) - fl_bits_f64(magic);
-    double r = (xc - n * ln2_hi) - n * ln2_lo;
-    double p = 1.0 / 6227020800.0;
-    p = p * r + 1.0 / 479001600.0;
-    p = p * r + 1.0 / 39916800.0;
-    p = p * r + 1.0 / 3628800.0;
-    p = p * r + 1.0 / 362880.0;
-    p = p * r + 1.0 / 40320.0;
-    p = p * r + 1.0 / 5040.0;
-    p = p * r + 1.0 / 720.0;
-    p = p * r + 1.0 / 120.0;
-    p = p * r + 1.0 / 24.0;
-    p = p * r + 1.0 / 6.0;
-    p = p * r + 0.5;
-    p = p * r + 1.0;
-    p = p * r + 1.0;
-    uint64_t n1 = (uint64_t)((int64_t)nb >> 1);
-    uint64_t n2 = nb - n1;
-    double s1 = fl_from_bits_f64((n1 + 1023u) << 52);
-    double s2 = fl_from_bits_f64((n2 + 1023u) << 52);
-    return (p * s1) * s2;
+    return fl_exp_core_f64(x < -746.0 ? -746.0 : x);
 }
 
 /* log1p(u) for u in [0, 1] (the softplus term log1p(exp(-|x|))). */
