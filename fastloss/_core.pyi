@@ -123,6 +123,15 @@ def parallel_read(src: np.ndarray, n_threads: Optional[int] = None) -> int:
 def overlap(a: np.ndarray, b: np.ndarray) -> int:
     """For C-contiguous arrays: 0 if their bytes are disjoint, 1 if they overlap,
     2 if they are the same buffer (same start and size)."""
+def class_counts(y: np.ndarray, pred: np.ndarray, tp: np.ndarray, n_true: np.ndarray,
+                 n_pred: np.ndarray, confusion: Optional[np.ndarray] = None,
+                 stats: Optional[np.ndarray] = None, nll: Optional[np.ndarray] = None,
+                 edges: Optional[np.ndarray] = None, bin_count: Optional[np.ndarray] = None,
+                 bin_correct: Optional[np.ndarray] = None,
+                 bin_conf: Optional[np.ndarray] = None) -> tuple[float, float, float]:
+    """One pass over a chunk's rows for the class metrics: adds to the per-class counts,
+    the confusion matrix and the calibration bins in place; returns the chunk's entropy,
+    NLL and Brier sums (NaN when not asked for)."""
 def half_to_f32(kind: int, src: np.ndarray, dst: np.ndarray) -> None:
     """Convert C-contiguous 2-byte half bit patterns (kind 0 float16, 1 bfloat16)
     into the float32 array dst with the active SIMD path's conversion."""
